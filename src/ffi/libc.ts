@@ -1,0 +1,117 @@
+/**
+ * The few libc functions mergemem needs, through Deno.dlopen: open, close,
+ * ioctl and process_vm_readv, with errno reported as a {@link SyscallError}.
+ *
+ * The library is opened lazily, once, so that importing this module costs
+ * nothing and programs that never touch FFI need no --allow-ffi.
+ *
+ * @module
+ */
+import { SyscallError } from "../errors.ts";
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  process_vm_readv: {
+    parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"],
+    result: "i64",
+  },
+  // The same call on a worker thread, so that reading overlaps hashing.
+  process_vm_readv_async: {
+    name: "process_vm_readv",
+    parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"],
+    result: "i64",
+    nonblocking: true,
+  },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+let libc: Libc | undefined;
+
+/** The libc symbols; opens libc.so.6 on first use. */
+export function lib(): Libc {
+  if (!libc) libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return libc;
+}
+
+/** errno names for the values mergemem meets (x86-64 and arm64 agree). */
+export const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
+  5: "EIO",
+  7: "E2BIG",
+  9: "EBADF",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  16: "EBUSY",
+  19: "ENODEV",
+  22: "EINVAL",
+  25: "ENOTTY",
+  38: "ENOSYS",
+  77: "EBADFD",
+  95: "EOPNOTSUPP",
+};
+
+/** The errno value the last failed call on this thread left behind. */
+export function errno(): number {
+  const p = lib().__errno_location();
+  if (p === null) return 0;
+  return new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** A symbolic name for an errno value, such as "ESRCH". */
+export function errnoName(value: number): string {
+  return ERRNO_NAMES[value] ?? `errno ${value}`;
+}
+
+/** Throws a {@link SyscallError} for the current errno. */
+export function throwErrno(syscall: string, detail?: string): never {
+  const e = errno();
+  throw new SyscallError(syscall, e, errnoName(e), detail);
+}
+
+/** open(2) flags used by mergemem. */
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+
+/** A NUL-terminated C string. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** open(2); returns the fd or throws a {@link SyscallError}. */
+export function openFd(path: string, flags: number): number {
+  const fd = lib().open(cString(path), flags | O_CLOEXEC, 0);
+  if (fd < 0) throwErrno("open", path);
+  return fd;
+}
+
+/** close(2), ignoring errors: there is nothing useful to do about them. */
+export function closeFd(fd: number): void {
+  lib().close(fd);
+}
+
+/**
+ * ioctl(2) with a pointer argument. Returns the (non-negative) result or
+ * throws a {@link SyscallError} carrying errno.
+ */
+export function ioctl(
+  fd: number,
+  request: bigint,
+  arg: Uint8Array<ArrayBuffer>,
+): number {
+  const r = lib().ioctl(fd, request, arg);
+  if (r < 0) throwErrno("ioctl");
+  return r;
+}
