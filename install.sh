@@ -1,0 +1,186 @@
+#!/bin/sh
+# install.sh: installs mergemem (the command, the kernel module through
+# DKMS, and a disabled systemd timer), or removes all of it.
+#
+#   sudo ./install.sh                   install under /usr/local
+#   sudo ./install.sh --prefix /opt/mm  install under another prefix
+#   sudo ./install.sh --uninstall       remove everything installed
+#
+# Options:
+#   --prefix DIR   where bin/ and lib/ go (default /usr/local)
+#   --no-module    do not build or load the kernel module
+#   --no-systemd   do not install the systemd service and timer
+#   --uninstall    remove what an install put in place (same --prefix)
+#   -h, --help     this help
+#
+# Environment:
+#   DENORT_BIN     a Deno runtime (denort) for `deno compile`; without it the
+#                  cached runtime or a download is tried, and if neither works
+#                  a launcher script running the bundled code is installed.
+#
+# Running it again is safe: every step checks what is already there.
+set -eu
+
+VERSION=0.1.0
+prefix=/usr/local
+with_module=1
+with_systemd=1
+uninstall=0
+src=$(cd "$(dirname "$0")" && pwd)
+
+say() { printf 'install.sh: %s\n' "$*"; }
+warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
+die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; prefix=$2; shift 2 ;;
+	--prefix=*) prefix=${1#--prefix=}; shift ;;
+	--no-module) with_module=0; shift ;;
+	--no-systemd) with_systemd=0; shift ;;
+	--uninstall) uninstall=1; shift ;;
+	-h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown option '$1' (see --help)" ;;
+	esac
+done
+
+bindir=$prefix/bin
+libdir=$prefix/lib/mergemem
+unitdir=/etc/systemd/system
+dkms_src=/usr/src/mergemem-$VERSION
+conf=/etc/mergemem.conf
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------- uninstall
+if [ "$uninstall" -eq 1 ]; then
+	if [ -f "$unitdir/mergemem.timer" ] && have systemctl; then
+		systemctl disable --now mergemem.timer >/dev/null 2>&1 || true
+	fi
+	rm -f "$unitdir/mergemem.service" "$unitdir/mergemem.timer"
+	have systemctl && systemctl daemon-reload >/dev/null 2>&1 || true
+	if [ -f "$conf" ] && cmp -s "$conf" "$src/packaging/mergemem.conf"; then
+		rm -f "$conf"
+	elif [ -f "$conf" ]; then
+		say "kept $conf: it was edited"
+	fi
+	rm -f "$bindir/mergemem"
+	rm -rf "$libdir"
+	rm -f /etc/modules-load.d/mergemem.conf
+	if [ -e /sys/module/mergemem ]; then
+		rmmod mergemem 2>/dev/null || warn "could not unload the module (in use?)"
+	fi
+	if have dkms && dkms status mergemem 2>/dev/null | grep -q mergemem; then
+		dkms remove "mergemem/$VERSION" --all >/dev/null 2>&1 || \
+			warn "dkms remove mergemem/$VERSION failed"
+	fi
+	rm -rf "$dkms_src"
+	say "removed mergemem from $prefix"
+	exit 0
+fi
+
+# ------------------------------------------------------------------ command
+is_root || [ -w "$(dirname "$prefix")" ] || [ -w "$prefix" ] || \
+	die "cannot write to $prefix: run as root (sudo ./install.sh) or use --prefix"
+
+if ! have npm && ! [ -x "$src/tools/deno/node_modules/deno/deno" ]; then
+	is_root || die "npm is needed to install Deno: apt-get install npm"
+	say "installing npm (to fetch the pinned Deno)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >/dev/null
+fi
+deno=$("$src/scripts/ensure-deno.sh")
+say "using $($deno --version | head -1)"
+
+mkdir -p "$bindir" "$libdir"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+perms="--allow-read --allow-write --allow-ffi --allow-env --allow-sys"
+built=0
+if [ -n "${DENORT_BIN:-}" ] && [ ! -x "${DENORT_BIN}" ]; then
+	die "DENORT_BIN=$DENORT_BIN is not an executable file"
+fi
+# deno compile uses DENORT_BIN when set, else its cache, else a download.
+# shellcheck disable=SC2086
+if (cd "$src" && $deno compile --quiet $perms -o "$tmp/mergemem" main.ts) \
+	>"$tmp/compile.log" 2>&1; then
+	built=1
+fi
+
+if [ "$built" -eq 1 ]; then
+	install -m 0755 "$tmp/mergemem" "$bindir/mergemem"
+	rm -f "$libdir/deno" "$libdir/mergemem.js"
+	say "installed the single binary $bindir/mergemem (deno compile)"
+else
+	# No Deno runtime for compile (no DENORT_BIN, nothing cached, no
+	# network): install the same code as one bundled file plus the pinned
+	# Deno, and a launcher granting exactly the permissions compile would.
+	say "deno compile could not get its runtime: $(grep -m1 -i error "$tmp/compile.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-120)"
+	say "falling back to a launcher (set DENORT_BIN=/path/to/denort for a single binary)"
+	(cd "$src" && $deno bundle --quiet -o "$tmp/mergemem.js" main.ts) || \
+		die "deno bundle failed"
+	install -m 0755 "$deno" "$libdir/deno"
+	install -m 0644 "$tmp/mergemem.js" "$libdir/mergemem.js"
+	cat >"$tmp/launcher" <<LAUNCHER
+#!/bin/sh
+# mergemem launcher written by install.sh: runs the bundled code with the
+# pinned Deno and exactly the permissions the compiled binary would have.
+export DENO_NO_UPDATE_CHECK=1
+exec "$libdir/deno" run --quiet --no-prompt --no-config --no-lock $perms "$libdir/mergemem.js" "\$@"
+LAUNCHER
+	install -m 0755 "$tmp/launcher" "$bindir/mergemem"
+	say "installed the launcher $bindir/mergemem (runs $libdir/mergemem.js)"
+fi
+"$bindir/mergemem" --version >/dev/null || die "the installed mergemem does not run"
+
+# --------------------------------------------------------------- the module
+install_module() {
+	kver=$(uname -r)
+	if ! is_root; then
+		warn "not root: skipping the kernel module"
+		return 0
+	fi
+	if ! have dkms || ! [ -d "/lib/modules/$kver/build" ]; then
+		say "installing dkms and the headers for $kver"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			dkms "linux-headers-$kver" >/dev/null 2>&1 || true
+	fi
+	if ! have dkms || ! [ -d "/lib/modules/$kver/build" ]; then
+		warn "no dkms or no headers for the running kernel $kver (apt-get install dkms linux-headers-$kver):"
+		warn "the module is not installed; 'mergemem scan' works without it, 'merge' needs it"
+		return 0
+	fi
+	rm -rf "$dkms_src"
+	mkdir -p "$dkms_src"
+	cp -R "$src/kmod/." "$dkms_src/"
+	(cd "$dkms_src" && rm -f ./*.o ./*.ko ./*.mod ./*.mod.c config.h Module.symvers modules.order)
+	dkms status "mergemem/$VERSION" 2>/dev/null | grep -q mergemem || \
+		dkms add "mergemem/$VERSION" >/dev/null
+	if ! dkms install "mergemem/$VERSION" -k "$kver" --force >"$tmp/dkms.log" 2>&1; then
+		tail -20 "$tmp/dkms.log" >&2
+		warn "dkms could not build the module for $kver (log above)"
+		return 0
+	fi
+	echo mergemem >/etc/modules-load.d/mergemem.conf
+	if modprobe mergemem 2>"$tmp/modprobe.log"; then
+		say "module loaded: /dev/mergemem (DKMS rebuilds it for new kernels)"
+	else
+		warn "modprobe mergemem failed: $(cat "$tmp/modprobe.log")"
+		warn "with Secure Boot, enrol the DKMS key: mokutil --import /var/lib/dkms/mok.pub"
+	fi
+}
+[ "$with_module" -eq 1 ] && install_module
+
+# ------------------------------------------------------------------ systemd
+if [ "$with_systemd" -eq 1 ] && is_root && [ -d /etc/systemd ]; then
+	mkdir -p "$unitdir"
+	sed "s|@BINDIR@|$bindir|g" "$src/packaging/systemd/mergemem.service" \
+		>"$unitdir/mergemem.service"
+	install -m 0644 "$src/packaging/systemd/mergemem.timer" "$unitdir/mergemem.timer"
+	[ -f "$conf" ] || install -m 0644 "$src/packaging/mergemem.conf" "$conf"
+	have systemctl && systemctl daemon-reload >/dev/null 2>&1 || true
+	say "installed mergemem.timer (disabled; edit $conf, then: systemctl enable --now mergemem.timer)"
+fi
+
+say "done: try 'sudo $bindir/mergemem scan'"

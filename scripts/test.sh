@@ -1,0 +1,68 @@
+#!/bin/bash
+# The test command (README.md, "Tests"): installs what the tests need, then
+# runs formatting and lint checks, type checks, unit and host integration
+# tests, an install.sh round trip and the VM suite on Debian's kernels.
+#
+#   sudo ./scripts/test.sh            everything (what CI runs)
+#   sudo ./scripts/test.sh --no-vm    skip the VM suite
+#   sudo ./scripts/test.sh --vm-only  only the VM suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run_host=1
+run_vm=1
+for arg in "$@"; do
+	case "$arg" in
+	--no-vm) run_vm=0 ;;
+	--vm-only) run_host=0 ;;
+	-h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
+	esac
+done
+
+[ "$(id -u)" -eq 0 ] || { echo "test.sh: run as root (the tests read other processes' memory and boot VMs)" >&2; exit 2; }
+
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "dependencies"
+if [ "$run_vm" -eq 1 ]; then
+	./scripts/vm-deps.sh
+fi
+for tool in gcc make npm setpriv; do
+	command -v "$tool" >/dev/null || {
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			build-essential npm util-linux >/dev/null
+		break
+	}
+done
+deno=$(./scripts/ensure-deno.sh)
+export DENO_NO_UPDATE_CHECK=1
+"$deno" --version | head -1
+
+if [ "$run_host" -eq 1 ]; then
+	step "format, lint and type checks"
+	"$deno" fmt --check
+	"$deno" lint
+	"$deno" task check
+
+	step "unit and host integration tests"
+	"$deno" task test
+
+	step "install.sh round trip into a temporary prefix"
+	prefix=$(mktemp -d)
+	./install.sh --prefix "$prefix" --no-module --no-systemd
+	"$prefix/bin/mergemem" --version
+	"$prefix/bin/mergemem" scan --pid $$ --json >"$prefix/scan.json"
+	grep -q '"schema": *"mergemem.scan/1"' "$prefix/scan.json"
+	./install.sh --prefix "$prefix" --uninstall
+	[ ! -e "$prefix/bin/mergemem" ]
+	rm -rf "$prefix"
+	echo "install.sh: ok"
+fi
+
+if [ "$run_vm" -eq 1 ]; then
+	step "VM suite (QEMU TCG, Debian kernels)"
+	./tests/vm/run.sh
+fi
+
+step "all tests passed"

@@ -1,0 +1,139 @@
+/**
+ * Command-line parsing shared by every subcommand: a strict wrapper around
+ * node:util's parseArgs that turns every mistake into a usage error, and the
+ * process selectors (--comm, --pid, --user, --all).
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { usageError } from "../errors.ts";
+
+/** Option specs in node:util parseArgs form. */
+export type OptionSpecs = NonNullable<ParseArgsConfig["options"]>;
+
+/** The selector options every process-selecting subcommand accepts. */
+export const SELECTOR_OPTIONS = {
+  comm: { type: "string", multiple: true },
+  pid: { type: "string", multiple: true },
+  user: { type: "string", multiple: true },
+  all: { type: "boolean" },
+} as const satisfies OptionSpecs;
+
+/** Help text for the selector options. */
+export const SELECTOR_HELP = `Process selection (combine freely; a process matching any is selected):
+  --comm NAME       exact command name, as in 'pgrep -x NAME' (repeatable)
+  --pid PID[,PID]   process ids (repeatable, or a comma list)
+  --user USER|UID   every process of this user (repeatable)
+  --all             every process the caller may read (the default)`;
+
+/** Parsed selectors, in the shape the library's Selection takes. */
+export interface SelectorArgs {
+  comms: string[];
+  pids: number[];
+  users: (string | number)[];
+  all: boolean;
+}
+
+/**
+ * Parses argv strictly: unknown options, missing values and stray
+ * positionals are usage errors (exit 2), never stack traces.
+ */
+export function parseStrict<T extends OptionSpecs>(
+  args: string[],
+  options: T,
+  allowPositionals = false,
+) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    // node's messages span lines and mention internals; keep the first line.
+    throw usageError(msg.split("\n")[0].replace(/\.$/, ""));
+  }
+}
+
+/** Parses a decimal integer option value, with bounds. */
+export function parseIntOption(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) {
+    throw usageError(`--${name}: expected a whole number, got '${value}'`);
+  }
+  const n = Number(value);
+  if (n < min || n > max) {
+    throw usageError(`--${name}: ${n} is out of range ${min}..${max}`);
+  }
+  return n;
+}
+
+/** Parses a number of seconds (decimals allowed). */
+export function parseSecondsOption(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) {
+    throw usageError(`--${name}: expected seconds > 0, got '${value}'`);
+  }
+  return Number(value);
+}
+
+/** Checks a value against a fixed set of choices. */
+export function parseChoice<C extends string>(
+  name: string,
+  value: string | undefined,
+  choices: readonly C[],
+  fallback: C,
+): C {
+  if (value === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(value)) {
+    throw usageError(
+      `--${name}: '${value}' is not one of ${choices.join(", ")}`,
+    );
+  }
+  return value as C;
+}
+
+/** Validates and normalises --comm, --pid, --user and --all. */
+export function parseSelectors(values: {
+  comm?: string[];
+  pid?: string[];
+  user?: string[];
+  all?: boolean;
+}): SelectorArgs {
+  const pids: number[] = [];
+  for (const item of values.pid ?? []) {
+    for (const part of item.split(",")) {
+      const p = part.trim();
+      if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 4194304) {
+        throw usageError(`--pid: '${p}' is not a process id`);
+      }
+      pids.push(Number(p));
+    }
+  }
+  const comms = values.comm ?? [];
+  for (const c of comms) {
+    // The kernel truncates comm to 15 bytes; a longer name can never match.
+    if (c.length === 0 || new TextEncoder().encode(c).length > 15) {
+      throw usageError(
+        `--comm: '${c}' cannot match: a comm is 1 to 15 bytes (see /proc/PID/comm)`,
+      );
+    }
+  }
+  const users: (string | number)[] = (values.user ?? []).map((u) =>
+    /^\d+$/.test(u) ? Number(u) : u
+  );
+  return { comms, pids, users, all: values.all ?? false };
+}
+
+/** True when no selector was given at all. */
+export function noSelector(s: SelectorArgs): boolean {
+  return !s.all && s.comms.length === 0 && s.pids.length === 0 &&
+    s.users.length === 0;
+}

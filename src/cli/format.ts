@@ -1,0 +1,88 @@
+/**
+ * Human output: sizes, colours (only on a terminal, never with NO_COLOR)
+ * and plain aligned tables.
+ *
+ * @module
+ */
+
+/** Whether stdout should be coloured: a terminal, and NO_COLOR unset. */
+export function useColor(): boolean {
+  const noColor = Deno.env.get("NO_COLOR");
+  if (noColor !== undefined && noColor !== "") return false;
+  return Deno.stdout.isTerminal();
+}
+
+/** ANSI styles that collapse to plain text when colour is off. */
+export function styles(color: boolean) {
+  const wrap = (code: string) => (s: string) =>
+    color ? `\x1b[${code}m${s}\x1b[0m` : s;
+  return {
+    bold: wrap("1"),
+    dim: wrap("2"),
+    green: wrap("32"),
+    yellow: wrap("33"),
+    red: wrap("31"),
+    cyan: wrap("36"),
+  };
+}
+
+/** Formats bytes as B, KiB, MiB, GiB or TiB with three significant digits. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  if (i === 0) return `${v} B`;
+  const digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
+  return `${v.toFixed(digits)} ${units[i]}`;
+}
+
+/** Formats a page count as a size, given the page size. */
+export function formatPages(pages: number, pageSize: number): string {
+  return formatBytes(pages * pageSize);
+}
+
+/** A percentage with one decimal, or "-" when the whole is zero. */
+export function formatPercent(part: number, whole: number): string {
+  if (whole === 0) return "-";
+  return `${(100 * part / whole).toFixed(1)}%`;
+}
+
+/** Column alignment. */
+export type Align = "left" | "right";
+
+/** Visible length of a string, ignoring ANSI colour codes. */
+function visibleLength(s: string): number {
+  // deno-lint-ignore no-control-regex
+  return s.replace(/\x1b\[[0-9;]*m/g, "").length;
+}
+
+/**
+ * Renders rows as an aligned text table. The first row is the header;
+ * `align` gives each column's alignment (default: left for the first
+ * column, right for the rest, which suits name-then-numbers tables).
+ */
+export function renderTable(rows: string[][], align?: Align[]): string {
+  if (rows.length === 0) return "";
+  const cols = Math.max(...rows.map((r) => r.length));
+  const widths = Array.from(
+    { length: cols },
+    (_, c) => Math.max(...rows.map((r) => visibleLength(r[c] ?? ""))),
+  );
+  return rows.map((row) =>
+    widths.map((w, c) => {
+      const cell = row[c] ?? "";
+      const pad = " ".repeat(w - visibleLength(cell));
+      const a = align?.[c] ?? (c === 0 ? "left" : "right");
+      return a === "left" ? cell + pad : pad + cell;
+    }).join("  ").trimEnd()
+  ).join("\n");
+}
+
+/** Shortens a string to at most `max` characters with an ellipsis. */
+export function truncate(s: string, max: number): string {
+  return s.length <= max ? s : "…" + s.slice(s.length - max + 1);
+}

@@ -1,0 +1,103 @@
+/**
+ * The CLI dispatcher: picks the subcommand, turns errors into one-line
+ * messages and documented exit codes. Each subcommand lives in its own file
+ * and is a thin layer over the library.
+ *
+ * @module
+ */
+import { ExitCode, MergememError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { styles } from "./format.ts";
+import * as scanCmd from "./scan.ts";
+
+/** A subcommand: a one-line summary and a runner returning the exit code. */
+export interface Command {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+/** Every subcommand, in the order `--help` lists them. */
+export const COMMANDS: Record<string, Command> = {
+  scan: scanCmd,
+};
+
+function usage(): string {
+  const names = Object.keys(COMMANDS);
+  const width = Math.max(...names.map((n) => n.length));
+  const list = names.map((n) =>
+    `  ${n.padEnd(width)}  ${COMMANDS[n].summary}`
+  ).join("\n");
+  return `mergemem ${VERSION}: find identical memory pages across processes and merge them with KSM
+
+Usage: mergemem <command> [options]
+
+Commands:
+${list}
+
+Options:
+  -h, --help     show this help (also: mergemem <command> --help)
+  -V, --version  show the version
+
+Examples:
+  sudo mergemem scan                      where is my RAM duplicated?
+  sudo mergemem scan --comm httpd         what merging httpd workers would save
+  sudo mergemem merge --comm httpd        merge them now
+  mergemem status                         what is merged now
+
+Exit codes: 0 ok, 1 internal error, 2 usage, 3 nothing scannable,
+4 all denied, 5 partial (--strict), 6 no module, 7 module mismatch,
+8 no KSM, 9 refused by policy, 10 failed, 130 interrupted.
+See README.md for details.
+`;
+}
+
+/** Writes a user-facing error to stderr: one line, plus an optional hint. */
+export function reportError(err: MergememError): void {
+  const s = styles(Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR"));
+  console.error(`${s.red("mergemem: error:")} ${err.message}`);
+  if (err.hint) console.error(`mergemem: hint: ${err.hint}`);
+}
+
+/** Runs the CLI with the given arguments and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [first, ...rest] = args;
+  try {
+    if (first === undefined || first === "-h" || first === "--help") {
+      console.log(usage());
+      return first === undefined ? ExitCode.Usage : ExitCode.Ok;
+    }
+    if (first === "-V" || first === "--version") {
+      console.log(`mergemem ${VERSION}`);
+      return ExitCode.Ok;
+    }
+    if (first === "help") {
+      const cmd = rest[0] && COMMANDS[rest[0]];
+      return cmd ? await cmd.run(["--help"]) : (console.log(usage()), 0);
+    }
+    const cmd = COMMANDS[first];
+    if (!cmd) {
+      throw new MergememError(
+        `unknown command '${first}'`,
+        ExitCode.Usage,
+        `commands: ${Object.keys(COMMANDS).join(", ")}; see 'mergemem --help'`,
+      );
+    }
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof MergememError) {
+      reportError(err);
+      return err.exitCode;
+    }
+    if (err instanceof Deno.errors.BrokenPipe) return ExitCode.Ok;
+    const msg = err instanceof Error ? err.message : String(err);
+    console.error(`mergemem: internal error: ${msg}`);
+    if (Deno.env.get("MERGEMEM_DEBUG") && err instanceof Error) {
+      console.error(err.stack);
+    } else {
+      console.error(
+        "mergemem: hint: this is a bug; rerun with MERGEMEM_DEBUG=1 for details and report it",
+      );
+    }
+    return ExitCode.Internal;
+  }
+}
