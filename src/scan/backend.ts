@@ -1,0 +1,116 @@
+/**
+ * The page-hash source of a scan: the part that turns "these present pages
+ * of process P" into "a 64-bit content hash and a zero flag per page".
+ *
+ * Two back-ends implement it:
+ *
+ * - "user" (src/scan/user_backend.ts): reads the pages with
+ *   process_vm_readv(2) and hashes them in JavaScript with any checksum.
+ * - "kernel" (src/kmod/): asks /dev/mergemem (ioctl MERGEMEM_IOC_PAGEINFO)
+ *   to hash the pages in place with xxh64, so no page content is copied.
+ *
+ * Everything else stays the same whatever the back-end: the scan still
+ * reads /proc/PID/maps, smaps and pagemap itself (PFNs, anonymous bit,
+ * exclusive bit), and the confirmation of byte equality between candidate
+ * duplicates ALWAYS re-reads the pages with process_vm_readv, so a back-end
+ * can never make a false duplicate, only miss one.
+ *
+ * The kernel computes xxh64 with seed 0 over the page's bytes; the user
+ * back-end with checksum "xxh64" computes exactly the same function, so the
+ * two back-ends give identical hashes for the same page (a test checks it).
+ *
+ * Output is columnar (typed arrays indexed by page) rather than one object
+ * per page: a scan of millions of pages must stay within a few bytes of
+ * tool memory per page.
+ *
+ * @module
+ */
+
+/** The page was read and hashed: hashLo/hashHi are valid. A page without
+ * this flag vanished (unmapped, or no longer present) and is left out. */
+export const PAGE_HASHED = 1;
+/** The page's content is all zero bytes. Only meaningful with
+ * {@link PAGE_HASHED}. */
+export const PAGE_ZERO = 2;
+
+/**
+ * Runs of contiguous present pages of one process, in ascending address
+ * order: run i covers `pages[i]` pages from virtual address `addr[i]`
+ * (page aligned). Only the first `count` entries are valid. Addresses are
+ * numbers: user-space addresses are below 2^57, exactly representable
+ * except for the low bits that page alignment makes zero anyway.
+ */
+export interface PageRuns {
+  /** How many runs are valid. */
+  count: number;
+  /** Start address of each run. */
+  addr: Float64Array;
+  /** Number of pages in each run (at least 1). */
+  pages: Uint32Array;
+}
+
+/**
+ * Where {@link HashBackend.hashPages} writes its results: page k of the
+ * runs (counting pages across runs, in order) goes to index `offset + k`
+ * of each array.
+ */
+export interface PageHashOutput {
+  /** Low 32 bits of each page's 64-bit hash. */
+  hashLo: Uint32Array;
+  /** High 32 bits of each page's 64-bit hash. */
+  hashHi: Uint32Array;
+  /** {@link PAGE_HASHED} | {@link PAGE_ZERO} per page; 0 if not read. */
+  flags: Uint8Array;
+  /** Index of the first page of the call's runs. */
+  offset: number;
+}
+
+/** An opened target process. Back-ends may keep more state in it (the
+ * kernel back-end keeps the /proc/PID/mem fd). */
+export interface HashTarget {
+  /** The process id. */
+  readonly pid: number;
+}
+
+/**
+ * A page-hash source. One back-end object serves a whole scan; it may hold
+ * buffers across calls, so calls must not overlap (the scan awaits each).
+ */
+export interface HashBackend {
+  /** "user" (process_vm_readv + JS) or "kernel" (/dev/mergemem). */
+  readonly name: "user" | "kernel";
+  /** The checksum this back-end computes ("xxh64" for "kernel"). */
+  readonly checksum: string;
+  /**
+   * Opens a process for hashing.
+   * @throws {SyscallError} (from src/errors.ts) with code ESRCH when the
+   *   process is gone, EACCES or EPERM when the caller may not read it.
+   */
+  open(pid: number): HashTarget;
+  /**
+   * Hashes every page of `runs` and writes one result per page into `out`.
+   * Pages that cannot be read any more (unmapped or no longer present since
+   * pagemap was read) get flags 0; that is not an error. The back-end must
+   * never fault a page in or swap it in.
+   *
+   * @returns the number of pages written (the sum of the runs' pages).
+   * @throws {SyscallError} ESRCH if the process exited, EACCES/EPERM if
+   *   access was lost; the scan then reports the process as skipped.
+   */
+  hashPages(
+    target: HashTarget,
+    runs: PageRuns,
+    out: PageHashOutput,
+  ): Promise<number>;
+  /** Releases what {@link open} acquired. Never throws. */
+  close(target: HashTarget): void;
+  /** Releases the back-end's own resources (buffers, device fd). */
+  dispose?(): void;
+}
+
+/** The number of pages in the first `runs.count` runs. */
+export function runPages(runs: PageRuns): number {
+  let n = 0;
+  for (let i = 0; i < runs.count; i++) n += runs.pages[i];
+  return n;
+}
