@@ -1,0 +1,372 @@
+/**
+ * The /dev/mergemem client: opens the device, performs the API handshake
+ * and wraps PAGEINFO, MERGE and UNMERGE as typed functions. All struct
+ * bytes go through src/kmod/uapi.ts.
+ *
+ * @module
+ */
+import { ExitCode, MergememError, SyscallError } from "../errors.ts";
+import { closeFd, ioctl, O_RDONLY, O_RDWR, openFd } from "../ffi/libc.ts";
+import {
+  API_LAYOUT,
+  FEATURE_NAMES,
+  MERGEMEM_API,
+  MERGEMEM_FEATURE_MERGE,
+  MERGEMEM_FEATURE_PAGEINFO,
+  MERGEMEM_FEATURE_UNMERGE,
+  MERGEMEM_IOC_API,
+  MERGEMEM_IOC_MERGE,
+  MERGEMEM_IOC_PAGEINFO,
+  MERGEMEM_IOC_UNMERGE,
+  MERGEMEM_PAGEINFO_MAX,
+  pack,
+  PAGEINFO_ARGS_LAYOUT,
+  PAGEINFO_LAYOUT,
+  RANGE_ARGS_LAYOUT,
+  type StructValues,
+  unpack,
+} from "./uapi.ts";
+
+/** The device path. */
+export const DEVICE_PATH = "/dev/mergemem";
+
+/** The hint shown whenever the module is missing. */
+export const INSTALL_HINT =
+  "install it: sudo ./install.sh (DKMS), then sudo modprobe mergemem";
+
+/** The result of PAGEINFO: one hash and one flag word per page. */
+export interface PageInfoBatch {
+  /** xxh64 of each page (valid when MERGEMEM_PI_HASHED is set). */
+  hashes: BigUint64Array;
+  /** MERGEMEM_PI_* flags of each page. */
+  flags: Uint32Array;
+  /** How many entries the module wrote. */
+  done: number;
+}
+
+/** The result of MERGE or UNMERGE. */
+export interface RangeResult {
+  /** VMAs newly marked (MERGE) or unmarked (UNMERGE). */
+  vmasChanged: number;
+  /** Total size of those VMAs. */
+  bytesChanged: number;
+  /** VMAs that already were in the requested state. */
+  vmasUnchanged: number;
+  /** VMAs KSM cannot handle, left untouched. */
+  vmasSkipped: number;
+}
+
+/** An open, handshaken /dev/mergemem. */
+export interface ModuleHandle {
+  /** The module's API version. */
+  readonly api: number;
+  /** Every feature bit the module supports. */
+  readonly features: bigint;
+  /** Bit N set when the ioctl with _IOC_NR N is implemented. */
+  readonly ioctls: bigint;
+  /** The module's version as "major.minor.patch". */
+  readonly moduleVersion: string;
+  /**
+   * Describes npages pages (≤ MERGEMEM_PAGEINFO_MAX) from start in the
+   * process whose /proc/PID/mem is open as memFd.
+   */
+  pageinfo(memFd: number, start: bigint, npages: number): PageInfoBatch;
+  /** Marks every VMA intersecting [start, end) mergeable. */
+  merge(memFd: number, start: bigint, end: bigint): RangeResult;
+  /** Unmarks every VMA intersecting [start, end), breaking its merges. */
+  unmerge(memFd: number, start: bigint, end: bigint): RangeResult;
+  /** Closes the device. */
+  close(): void;
+}
+
+/** Options of {@link openModule}. */
+export interface OpenModuleOptions {
+  /** The device path; tests point it elsewhere. */
+  path?: string;
+  /** Features the caller needs; the handshake fails without them. */
+  features?: bigint;
+}
+
+/** Formats a (major << 16) | (minor << 8) | patch version. */
+export function formatModuleVersion(v: number): string {
+  return `${(v >>> 16) & 0xffff}.${(v >>> 8) & 0xff}.${v & 0xff}`;
+}
+
+/** Names the feature bits set in mask ("merge, unmerge"). */
+export function featureNames(mask: bigint): string[] {
+  const out: string[] = [];
+  for (const [name, bit] of Object.entries(FEATURE_NAMES)) {
+    if (mask & bit) out.push(name);
+  }
+  for (let b = 0n; b < 64n; b++) {
+    const bit = 1n << b;
+    if ((mask & bit) && !Object.values(FEATURE_NAMES).includes(bit)) {
+      out.push(`bit${b}`);
+    }
+  }
+  return out;
+}
+
+function pointerValue(buf: Uint8Array<ArrayBuffer>): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/**
+ * Opens /dev/mergemem and performs the MERGEMEM_IOC_API handshake.
+ *
+ * @throws MergememError NoModule when the device is absent or unusable,
+ *   ModuleMismatch when the API version or a needed feature differs.
+ */
+export function openModule(opts: OpenModuleOptions = {}): ModuleHandle {
+  const path = opts.path ?? DEVICE_PATH;
+  const want = opts.features ?? 0n;
+  let fd: number;
+  try {
+    fd = openFd(path, O_RDWR);
+  } catch (err) {
+    if (err instanceof SyscallError) {
+      if (
+        err.code === "ENOENT" || err.code === "ENODEV" || err.code === "ENXIO"
+      ) {
+        throw new MergememError(
+          "mergemem kernel module not loaded",
+          ExitCode.NoModule,
+          INSTALL_HINT,
+        );
+      }
+      throw new MergememError(
+        `cannot open ${path}: ${err.code}`,
+        ExitCode.NoModule,
+        err.code === "EACCES" || err.code === "EPERM"
+          ? "the device should be mode 0666; check the module's udev rule"
+          : INSTALL_HINT,
+      );
+    }
+    throw err;
+  }
+  try {
+    const arg = pack(API_LAYOUT, {
+      api: BigInt(MERGEMEM_API),
+      features: want,
+    });
+    let failed: SyscallError | undefined;
+    try {
+      ioctl(fd, MERGEMEM_IOC_API, arg);
+    } catch (err) {
+      if (!(err instanceof SyscallError)) throw err;
+      failed = err;
+    }
+    const out = unpack(API_LAYOUT, arg);
+    const api = Number(out.api);
+    if (failed) {
+      if (failed.code === "EINVAL" && api !== MERGEMEM_API) {
+        throw new MergememError(
+          `mergemem module speaks API ${api}, this mergemem speaks API ${MERGEMEM_API}`,
+          ExitCode.ModuleMismatch,
+          "install matching versions of the module and the tool (sudo ./install.sh)",
+        );
+      }
+      if (failed.code === "EINVAL" && (out.features & want) !== want) {
+        throw missingFeature(want & ~out.features, out.module_version);
+      }
+      if (failed.code === "ENOTTY") {
+        throw new MergememError(
+          `${path} does not understand the mergemem handshake (ENOTTY)`,
+          ExitCode.ModuleMismatch,
+          "is another driver using that name? reinstall: sudo ./install.sh",
+        );
+      }
+      throw new MergememError(
+        `mergemem handshake failed: ${failed.code}`,
+        ExitCode.ModuleMismatch,
+        "install matching versions of the module and the tool (sudo ./install.sh)",
+      );
+    }
+    if (api !== MERGEMEM_API) {
+      throw new MergememError(
+        `mergemem module speaks API ${api}, this mergemem speaks API ${MERGEMEM_API}`,
+        ExitCode.ModuleMismatch,
+      );
+    }
+    if ((out.features & want) !== want) {
+      throw missingFeature(want & ~out.features, out.module_version);
+    }
+    return makeHandle(
+      fd,
+      api,
+      out.features,
+      out.ioctls,
+      Number(out.module_version),
+    );
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+}
+
+function missingFeature(missing: bigint, moduleVersion: bigint): MergememError {
+  return new MergememError(
+    `mergemem module ${formatModuleVersion(Number(moduleVersion))} lacks ` +
+      `feature(s): ${featureNames(missing).join(", ")}`,
+    ExitCode.ModuleMismatch,
+    "upgrade the module: sudo ./install.sh",
+  );
+}
+
+function makeHandle(
+  fd: number,
+  api: number,
+  features: bigint,
+  ioctls: bigint,
+  version: number,
+): ModuleHandle {
+  let open = true;
+  const need = (bit: bigint) => {
+    if (!open) throw new Error("mergemem module handle used after close()");
+    if (!(features & bit)) throw missingFeature(bit, BigInt(version));
+  };
+  // PAGEINFO output buffer, grown on demand and reused across calls so a
+  // whole scan does not allocate a megabyte per batch.
+  let outBuf = new Uint8Array(0);
+
+  const range = (
+    cmd: bigint,
+    memFd: number,
+    start: bigint,
+    end: bigint,
+  ): RangeResult => {
+    const arg = pack(RANGE_ARGS_LAYOUT, {
+      mem_fd: BigInt(memFd),
+      start,
+      end,
+    });
+    try {
+      ioctl(fd, cmd, arg);
+    } catch (err) {
+      // UNMERGE may fail part-way; the out fields still count what it did.
+      if (err instanceof SyscallError) {
+        const r = unpack(RANGE_ARGS_LAYOUT, arg);
+        (err as SyscallError & { partial?: RangeResult }).partial = toRange(r);
+      }
+      throw err;
+    }
+    return toRange(unpack(RANGE_ARGS_LAYOUT, arg));
+  };
+
+  return {
+    api,
+    features,
+    ioctls,
+    moduleVersion: formatModuleVersion(version),
+    pageinfo(memFd, start, npages) {
+      need(MERGEMEM_FEATURE_PAGEINFO);
+      if (npages < 1 || npages > MERGEMEM_PAGEINFO_MAX) {
+        throw new RangeError(
+          `pageinfo: npages ${npages} out of 1..${MERGEMEM_PAGEINFO_MAX}`,
+        );
+      }
+      const bytes = npages * PAGEINFO_LAYOUT.size;
+      if (outBuf.length < bytes) outBuf = new Uint8Array(bytes);
+      const arg = pack(PAGEINFO_ARGS_LAYOUT, {
+        mem_fd: BigInt(memFd),
+        start,
+        npages: BigInt(npages),
+        out: pointerValue(outBuf),
+      });
+      ioctl(fd, MERGEMEM_IOC_PAGEINFO, arg);
+      const done = Number(unpack(PAGEINFO_ARGS_LAYOUT, arg).done);
+      const hashes = new BigUint64Array(done);
+      const flags = new Uint32Array(done);
+      const view = new DataView(outBuf.buffer, 0, bytes);
+      const hashOff = PAGEINFO_LAYOUT.fields.hash.offset;
+      const flagsOff = PAGEINFO_LAYOUT.fields.flags.offset;
+      for (let i = 0; i < done; i++) {
+        const base = i * PAGEINFO_LAYOUT.size;
+        hashes[i] = view.getBigUint64(base + hashOff, true);
+        flags[i] = view.getUint32(base + flagsOff, true);
+      }
+      return { hashes, flags, done };
+    },
+    merge(memFd, start, end) {
+      need(MERGEMEM_FEATURE_MERGE);
+      return range(MERGEMEM_IOC_MERGE, memFd, start, end);
+    },
+    unmerge(memFd, start, end) {
+      need(MERGEMEM_FEATURE_UNMERGE);
+      return range(MERGEMEM_IOC_UNMERGE, memFd, start, end);
+    },
+    close() {
+      if (open) closeFd(fd);
+      open = false;
+    },
+  };
+}
+
+function toRange(
+  r: StructValues<keyof typeof RANGE_ARGS_LAYOUT.fields>,
+): RangeResult {
+  return {
+    vmasChanged: Number(r.vmas_changed),
+    bytesChanged: Number(r.bytes_changed),
+    vmasUnchanged: Number(r.vmas_unchanged),
+    vmasSkipped: Number(r.vmas_skipped),
+  };
+}
+
+/**
+ * Tries {@link openModule}; returns undefined when the module is absent
+ * (NoModule) so callers can fall back, and rethrows everything else.
+ */
+export function tryOpenModule(
+  opts: OpenModuleOptions = {},
+): ModuleHandle | undefined {
+  try {
+    return openModule(opts);
+  } catch (err) {
+    if (err instanceof MergememError && err.exitCode === ExitCode.NoModule) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Opens /proc/PID/mem read-only. Opening it is where the kernel performs
+ * the ptrace-attach check (PTRACE_MODE_ATTACH_FSCREDS, LSMs included), so
+ * holding the fd is the permission the module relies on.
+ *
+ * @throws MergememError AllDenied on EACCES/EPERM, NothingScannable when
+ *   the process is gone.
+ */
+export function openProcMem(pid: number): number {
+  const path = `/proc/${pid}/mem`;
+  try {
+    return openFd(path, O_RDONLY);
+  } catch (err) {
+    if (err instanceof SyscallError) {
+      if (err.code === "EACCES" || err.code === "EPERM") {
+        throw new MergememError(
+          `permission denied: cannot open ${path} (ptrace access check)`,
+          ExitCode.AllDenied,
+          "run as the process's owner or as root; Yama ptrace_scope or an LSM may forbid it",
+        );
+      }
+      if (err.code === "ENOENT" || err.code === "ESRCH") {
+        throw new MergememError(
+          `process ${pid} is gone`,
+          ExitCode.NothingScannable,
+        );
+      }
+    }
+    throw err;
+  }
+}
+
+/** Closes an fd from {@link openProcMem}. */
+export function closeProcMem(fd: number): void {
+  closeFd(fd);
+}
+
+/** Every feature this client knows about. */
+export const ALL_FEATURES = MERGEMEM_FEATURE_PAGEINFO | MERGEMEM_FEATURE_MERGE |
+  MERGEMEM_FEATURE_UNMERGE;

@@ -1,0 +1,137 @@
+/** KSM sysfs and /proc counter parsing against fixtures of 6.1 and 6.12. */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  throws,
+} from "node:assert/strict";
+import {
+  ksmAvailable,
+  parseSysfsValue,
+  readKsm,
+  requireKsm,
+} from "../../src/ksm/sysfs.ts";
+import { parseKsmStat, parseMergeableVmas } from "../../src/ksm/process.ts";
+import { ExitCode, MergememError } from "../../src/errors.ts";
+
+/** Files of /sys/kernel/mm/ksm on Debian 6.1 (values as printed). */
+const KSM_61: Record<string, [string, number]> = {
+  full_scans: ["3\n", 0o444],
+  max_page_sharing: ["256\n", 0o644],
+  merge_across_nodes: ["1\n", 0o644],
+  pages_shared: ["10\n", 0o444],
+  pages_sharing: ["2048\n", 0o444],
+  pages_to_scan: ["100\n", 0o644],
+  pages_unshared: ["5\n", 0o444],
+  pages_volatile: ["0\n", 0o444],
+  run: ["0\n", 0o644],
+  sleep_millisecs: ["20\n", 0o644],
+  stable_node_chains: ["0\n", 0o444],
+  stable_node_chains_prune_millisecs: ["2000\n", 0o644],
+  stable_node_dups: ["0\n", 0o444],
+  use_zero_pages: ["0\n", 0o644],
+};
+
+/** 6.12 adds these. */
+const KSM_612_EXTRA: Record<string, [string, number]> = {
+  advisor_max_cpu: ["70\n", 0o644],
+  advisor_mode: ["[none] scan-time\n", 0o644],
+  general_profit: ["8384512\n", 0o444],
+  ksm_zero_pages: ["0\n", 0o444],
+  pages_scanned: ["123456\n", 0o444],
+  pages_skipped: ["7\n", 0o444],
+  smart_scan: ["1\n", 0o644],
+};
+
+function fixture(files: Record<string, [string, number]>): string {
+  const dir = Deno.makeTempDirSync({ prefix: "ksm_fixture_" });
+  for (const [name, [text, mode]] of Object.entries(files)) {
+    Deno.writeTextFileSync(`${dir}/${name}`, text, { mode });
+    Deno.chmodSync(`${dir}/${name}`, mode);
+  }
+  return dir;
+}
+
+Deno.test("parseSysfsValue picks the selected choice", () => {
+  assertEquals(parseSysfsValue("[none] scan-time\n"), "none");
+  assertEquals(parseSysfsValue("none [scan-time]"), "scan-time");
+  assertEquals(parseSysfsValue(" 100\n"), "100");
+});
+
+Deno.test("readKsm on a 6.1 layout", () => {
+  const dir = fixture(KSM_61);
+  const s = readKsm(dir);
+  assertEquals(s.knobs, {
+    max_page_sharing: "256",
+    merge_across_nodes: "1",
+    pages_to_scan: "100",
+    run: "0",
+    sleep_millisecs: "20",
+    stable_node_chains_prune_millisecs: "2000",
+    use_zero_pages: "0",
+  });
+  assertEquals(s.counters.pages_sharing, 2048);
+  assertEquals(s.counters.full_scans, 3);
+  assert(!("general_profit" in s.counters));
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("readKsm on a 6.12 layout", () => {
+  const dir = fixture({ ...KSM_61, ...KSM_612_EXTRA });
+  const s = readKsm(dir);
+  assertEquals(s.knobs.advisor_mode, "none");
+  assertEquals(s.knobs.smart_scan, "1");
+  assertEquals(s.counters.general_profit, 8384512);
+  assertEquals(s.counters.pages_scanned, 123456);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("KSM compiled out gives ExitCode.NoKsm", () => {
+  assert(!ksmAvailable("/nonexistent/ksm"));
+  throws(
+    () => requireKsm("/nonexistent/ksm"),
+    (e: unknown) => e instanceof MergememError && e.exitCode === ExitCode.NoKsm,
+  );
+  throws(
+    () => readKsm("/nonexistent/ksm"),
+    (e: unknown) => e instanceof MergememError && e.exitCode === ExitCode.NoKsm,
+  );
+});
+
+Deno.test("parseKsmStat handles 6.1, 6.12 and 6.18 formats", () => {
+  assertEquals(parseKsmStat("ksm_rmap_items 12\n"), { ksm_rmap_items: 12 });
+  assertEquals(
+    parseKsmStat(
+      "ksm_rmap_items 4096\nksm_zero_pages 0\nksm_merging_pages 2048\nksm_process_profit 8126464\n",
+    ),
+    {
+      ksm_rmap_items: 4096,
+      ksm_zero_pages: 0,
+      ksm_merging_pages: 2048,
+      ksm_process_profit: 8126464,
+    },
+  );
+  assertEquals(
+    parseKsmStat(
+      "ksm_process_profit -512\nksm_merge_any: no\nksm_mergeable: yes\n",
+    ),
+    { ksm_process_profit: -512, ksm_merge_any: "no", ksm_mergeable: "yes" },
+  );
+});
+
+Deno.test("parseMergeableVmas counts VMAs flagged mg", () => {
+  const smaps =
+    `55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0                  [heap]
+Size:                132 kB
+VmFlags: rd wr mr mw me ac sd mg
+7f0000000000-7f0000400000 rw-p 00000000 00:00 0
+Size:               4096 kB
+VmFlags: rd wr mr mw me ac sd
+7f0000400000-7f0000800000 rw-p 00000000 00:00 0
+Size:               4096 kB
+VmFlags: rd wr mr mw me ac sd nh mg
+`;
+  assertEquals(parseMergeableVmas(smaps), {
+    vmas: 2,
+    bytes: 0x21000 + 0x400000,
+  });
+});
