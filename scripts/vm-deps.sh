@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs what the VM test suite (tests/vm/run.sh) needs on Debian 12:
+# QEMU, the kernel matrix (images + headers), DKMS, busybox, build tools.
+# Idempotent: does nothing when everything is installed; runs
+# `apt-get update` only when a package is unknown to apt. Needs root.
+#
+#   MERGEMEM_VM_KVER_612=6.12.N+deb12-amd64  pin the 6.12 kernel
+#                                           (default: newest apt offers)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+# shellcheck source=../tests/vm/lib/kernels.sh source-path=SCRIPTDIR
+. "$root/tests/vm/lib/kernels.sh"
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600)
+
+base=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 dkms
+	busybox-static cpio build-essential zstd xz-utils kmod)
+
+installed() { # all named packages installed?
+	local p s
+	for p; do
+		s=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+		[[ $s == ii* ]] || return 1
+	done
+}
+known() { # all named packages have an install candidate?
+	local p
+	for p; do
+		apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]' || return 1
+	done
+}
+
+if [[ $(id -u) -ne 0 ]] && ! installed "${base[@]}"; then
+	echo "vm-deps: must run as root to install packages" >&2
+	exit 2
+fi
+
+updated=0
+update() {
+	[[ $updated -eq 1 ]] && return
+	echo "vm-deps: apt-get update" >&2
+	apt-get -q -o DPkg::Lock::Timeout=600 update >&2
+	updated=1
+}
+
+# The 6.12 kernel: pinned, else the newest that apt knows about.
+k612=$(vm_kver_612_candidate || true)
+if [[ -z $k612 ]]; then
+	update
+	k612=$(vm_kver_612_candidate || true)
+fi
+if [[ -z $k612 ]]; then
+	echo "vm-deps: no linux-image-6.12.*+deb12-amd64 available; is bookworm-security in the apt sources?" >&2
+	exit 2
+fi
+pkgs=("${base[@]}" "linux-image-$k612" "linux-headers-$k612")
+
+if installed "${pkgs[@]}"; then
+	echo "vm-deps: all installed (6.1: $(vm_kver_default), 6.12: $k612)" >&2
+	exit 0
+fi
+known "${pkgs[@]}" || update
+echo "vm-deps: installing ${pkgs[*]}" >&2
+apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2
+echo "vm-deps: done (6.1: $(vm_kver_default), 6.12: $k612)" >&2
