@@ -50,9 +50,9 @@
 #define MERGEMEM_IOC_MAGIC		0xE7
 
 /* Feature bits, negotiated by MERGEMEM_IOC_API. */
-#define MERGEMEM_FEATURE_PAGEINFO	(1ULL << 0)	/* PAGEINFO, xxh64 */
-#define MERGEMEM_FEATURE_MERGE		(1ULL << 1)	/* MERGE */
-#define MERGEMEM_FEATURE_UNMERGE	(1ULL << 2)	/* UNMERGE */
+#define MERGEMEM_FEATURE_PAGEINFO	0x1ULL	/* PAGEINFO, xxh64 */
+#define MERGEMEM_FEATURE_MERGE		0x2ULL	/* MERGE */
+#define MERGEMEM_FEATURE_UNMERGE	0x4ULL	/* UNMERGE */
 
 /**
  * struct mergemem_api - MERGEMEM_IOC_API argument
@@ -79,13 +79,13 @@ struct mergemem_api {
 };
 
 /* Flags of struct mergemem_pageinfo. */
-#define MERGEMEM_PI_PRESENT	(1U << 0) /* mapped to a page in RAM */
-#define MERGEMEM_PI_ZERO_PAGE	(1U << 1) /* mapped to the shared zero page */
-#define MERGEMEM_PI_KSM		(1U << 2) /* a KSM (already merged) page */
-#define MERGEMEM_PI_ANON	(1U << 3) /* an anonymous page */
-#define MERGEMEM_PI_THP		(1U << 4) /* part of a transparent huge page */
-#define MERGEMEM_PI_ZEROFILLED	(1U << 5) /* present, content all zero */
-#define MERGEMEM_PI_HASHED	(1U << 6) /* @hash is valid */
+#define MERGEMEM_PI_PRESENT	0x01U /* mapped to a page in RAM */
+#define MERGEMEM_PI_ZERO_PAGE	0x02U /* mapped to the shared zero page */
+#define MERGEMEM_PI_KSM		0x04U /* a KSM (already merged) page */
+#define MERGEMEM_PI_ANON	0x08U /* an anonymous page */
+#define MERGEMEM_PI_THP		0x10U /* part of a transparent huge page */
+#define MERGEMEM_PI_ZEROFILLED	0x20U /* present, content all zero */
+#define MERGEMEM_PI_HASHED	0x40U /* @hash is valid */
 
 /**
  * struct mergemem_pageinfo - one page's description, filled by PAGEINFO
@@ -93,7 +93,8 @@ struct mergemem_api {
  *	MERGEMEM_PI_HASHED is set, else 0.
  * @flags: MERGEMEM_PI_* bits. 0 for an unmapped address or a page that is
  *	not in RAM (never touched, swapped out, or not accessible to
- *	get_user_pages, such as VM_IO or VM_PFNMAP mappings).
+ *	get_user_pages, such as VM_IO or VM_PFNMAP mappings; hugetlb
+ *	mappings too, as looking them up could fault pages in).
  * @reserved: written as 0.
  */
 struct mergemem_pageinfo {

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mergemem: hash another process's pages in place and hand its memory to
+ * KSM, the kernel's same-page merging engine.
+ *
+ * The user-space ABI, including the security model, is described in
+ * include/uapi/linux/mergemem.h.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bits.h>
+#include <linux/compat.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/mergemem.h>
+
+#include "ksm.h"
+#include "pageinfo.h"
+#include "target.h"
+
+#define MERGEMEM_MODULE_VERSION 0x000100	/* 0.1.0, see MODULE_VERSION */
+
+#define MERGEMEM_FEATURES (MERGEMEM_FEATURE_PAGEINFO | \
+			   MERGEMEM_FEATURE_MERGE | \
+			   MERGEMEM_FEATURE_UNMERGE)
+
+#define MERGEMEM_IOCTLS (BIT_ULL(_IOC_NR(MERGEMEM_IOC_API)) | \
+			 BIT_ULL(_IOC_NR(MERGEMEM_IOC_PAGEINFO)) | \
+			 BIT_ULL(_IOC_NR(MERGEMEM_IOC_MERGE)) | \
+			 BIT_ULL(_IOC_NR(MERGEMEM_IOC_UNMERGE)))
+
+/* Per open file. */
+struct mergemem_file {
+	bool handshake_done;
+};
+
+static long mergemem_ioctl_api(struct mergemem_file *mf,
+			       struct mergemem_api __user *uapi)
+{
+	struct mergemem_api api;
+	long err = 0;
+
+	if (copy_from_user(&api, uapi, sizeof(api)))
+		return -EFAULT;
+	if (api.api != MERGEMEM_API || api.reserved ||
+	    api.features & ~MERGEMEM_FEATURES)
+		err = -EINVAL;
+
+	/* The module's answer is written back on failure too. */
+	api.api = MERGEMEM_API;
+	api.features = MERGEMEM_FEATURES;
+	api.ioctls = MERGEMEM_IOCTLS;
+	api.module_version = MERGEMEM_MODULE_VERSION;
+	api.reserved = 0;
+	if (copy_to_user(uapi, &api, sizeof(api)))
+		return -EFAULT;
+	if (!err)
+		WRITE_ONCE(mf->handshake_done, true);
+	return err;
+}
+
+static long mergemem_ioctl(struct file *file, unsigned int cmd,
+			   unsigned long arg)
+{
+	struct mergemem_file *mf = file->private_data;
+	void __user *argp = (void __user *)arg;
+
+	switch (cmd) {
+	case MERGEMEM_IOC_API:
+		return mergemem_ioctl_api(mf, argp);
+	case MERGEMEM_IOC_PAGEINFO:
+	case MERGEMEM_IOC_MERGE:
+	case MERGEMEM_IOC_UNMERGE:
+		break;
+	default:
+		return -ENOTTY;
+	}
+
+	if (!READ_ONCE(mf->handshake_done))
+		return -EINVAL;
+
+	switch (cmd) {
+	case MERGEMEM_IOC_PAGEINFO:
+		return mergemem_ioctl_pageinfo(argp);
+	case MERGEMEM_IOC_MERGE:
+		return mergemem_ioctl_range(argp, true);
+	default:
+		return mergemem_ioctl_range(argp, false);
+	}
+}
+
+static int mergemem_open(struct inode *inode, struct file *file)
+{
+	struct mergemem_file *mf;
+
+	mf = kzalloc(sizeof(*mf), GFP_KERNEL);
+	if (!mf)
+		return -ENOMEM;
+	file->private_data = mf;
+	return nonseekable_open(inode, file);
+}
+
+static int mergemem_release(struct inode *inode, struct file *file)
+{
+	kfree(file->private_data);
+	return 0;
+}
+
+static const struct file_operations mergemem_fops = {
+	.owner = THIS_MODULE,
+	.open = mergemem_open,
+	.release = mergemem_release,
+	.unlocked_ioctl = mergemem_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+static struct miscdevice mergemem_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "mergemem",
+	.fops = &mergemem_fops,
+	.mode = 0666,
+};
+
+static int __init mergemem_init(void)
+{
+	int err;
+
+	err = mergemem_target_init();
+	if (err) {
+		pr_err("cannot open /proc/self/mem: %d\n", err);
+		return err;
+	}
+	err = mergemem_pageinfo_init();
+	if (err)
+		return err;
+	return misc_register(&mergemem_misc);
+}
+
+static void __exit mergemem_exit(void)
+{
+	misc_deregister(&mergemem_misc);
+}
+
+module_init(mergemem_init);
+module_exit(mergemem_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_VERSION("0.1.0");
+MODULE_AUTHOR("The mergemem authors");
+MODULE_DESCRIPTION("Hash other processes' pages and register them with KSM");
