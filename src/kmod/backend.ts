@@ -1,0 +1,150 @@
+/**
+ * The "kernel" page-hash back-end: /dev/mergemem hashes pages in place
+ * (MERGEMEM_IOC_PAGEINFO, xxh64 seed 0), so no page content is copied into
+ * the tool. It implements {@link HashBackend} from src/scan/backend.ts and
+ * gives the same hashes as the user back-end with checksum "xxh64".
+ *
+ * @module
+ */
+import { MergememError, SyscallError } from "../errors.ts";
+import { closeFd, O_RDONLY, openFd } from "../ffi/libc.ts";
+import { xxh64Ref } from "../hash/xxh64.ts";
+import {
+  type HashBackend,
+  type HashTarget,
+  PAGE_HASHED,
+  PAGE_ZERO,
+  type PageHashOutput,
+  type PageRuns,
+} from "../scan/backend.ts";
+import { ALL_FEATURES, type ModuleHandle, openModule } from "./client.ts";
+import {
+  MERGEMEM_FEATURE_PAGEINFO,
+  MERGEMEM_PAGEINFO_MAX,
+  MERGEMEM_PI_HASHED,
+  MERGEMEM_PI_ZERO_PAGE,
+  MERGEMEM_PI_ZEROFILLED,
+} from "./uapi.ts";
+
+/** A target of the kernel back-end: the pid and its /proc/PID/mem fd. */
+export interface KernelTarget extends HashTarget {
+  /** The open /proc/PID/mem. */
+  readonly memFd: number;
+}
+
+const PAGE_SIZE = 4096;
+let zeroPageHash: bigint | undefined;
+
+/** xxh64 of an all-zero page, for pages mapped to the shared zero page. */
+function zeroHash(): bigint {
+  zeroPageHash ??= xxh64Ref(new Uint8Array(PAGE_SIZE));
+  return zeroPageHash;
+}
+
+/**
+ * Creates the kernel back-end. With no handle it opens /dev/mergemem
+ * itself (needing PAGEINFO) and closes it in dispose().
+ *
+ * @throws MergememError NoModule / ModuleMismatch from openModule().
+ */
+export function createKernelBackend(handle?: ModuleHandle): HashBackend {
+  const own = handle === undefined;
+  const mod = handle ?? openModule({ features: MERGEMEM_FEATURE_PAGEINFO });
+  return {
+    name: "kernel",
+    checksum: "xxh64",
+    open(pid: number): KernelTarget {
+      // A SyscallError (ESRCH, ENOENT, EACCES, EPERM) is what the scan
+      // expects from open(); ENOENT means the process is gone.
+      try {
+        return { pid, memFd: openFd(`/proc/${pid}/mem`, O_RDONLY) };
+      } catch (err) {
+        if (err instanceof SyscallError && err.code === "ENOENT") {
+          throw new SyscallError("open", 3, "ESRCH", `/proc/${pid}/mem`);
+        }
+        throw err;
+      }
+    },
+    hashPages(
+      target: HashTarget,
+      runs: PageRuns,
+      out: PageHashOutput,
+    ): Promise<number> {
+      const { memFd } = target as KernelTarget;
+      let k = out.offset;
+      for (let r = 0; r < runs.count; r++) {
+        let addr = BigInt(runs.addr[r]);
+        let left = runs.pages[r];
+        while (left > 0) {
+          const n = Math.min(left, MERGEMEM_PAGEINFO_MAX);
+          const b = mod.pageinfo(memFd, addr, n);
+          for (let i = 0; i < n; i++, k++) {
+            const f = i < b.done ? b.flags[i] : 0;
+            let h: bigint;
+            let flags = 0;
+            if (f & MERGEMEM_PI_HASHED) {
+              h = b.hashes[i];
+              flags = PAGE_HASHED;
+              if (f & MERGEMEM_PI_ZEROFILLED) flags |= PAGE_ZERO;
+            } else if (f & MERGEMEM_PI_ZERO_PAGE) {
+              // The module may skip hashing the shared zero page; its
+              // content is known.
+              h = zeroHash();
+              flags = PAGE_HASHED | PAGE_ZERO;
+            } else {
+              h = 0n;
+            }
+            out.hashLo[k] = Number(h & 0xffffffffn);
+            out.hashHi[k] = Number(h >> 32n);
+            out.flags[k] = flags;
+          }
+          left -= n;
+          addr += BigInt(n * PAGE_SIZE);
+        }
+      }
+      return Promise.resolve(k - out.offset);
+    },
+    close(target: HashTarget): void {
+      closeFd((target as KernelTarget).memFd);
+    },
+    dispose(): void {
+      if (own) mod.close();
+    },
+  };
+}
+
+/** The back-end choice of `--backend`. */
+export type BackendChoice = "kernel" | "user" | "auto";
+
+/**
+ * Resolves `--backend`: "kernel" requires the module (NoModule or
+ * ModuleMismatch errors otherwise), "user" never touches it, "auto" uses
+ * the module when /dev/mergemem handshakes with PAGEINFO and falls back to
+ * the user back-end otherwise (including on a version mismatch, since a
+ * scan needs nothing from the module). `makeUser` builds the user
+ * back-end, which lives in src/scan/.
+ */
+export function resolveBackend(
+  choice: BackendChoice,
+  makeUser: () => HashBackend,
+): { backend: HashBackend; why: string } {
+  if (choice === "user") return { backend: makeUser(), why: "--backend user" };
+  if (choice === "kernel") {
+    return { backend: createKernelBackend(), why: "--backend kernel" };
+  }
+  try {
+    return {
+      backend: createKernelBackend(),
+      why: "auto: /dev/mergemem is loaded",
+    };
+  } catch (err) {
+    if (!(err instanceof MergememError)) throw err;
+    return {
+      backend: makeUser(),
+      why: `auto: ${err.message}; using the user back-end`,
+    };
+  }
+}
+
+/** Every feature bit, re-exported for callers choosing what to require. */
+export { ALL_FEATURES };

@@ -1,0 +1,290 @@
+/**
+ * merge(): the whole merge as a library call. It hashes the selected
+ * processes' pages through /dev/mergemem, chooses the VMAs worth marking
+ * (src/merge/plan.ts), marks them with MERGEMEM_IOC_MERGE, runs ksmd in a
+ * burst that restores its settings exactly (src/ksm/burst.ts), and reports
+ * predicted against achieved savings as "mergemem.merge/1".
+ *
+ * Achieved pages are the global delta of pages_sharing (plus ksm_zero_pages
+ * where the kernel counts it): the pages KSM freed. It is global because
+ * KSM is; other mergeable memory on the host can add to it.
+ *
+ * @module
+ */
+import { ExitCode, MergememError } from "../errors.ts";
+import {
+  closeProcMem,
+  type ModuleHandle,
+  openModule,
+  openProcMem,
+} from "../kmod/client.ts";
+import {
+  MERGEMEM_FEATURE_MERGE,
+  MERGEMEM_FEATURE_PAGEINFO,
+} from "../kmod/uapi.ts";
+import {
+  type BurstResult,
+  guardSignals,
+  runBurst,
+  throwIfInterrupted,
+} from "../ksm/burst.ts";
+import { mergingPages, readComm, readUid } from "../ksm/process.ts";
+import { KSM_DIR, readKsm, readKsmNumber, requireKsm } from "../ksm/sysfs.ts";
+import { VERSION } from "../version.ts";
+import {
+  DEFAULT_MIN_SAVING,
+  type MergePlan,
+  PAGE_SIZE,
+  planMerge,
+} from "./plan.ts";
+import { checkTrustDomain, otherUidsMergeable } from "./trust.ts";
+
+/** What to merge and how. */
+export interface MergeOptions {
+  /** The selected process ids. */
+  pids: number[];
+  /** Minimum net saving per VMA in pages (default 16). */
+  minSaving?: number;
+  /** Give up waiting for ksmd after this many seconds (default 60). */
+  timeoutSeconds?: number;
+  /** Plan and report only; mark nothing. */
+  dryRun?: boolean;
+  /** Mark, make sure ksmd runs, and return without waiting. */
+  noWait?: boolean;
+  /** Allow a selection spanning several uids. */
+  crossUser?: boolean;
+  /** pages_to_scan during the burst (default 10000). */
+  burstPagesToScan?: number;
+  /** A module handle to use (default: open /dev/mergemem). */
+  module?: ModuleHandle;
+  /** The KSM sysfs directory. */
+  ksmDir?: string;
+  /** Progress callback: phase and a detail. */
+  onProgress?: (phase: "scan" | "mark" | "ksmd", detail: string) => void;
+  /** Abort signal; by default SIGINT/SIGTERM are caught while merging. */
+  signal?: AbortSignal;
+}
+
+/** One process in the merge report. */
+export interface MergeProcessReport {
+  pid: number;
+  comm: string;
+  uid: number | null;
+  vmas_marked: number;
+  bytes_marked: number;
+  vmas_already_mergeable: number;
+  vmas_skipped: number;
+  duplicate_pages: number;
+  merging_pages_before: number;
+  merging_pages_after: number;
+}
+
+/** The "mergemem.merge/1" report (docs/json-schema.md). */
+export interface MergeReport {
+  schema: "mergemem.merge/1";
+  mergemem_version: string;
+  dry_run: boolean;
+  no_wait: boolean;
+  module: { api: number; version: string };
+  min_saving_pages: number;
+  page_size: number;
+  pages_scanned: number;
+  predicted_saveable_pages: number;
+  predicted_saveable_bytes: number;
+  achieved_pages: number;
+  achieved_bytes: number;
+  pages_sharing_before: number;
+  pages_sharing_after: number;
+  general_profit_before: number | null;
+  general_profit_after: number | null;
+  seconds: number;
+  ksmd_end: BurstResult["ended"] | "not-run";
+  ksmd_full_scans: number;
+  ksm_settings_before: Record<string, string>;
+  ksm_settings_after: Record<string, string>;
+  ksm_settings_restore_mismatch: Record<
+    string,
+    { wanted: string; got: string }
+  >;
+  warnings: string[];
+  skipped: { pid: number; reason: string }[];
+  processes: MergeProcessReport[];
+}
+
+function saved(dir: string): number {
+  return (readKsmNumber("pages_sharing", dir) ?? 0) +
+    (readKsmNumber("ksm_zero_pages", dir) ?? 0);
+}
+
+/**
+ * Merges the selected processes' duplicate pages. See the module doc.
+ *
+ * @throws MergememError NoKsm, NoModule, ModuleMismatch, Refused (uids),
+ *   AllDenied (no process accessible), NothingScannable, Interrupted.
+ */
+export async function merge(opts: MergeOptions): Promise<MergeReport> {
+  const dir = opts.ksmDir ?? KSM_DIR;
+  requireKsm(dir);
+  const warnings: string[] = [];
+  const skipped: { pid: number; reason: string }[] = [];
+
+  // Trust domain first: refuse before touching anything.
+  const uids = new Map<number, number>();
+  for (const pid of opts.pids) {
+    const uid = readUid(pid);
+    if (uid === undefined) skipped.push({ pid, reason: "gone" });
+    else uids.set(pid, uid);
+  }
+  if (uids.size === 0) {
+    throw new MergememError(
+      "no selected process exists",
+      ExitCode.NothingScannable,
+    );
+  }
+  const trust = checkTrustDomain(uids, opts.crossUser ?? false);
+  warnings.push(...trust.warnings);
+  warnings.push(...otherUidsMergeable(trust.uids, new Set(uids.keys())));
+
+  const own = opts.module === undefined;
+  const mod = opts.module ??
+    openModule({
+      features: MERGEMEM_FEATURE_PAGEINFO | MERGEMEM_FEATURE_MERGE,
+    });
+  const fds = new Map<number, number>();
+  const guard = opts.signal ? undefined : guardSignals();
+  const signal = opts.signal ?? guard!.signal;
+  try {
+    let denied = 0;
+    for (const pid of uids.keys()) {
+      try {
+        fds.set(pid, openProcMem(pid));
+      } catch (err) {
+        if (!(err instanceof MergememError)) throw err;
+        if (err.exitCode === ExitCode.AllDenied) denied++;
+        skipped.push({ pid, reason: err.message });
+      }
+    }
+    if (fds.size === 0) {
+      throw new MergememError(
+        denied
+          ? "permission denied for every selected process"
+          : "every selected process is gone",
+        denied ? ExitCode.AllDenied : ExitCode.NothingScannable,
+        denied ? "run as root or as the processes' owner" : undefined,
+      );
+    }
+    for (const s of skipped) warnings.push(`skipped pid ${s.pid}: ${s.reason}`);
+
+    const ksm = readKsm(dir);
+    opts.onProgress?.("scan", `${fds.size} processes`);
+    const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
+    const plan: MergePlan = planMerge(mod, fds, {
+      minSaving,
+      maxPageSharing: Number(ksm.knobs.max_page_sharing ?? 256),
+      useZeroPages: ksm.knobs.use_zero_pages === "1",
+    });
+    throwIfInterrupted(signal);
+
+    const rows = new Map<number, MergeProcessReport>();
+    for (const p of plan.processes) {
+      rows.set(p.pid, {
+        pid: p.pid,
+        comm: readComm(p.pid),
+        uid: uids.get(p.pid) ?? null,
+        vmas_marked: 0,
+        bytes_marked: 0,
+        vmas_already_mergeable: 0,
+        vmas_skipped: 0,
+        duplicate_pages: p.vmas.filter((v) => v.selected)
+          .reduce((a, v) => a + v.duplicate, 0),
+        merging_pages_before: mergingPages(p.pid),
+        merging_pages_after: 0,
+      });
+    }
+    const sharing0 = readKsmNumber("pages_sharing", dir) ?? 0;
+    const saved0 = saved(dir);
+    const profit0 = readKsmNumber("general_profit", dir) ?? null;
+
+    let burst: BurstResult | undefined;
+    if (!opts.dryRun) {
+      opts.onProgress?.(
+        "mark",
+        `${plan.predictedSaveablePages} pages predicted`,
+      );
+      for (const p of plan.processes) {
+        const row = rows.get(p.pid)!;
+        for (const v of p.vmas) {
+          if (!v.selected) continue;
+          throwIfInterrupted(signal);
+          try {
+            const r = mod.merge(fds.get(p.pid)!, v.start, v.end);
+            row.vmas_marked += r.vmasChanged;
+            row.bytes_marked += r.bytesChanged;
+            row.vmas_already_mergeable += r.vmasUnchanged;
+            row.vmas_skipped += r.vmasSkipped;
+          } catch (err) {
+            // The process exited or exec'd: nothing left to merge there.
+            const code = (err as { code?: string }).code;
+            if (code === "ESRCH") {
+              warnings.push(`pid ${p.pid} exited while marking`);
+              break;
+            }
+            throw err;
+          }
+        }
+      }
+      const anything = [...rows.values()].some((r) =>
+        r.vmas_marked + r.vmas_already_mergeable > 0
+      );
+      if (anything) {
+        opts.onProgress?.("ksmd", "burst");
+        burst = await runBurst({
+          dir,
+          noWait: opts.noWait,
+          pagesToScan: opts.burstPagesToScan,
+          timeoutMs: (opts.timeoutSeconds ?? 60) * 1000,
+          target: plan.predictedSaveablePages,
+          progress: () => saved(dir) - saved0,
+          signal,
+          onProgress: (n) => opts.onProgress?.("ksmd", `${n} pages merged`),
+        });
+      }
+    }
+    for (const row of rows.values()) {
+      row.merging_pages_after = mergingPages(row.pid);
+    }
+    const after = readKsm(dir);
+    const achieved = opts.dryRun ? 0 : saved(dir) - saved0;
+    return {
+      schema: "mergemem.merge/1",
+      mergemem_version: VERSION,
+      dry_run: opts.dryRun ?? false,
+      no_wait: opts.noWait ?? false,
+      module: { api: mod.api, version: mod.moduleVersion },
+      min_saving_pages: minSaving,
+      page_size: PAGE_SIZE,
+      pages_scanned: plan.pagesScanned,
+      predicted_saveable_pages: plan.predictedSaveablePages,
+      predicted_saveable_bytes: plan.predictedSaveablePages * PAGE_SIZE,
+      achieved_pages: achieved,
+      achieved_bytes: achieved * PAGE_SIZE,
+      pages_sharing_before: sharing0,
+      pages_sharing_after: after.counters.pages_sharing ?? 0,
+      general_profit_before: profit0,
+      general_profit_after: after.counters.general_profit ?? null,
+      seconds: burst?.seconds ?? 0,
+      ksmd_end: burst?.ended ?? "not-run",
+      ksmd_full_scans: burst?.fullScans ?? 0,
+      ksm_settings_before: burst?.settingsBefore ?? ksm.knobs,
+      ksm_settings_after: burst?.settingsAfter ?? after.knobs,
+      ksm_settings_restore_mismatch: burst?.restoreMismatch ?? {},
+      warnings,
+      skipped,
+      processes: [...rows.values()],
+    };
+  } finally {
+    for (const fd of fds.values()) closeProcMem(fd);
+    if (own) mod.close();
+    guard?.dispose();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * unmerge(): breaks the merges in the selected processes' mergeable VMAs
+ * (MERGEMEM_IOC_UNMERGE, which is MADV_UNMERGEABLE) and reports
+ * "mergemem.unmerge/1".
+ *
+ * Unmerging allocates a private copy of every merged page, so it first
+ * checks that MemAvailable can hold them: the processes' ksm_merging_pages
+ * (an upper bound) plus a reserve of 64 MiB or 2% of RAM, whichever is
+ * larger. Otherwise it refuses (ExitCode.Refused) unless force.
+ *
+ * @module
+ */
+import { ExitCode, MergememError } from "../errors.ts";
+import {
+  closeProcMem,
+  type ModuleHandle,
+  openModule,
+  openProcMem,
+} from "../kmod/client.ts";
+import { MERGEMEM_FEATURE_UNMERGE } from "../kmod/uapi.ts";
+import { mergingPages, readComm } from "../ksm/process.ts";
+import { VERSION } from "../version.ts";
+import { PAGE_SIZE } from "./plan.ts";
+
+/** Options of {@link unmerge}. */
+export interface UnmergeOptions {
+  pids: number[];
+  /** Unmerge even if MemAvailable looks too small. */
+  force?: boolean;
+  module?: ModuleHandle;
+}
+
+/** One process in the unmerge report. */
+export interface UnmergeProcessReport {
+  pid: number;
+  comm: string;
+  vmas_unmarked: number;
+  bytes_unmarked: number;
+  merging_pages_before: number;
+  merging_pages_after: number;
+  error?: string;
+}
+
+/** The "mergemem.unmerge/1" report. */
+export interface UnmergeReport {
+  schema: "mergemem.unmerge/1";
+  mergemem_version: string;
+  pages_to_unshare: number;
+  mem_available_bytes: number;
+  reserve_bytes: number;
+  forced: boolean;
+  warnings: string[];
+  processes: UnmergeProcessReport[];
+}
+
+/** Reads MemAvailable and MemTotal in bytes from /proc/meminfo text. */
+export function parseMeminfo(
+  text: string,
+): { available: number; total: number } {
+  const get = (k: string) => {
+    const m = new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(text);
+    return m ? Number(m[1]) * 1024 : 0;
+  };
+  return { available: get("MemAvailable"), total: get("MemTotal") };
+}
+
+/** The memory kept free besides the unshared pages. */
+export function reserveBytes(total: number): number {
+  return Math.max(64 << 20, Math.floor(total * 0.02));
+}
+
+/** The starts and ends of the VMAs flagged "mg" in smaps. */
+export function mergeableRanges(
+  pid: number,
+  proc = "/proc",
+): [bigint, bigint][] {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(`${proc}/${pid}/smaps`);
+  } catch {
+    return [];
+  }
+  const out: [bigint, bigint][] = [];
+  let cur: [bigint, bigint] | undefined;
+  for (const line of text.split("\n")) {
+    const r = /^([0-9a-f]+)-([0-9a-f]+)\s/.exec(line);
+    if (r) cur = [BigInt("0x" + r[1]), BigInt("0x" + r[2])];
+    else if (line.startsWith("VmFlags:") && cur) {
+      if (line.slice(8).trim().split(/\s+/).includes("mg")) out.push(cur);
+    }
+  }
+  return out;
+}
+
+/**
+ * Unmerges the selected processes.
+ *
+ * @throws MergememError Refused when memory looks insufficient and not
+ *   force; NoModule/ModuleMismatch; AllDenied.
+ */
+export function unmerge(opts: UnmergeOptions): UnmergeReport {
+  const before = new Map(opts.pids.map((p) => [p, mergingPages(p)]));
+  const need = [...before.values()].reduce((a, b) => a + b, 0);
+  const mem = parseMeminfo(Deno.readTextFileSync("/proc/meminfo"));
+  const reserve = reserveBytes(mem.total);
+  const warnings: string[] = [];
+  if (need * PAGE_SIZE + reserve > mem.available) {
+    const msg = `unmerging needs up to ${need * PAGE_SIZE} bytes for ${need} ` +
+      `pages becoming private, but MemAvailable is ${mem.available} bytes ` +
+      `(keeping ${reserve} in reserve)`;
+    if (!opts.force) {
+      throw new MergememError(
+        msg,
+        ExitCode.Refused,
+        "free memory first, or pass --force",
+      );
+    }
+    warnings.push(`--force: ${msg}`);
+  }
+  const own = opts.module === undefined;
+  const mod = opts.module ?? openModule({ features: MERGEMEM_FEATURE_UNMERGE });
+  const processes: UnmergeProcessReport[] = [];
+  let denied = 0;
+  try {
+    for (const pid of opts.pids) {
+      const row: UnmergeProcessReport = {
+        pid,
+        comm: readComm(pid),
+        vmas_unmarked: 0,
+        bytes_unmarked: 0,
+        merging_pages_before: before.get(pid) ?? 0,
+        merging_pages_after: 0,
+      };
+      processes.push(row);
+      let fd: number;
+      try {
+        fd = openProcMem(pid);
+      } catch (err) {
+        if (!(err instanceof MergememError)) throw err;
+        if (err.exitCode === ExitCode.AllDenied) denied++;
+        row.error = err.message;
+        continue;
+      }
+      try {
+        for (const [start, end] of mergeableRanges(pid)) {
+          const r = mod.unmerge(fd, start, end);
+          row.vmas_unmarked += r.vmasChanged;
+          row.bytes_unmarked += r.bytesChanged;
+        }
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? String(err);
+        row.error = `unmerge failed: ${code}`;
+        if (code === "ENOMEM" || code === "EINTR") {
+          throw new MergememError(
+            `unmerging pid ${pid} failed: ${code}`,
+            code === "EINTR" ? ExitCode.Interrupted : ExitCode.Failed,
+          );
+        }
+      } finally {
+        closeProcMem(fd);
+      }
+      row.merging_pages_after = mergingPages(pid);
+    }
+  } finally {
+    if (own) mod.close();
+  }
+  if (denied === opts.pids.length && denied > 0) {
+    throw new MergememError(
+      "permission denied for every selected process",
+      ExitCode.AllDenied,
+      "run as root or as the processes' owner",
+    );
+  }
+  return {
+    schema: "mergemem.unmerge/1",
+    mergemem_version: VERSION,
+    pages_to_unshare: need,
+    mem_available_bytes: mem.available,
+    reserve_bytes: reserve,
+    forced: opts.force ?? false,
+    warnings,
+    processes,
+  };
+}

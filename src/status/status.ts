@@ -1,0 +1,133 @@
+/**
+ * status(): what is merged now. Whether /dev/mergemem is loaded (and its
+ * API version), ksmd's settings and counters, and one row per process with
+ * KSM activity from /proc/PID/ksm_merging_pages and /proc/PID/ksm_stat,
+ * as the "mergemem.status/1" report.
+ *
+ * @module
+ */
+import { MergememError } from "../errors.ts";
+import { featureNames, openModule } from "../kmod/client.ts";
+import { listPids, readComm, readProcessKsm, readUid } from "../ksm/process.ts";
+import { KSM_DIR, ksmAvailable, readKsm } from "../ksm/sysfs.ts";
+import { VERSION } from "../version.ts";
+
+/** The module part of the status. */
+export interface ModuleStatus {
+  loaded: boolean;
+  api: number | null;
+  version: string | null;
+  features: string[];
+  /** Why it is not usable, when not loaded or mismatched. */
+  error: string | null;
+}
+
+/** One process with KSM activity. */
+export interface ProcessStatus {
+  pid: number;
+  comm: string;
+  uid: number | null;
+  merging_pages: number;
+  rmap_items: number | null;
+  zero_pages: number | null;
+  /** Bytes saved minus KSM's rmap overhead (6.12+), else null. */
+  process_profit: number | null;
+}
+
+/** The "mergemem.status/1" report. */
+export interface StatusReport {
+  schema: "mergemem.status/1";
+  mergemem_version: string;
+  timestamp: string;
+  page_size: number;
+  module: ModuleStatus;
+  ksm: {
+    available: boolean;
+    settings: Record<string, string>;
+    counters: Record<string, number>;
+  };
+  processes: ProcessStatus[];
+  totals: {
+    processes: number;
+    merging_pages: number;
+    process_profit: number | null;
+  };
+}
+
+/** Probes the module without failing. */
+export function moduleStatus(path?: string): ModuleStatus {
+  try {
+    const m = openModule({ path });
+    const s: ModuleStatus = {
+      loaded: true,
+      api: m.api,
+      version: m.moduleVersion,
+      features: featureNames(m.features),
+      error: null,
+    };
+    m.close();
+    return s;
+  } catch (err) {
+    if (!(err instanceof MergememError)) throw err;
+    return {
+      loaded: false,
+      api: null,
+      version: null,
+      features: [],
+      error: err.message,
+    };
+  }
+}
+
+/** Options of {@link status}. */
+export interface StatusOptions {
+  ksmDir?: string;
+  proc?: string;
+  devicePath?: string;
+}
+
+/** Collects the status report. */
+export function status(opts: StatusOptions = {}): StatusReport {
+  const dir = opts.ksmDir ?? KSM_DIR;
+  const proc = opts.proc ?? "/proc";
+  const available = ksmAvailable(dir);
+  const ksm = available ? readKsm(dir) : { knobs: {}, counters: {} };
+  const processes: ProcessStatus[] = [];
+  for (const pid of listPids(proc)) {
+    const k = readProcessKsm(pid, proc);
+    if (!k) continue;
+    const num = (key: string) =>
+      typeof k.stat[key] === "number" ? k.stat[key] as number : null;
+    const rmap = num("ksm_rmap_items");
+    if (k.mergingPages <= 0 && !(rmap && rmap > 0)) continue;
+    processes.push({
+      pid,
+      comm: readComm(pid, proc),
+      uid: readUid(pid, proc) ?? null,
+      merging_pages: k.mergingPages,
+      rmap_items: rmap,
+      zero_pages: num("ksm_zero_pages"),
+      process_profit: num("ksm_process_profit"),
+    });
+  }
+  processes.sort((a, b) => b.merging_pages - a.merging_pages || a.pid - b.pid);
+  const profits = processes.map((p) => p.process_profit).filter((p) =>
+    p !== null
+  );
+  return {
+    schema: "mergemem.status/1",
+    mergemem_version: VERSION,
+    timestamp: new Date().toISOString(),
+    page_size: 4096,
+    module: moduleStatus(opts.devicePath),
+    ksm: { available, settings: ksm.knobs, counters: ksm.counters },
+    processes,
+    totals: {
+      processes: processes.length,
+      merging_pages: processes.reduce((a, p) => a + p.merging_pages, 0),
+      process_profit: profits.length
+        ? profits.reduce((a, p) => a + (p as number), 0)
+        : null,
+    },
+  };
+}
