@@ -8,7 +8,10 @@
 import { ExitCode, MergememError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { styles } from "./format.ts";
+import * as mergeCmd from "./merge.ts";
 import * as scanCmd from "./scan.ts";
+import * as statusCmd from "./status.ts";
+import * as unmergeCmd from "./unmerge.ts";
 
 /** A subcommand: a one-line summary and a runner returning the exit code. */
 export interface Command {
@@ -19,6 +22,9 @@ export interface Command {
 /** Every subcommand, in the order `--help` lists them. */
 export const COMMANDS: Record<string, Command> = {
   scan: scanCmd,
+  merge: mergeCmd,
+  unmerge: unmergeCmd,
+  status: statusCmd,
 };
 
 function usage(): string {

@@ -1,0 +1,39 @@
+/**
+ * Selection helpers shared by merge and unmerge: turn parsed selectors
+ * into pids with src/proc/select.ts, reporting skipped processes.
+ *
+ * @module
+ */
+import { ExitCode, MergememError, usageError } from "../errors.ts";
+import { selectProcesses } from "../proc/select.ts";
+import { noSelector, type SelectorArgs } from "./args.ts";
+
+/**
+ * Resolves selectors to pids. Unlike scan, merge and unmerge change other
+ * processes, so they need an explicit selector (--all counts).
+ */
+export function selectPids(
+  cmd: string,
+  sel: SelectorArgs,
+): { pids: number[]; warnings: string[] } {
+  if (noSelector(sel)) {
+    throw usageError(
+      `${cmd} needs a process selection: --comm, --pid, --user or --all`,
+    );
+  }
+  const r = selectProcesses({
+    comms: sel.comms,
+    pids: sel.pids,
+    users: sel.users,
+    all: sel.all,
+  });
+  const warnings = [...r.warnings, ...r.skipped.map((s) => s.message)];
+  const pids = r.processes.map((p) => p.pid);
+  if (pids.length === 0) {
+    throw new MergememError(
+      "no process matched the selection",
+      ExitCode.NothingScannable,
+    );
+  }
+  return { pids, warnings };
+}

@@ -1,0 +1,122 @@
+/**
+ * `mergemem status`: the module, ksmd and per-process KSM savings.
+ *
+ * @module
+ */
+import { ExitCode, MergememError } from "../errors.ts";
+import { formatPrometheus, writeAtomic } from "../status/prometheus.ts";
+import { status, type StatusReport } from "../status/status.ts";
+import { parseStrict } from "./args.ts";
+import { formatBytes, renderTable, styles, useColor } from "./format.ts";
+
+/** One-line summary for --help. */
+export const summary = "show the module, ksmd settings and what is merged now";
+
+const HELP = `Usage: mergemem status [options]
+
+Options:
+  --json               print the mergemem.status/1 report as JSON
+  --prometheus [PATH]  print Prometheus metrics, or write them atomically to
+                       PATH (a file, or a directory: PATH/mergemem.prom) for
+                       node_exporter's textfile collector (docs/metrics.md)
+  -h, --help           this help
+`;
+
+/** Runs `mergemem status`. */
+export function run(args: string[]): Promise<number> {
+  // --prometheus takes an optional value: find it by hand, since parseArgs
+  // has no optional-value options.
+  const rest: string[] = [];
+  let prom: string | undefined | null = null;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--prometheus") {
+      const next = args[i + 1];
+      if (next !== undefined && !next.startsWith("-")) {
+        prom = next;
+        i++;
+      } else prom = undefined;
+    } else if (a.startsWith("--prometheus=")) prom = a.slice(13);
+    else rest.push(a);
+  }
+  const { values } = parseStrict(rest, {
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return Promise.resolve(0);
+  }
+  const r = status();
+  if (prom !== null) {
+    const text = formatPrometheus(r);
+    if (prom === undefined) console.log(text.trimEnd());
+    else {
+      try {
+        const path = writeAtomic(prom, text);
+        if (!values.json) console.error(`mergemem: wrote ${path}`);
+      } catch (err) {
+        throw new MergememError(
+          `cannot write ${prom}: ${(err as Error).message}`,
+          ExitCode.Failed,
+        );
+      }
+    }
+  }
+  if (values.json) console.log(JSON.stringify(r, null, 2));
+  else if (prom === null) console.log(formatStatus(r));
+  return Promise.resolve(0);
+}
+
+/** Human rendering of the status report. */
+export function formatStatus(r: StatusReport): string {
+  const s = styles(useColor());
+  const lines: string[] = [];
+  lines.push(
+    r.module.loaded
+      ? `module: ${
+        s.green("loaded")
+      }, version ${r.module.version}, API ${r.module.api} (${
+        r.module.features.join(", ")
+      })`
+      : `module: ${s.yellow("not usable")}: ${r.module.error}`,
+  );
+  if (!r.ksm.available) {
+    lines.push(`ksm: ${s.red("not available")} (no CONFIG_KSM)`);
+  } else {
+    const k = r.ksm.settings, c = r.ksm.counters;
+    lines.push(
+      `ksmd: run=${k.run} pages_to_scan=${k.pages_to_scan} sleep_millisecs=${k.sleep_millisecs}` +
+        (k.advisor_mode ? ` advisor_mode=${k.advisor_mode}` : ""),
+    );
+    lines.push(
+      `ksm: pages_sharing=${c.pages_sharing} (${
+        formatBytes((c.pages_sharing ?? 0) * r.page_size)
+      } saved) ` +
+        `pages_shared=${c.pages_shared} full_scans=${c.full_scans}` +
+        (c.general_profit !== undefined
+          ? ` general_profit=${formatBytes(c.general_profit)}`
+          : ""),
+    );
+  }
+  if (r.processes.length === 0) {
+    lines.push("no process has merged or mergeable memory");
+  } else {
+    const rows = [["PID", "COMM", "UID", "MERGING", "PROFIT", "RMAP ITEMS"]];
+    for (const p of r.processes) {
+      rows.push([
+        String(p.pid),
+        p.comm,
+        String(p.uid ?? "-"),
+        formatBytes(p.merging_pages * r.page_size),
+        p.process_profit === null ? "-" : formatBytes(p.process_profit),
+        p.rmap_items === null ? "-" : String(p.rmap_items),
+      ]);
+    }
+    lines.push(
+      "",
+      renderTable(rows, ["right", "left", "right", "right", "right", "right"]),
+    );
+  }
+  return lines.join("\n");
+}

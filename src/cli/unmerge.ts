@@ -1,0 +1,79 @@
+/**
+ * `mergemem unmerge`: break the merges in the selected processes.
+ *
+ * @module
+ */
+import { unmerge } from "../merge/unmerge.ts";
+import {
+  parseSelectors,
+  parseStrict,
+  SELECTOR_HELP,
+  SELECTOR_OPTIONS,
+} from "./args.ts";
+import { formatBytes, renderTable } from "./format.ts";
+import { selectPids } from "./select_common.ts";
+
+/** One-line summary for --help. */
+export const summary =
+  "unmark the selected processes' mappings and unshare their merged pages";
+
+const HELP = `Usage: mergemem unmerge [selection] [options]
+
+Unmarks every mergeable mapping of the selected processes; each merged page
+becomes private again, which needs memory. mergemem refuses when
+MemAvailable could not hold those pages plus a reserve (64 MiB or 2% of
+RAM), unless --force.
+
+${SELECTOR_HELP}
+
+Options:
+  --force     unmerge even when memory looks insufficient
+  --json      print the mergemem.unmerge/1 report as JSON
+  -h, --help  this help
+`;
+
+/** Runs `mergemem unmerge`. */
+export function run(args: string[]): Promise<number> {
+  const { values } = parseStrict(args, {
+    ...SELECTOR_OPTIONS,
+    force: { type: "boolean" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return Promise.resolve(0);
+  }
+  const { pids, warnings } = selectPids("unmerge", parseSelectors(values));
+  const r = unmerge({ pids, force: values.force });
+  r.warnings.unshift(...warnings);
+  for (const w of r.warnings) console.error(`mergemem: warning: ${w}`);
+  for (const p of r.processes) {
+    if (p.error) console.error(`mergemem: warning: pid ${p.pid}: ${p.error}`);
+  }
+  if (values.json) console.log(JSON.stringify(r, null, 2));
+  else {
+    const rows = [[
+      "PID",
+      "COMM",
+      "VMAS",
+      "UNMARKED",
+      "MERGING BEFORE",
+      "MERGING AFTER",
+    ]];
+    for (const p of r.processes) {
+      rows.push([
+        String(p.pid),
+        p.comm,
+        String(p.vmas_unmarked),
+        formatBytes(p.bytes_unmarked),
+        String(p.merging_pages_before),
+        String(p.merging_pages_after),
+      ]);
+    }
+    console.log(
+      renderTable(rows, ["right", "left", "right", "right", "right", "right"]),
+    );
+  }
+  return Promise.resolve(0);
+}
