@@ -1,0 +1,113 @@
+/**
+ * /proc/PID/pagemap and /proc/kpageflags: decoding and big reads.
+ *
+ * A pagemap entry is a little-endian u64 per virtual page
+ * (Documentation/admin-guide/mm/pagemap.rst): bit 63 present, 62 swapped,
+ * 61 file page or shared anonymous, 56 exclusively mapped, bits 0-54 the
+ * PFN (0 unless the reader has CAP_SYS_ADMIN). Entries are handled as two
+ * u32 halves in a Uint32Array, never as objects, since a scan reads
+ * millions of them.
+ *
+ * @module
+ */
+
+/** In the high u32 of an entry: bit 63, present in RAM. */
+export const PM_PRESENT_HI = 0x80000000;
+/** bit 62, swapped out. */
+export const PM_SWAPPED_HI = 0x40000000;
+/** bit 61, a file page or a shared anonymous page. */
+export const PM_FILE_HI = 0x20000000;
+/** bit 56, mapped by exactly one page table entry. */
+export const PM_EXCLUSIVE_HI = 0x01000000;
+/** bits 32-54 of the PFN, in the high u32. */
+export const PM_PFN_HI_MASK = 0x007fffff;
+
+/** A decoded pagemap entry (for tests and tools; the scan decodes inline). */
+export interface PagemapEntry {
+  present: boolean;
+  swapped: boolean;
+  file: boolean;
+  exclusive: boolean;
+  pfn: number;
+}
+
+/** Decodes entry `i` of a Uint32Array of raw pagemap bytes. */
+export function decodePagemap(words: Uint32Array, i: number): PagemapEntry {
+  const lo = words[2 * i], hi = words[2 * i + 1];
+  return {
+    present: (hi & PM_PRESENT_HI) !== 0,
+    swapped: (hi & PM_SWAPPED_HI) !== 0,
+    file: (hi & PM_FILE_HI) !== 0,
+    exclusive: (hi & PM_EXCLUSIVE_HI) !== 0,
+    pfn: pfnOf(lo, hi),
+  };
+}
+
+/** The PFN of an entry given as halves (0 when not present). */
+export function pfnOf(lo: number, hi: number): number {
+  if ((hi & PM_PRESENT_HI) === 0) return 0;
+  return (hi & PM_PFN_HI_MASK) * 0x100000000 + lo;
+}
+
+/** kpageflags bits mergemem reports (include/uapi/linux/kernel-page-flags.h). */
+export const KPF_KSM = 21;
+export const KPF_THP = 22;
+export const KPF_ZERO_PAGE = 24;
+
+/**
+ * Reads `count` u64 entries at entry index `index` of an open pagemap or
+ * kpageflags file into `into` (as 2 * count u32 words). Returns the number
+ * of entries read: fewer means end of file, which for pagemap means the
+ * process's address space is gone.
+ */
+export function readEntries(
+  file: Deno.FsFile,
+  index: number,
+  count: number,
+  into: Uint32Array,
+): number {
+  const bytes = new Uint8Array(into.buffer, into.byteOffset, count * 8);
+  file.seekSync(index * 8, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < bytes.length) {
+    const n = file.readSync(bytes.subarray(got));
+    if (n === null || n === 0) break;
+    got += n;
+  }
+  return Math.floor(got / 8);
+}
+
+/**
+ * Looks up kpageflags for many PFNs with few reads: `pfns` (count values,
+ * in any order) are visited in sorted order and neighbours within `gap`
+ * entries share one read. Calls `visit(k, flagsLo, flagsHi)` for each
+ * input index k whose PFN could be read.
+ */
+export function lookupKpageflags(
+  file: Deno.FsFile,
+  pfns: Float64Array,
+  count: number,
+  visit: (k: number, lo: number, hi: number) => void,
+  gap = 256,
+): void {
+  const order = new Uint32Array(count);
+  for (let k = 0; k < count; k++) order[k] = k;
+  order.sort((a, b) => pfns[a] - pfns[b]);
+  const buf = new Uint32Array(2 * 4096);
+  let k = 0;
+  while (k < count) {
+    const first = pfns[order[k]];
+    let j = k + 1;
+    while (
+      j < count && pfns[order[j]] - first < 4096 &&
+      pfns[order[j]] - pfns[order[j - 1]] <= gap
+    ) j++;
+    const span = pfns[order[j - 1]] - first + 1;
+    const got = readEntries(file, first, span, buf);
+    for (let t = k; t < j; t++) {
+      const idx = pfns[order[t]] - first;
+      if (idx < got) visit(order[t], buf[2 * idx], buf[2 * idx + 1]);
+    }
+    k = j;
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Reading another process's pages with process_vm_readv(2), in batches:
+ * one local iovec (the batch buffer) and up to IOV_MAX remote iovecs, each
+ * a run of contiguous pages. Only ever called on pages that pagemap showed
+ * present, so no page is faulted in (apart from the unavoidable race with
+ * reclaim between the pagemap read and this one).
+ *
+ * @module
+ */
+import { SyscallError } from "../errors.ts";
+import { errno, errnoName, lib } from "../ffi/libc.ts";
+
+/** The kernel's limit on iovecs per call. */
+export const IOV_MAX = 1024;
+
+/** errno values that mean "this process cannot be read at all". */
+const FATAL = new Set(["ESRCH", "EPERM", "EACCES"]);
+
+/** The address of a buffer, for building iovecs. */
+export function addressOf(buf: Uint8Array): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/**
+ * A reusable batch: a page buffer and its iovec arrays. Pages are packed
+ * in the buffer in the order they were added.
+ */
+export interface ReadBatch {
+  /** The page contents. */
+  bytes: Uint8Array<ArrayBuffer>;
+  /** The same memory as u32 words. */
+  words: Uint32Array<ArrayBuffer>;
+  /** The local iovec (one entry: the buffer). */
+  local: BigUint64Array<ArrayBuffer>;
+  /** Remote iovecs: base, length pairs. */
+  remote: BigUint64Array<ArrayBuffer>;
+  /** Remote iovecs in use. */
+  iovs: number;
+  /** Pages in use. */
+  pages: number;
+  /** Capacity in pages. */
+  capacity: number;
+  /** Address of `bytes`. */
+  base: bigint;
+  /** Page size. */
+  pageSize: number;
+}
+
+/** Allocates a batch of `capacity` pages. */
+export function newBatch(capacity: number, pageSize: number): ReadBatch {
+  const bytes = new Uint8Array(capacity * pageSize);
+  const b: ReadBatch = {
+    bytes,
+    words: new Uint32Array(bytes.buffer),
+    local: new BigUint64Array(2),
+    remote: new BigUint64Array(2 * IOV_MAX),
+    iovs: 0,
+    pages: 0,
+    capacity,
+    base: addressOf(bytes),
+    pageSize,
+  };
+  b.local[0] = b.base;
+  return b;
+}
+
+/** Empties a batch. */
+export function resetBatch(b: ReadBatch): void {
+  b.iovs = 0;
+  b.pages = 0;
+}
+
+/**
+ * Adds up to `pages` pages from `addr`, extending the last iovec when
+ * contiguous. Returns how many pages fit (0 when the batch is full).
+ */
+export function addPages(b: ReadBatch, addr: number, pages: number): number {
+  const n = Math.min(pages, b.capacity - b.pages);
+  if (n <= 0) return 0;
+  const len = BigInt(n * b.pageSize);
+  const a = BigInt(addr);
+  if (b.iovs > 0) {
+    const last = 2 * (b.iovs - 1);
+    if (b.remote[last] + b.remote[last + 1] === a) {
+      b.remote[last + 1] += len;
+      b.pages += n;
+      return n;
+    }
+  }
+  if (b.iovs === IOV_MAX) return 0;
+  b.remote[2 * b.iovs] = a;
+  b.remote[2 * b.iovs + 1] = len;
+  b.iovs++;
+  b.pages += n;
+  return n;
+}
+
+/** Starts reading a whole batch on another thread; resolves to the result
+ * of process_vm_readv (bytes, or -1 with errno unknowable there). */
+export function readBatchAsync(pid: number, b: ReadBatch): Promise<number> {
+  b.local[1] = BigInt(b.pages * b.pageSize);
+  return lib().process_vm_readv_async(
+    pid,
+    b.local,
+    1n,
+    b.remote,
+    BigInt(b.iovs),
+    0n,
+  )
+    .then(Number);
+}
+
+/**
+ * Reads a whole batch on this thread. `ok[k]` is set to 1 for each page k
+ * that was read and 0 for one that could not be (unmapped or gone since
+ * pagemap). A short read is continued page by page, so one bad page costs
+ * only itself.
+ *
+ * @throws {SyscallError} ESRCH, EPERM or EACCES: the process is gone or
+ *   may not be read.
+ */
+export function readBatchSync(pid: number, b: ReadBatch, ok: Uint8Array): void {
+  const total = b.pages * b.pageSize;
+  b.local[1] = BigInt(total);
+  const r = Number(
+    lib().process_vm_readv(pid, b.local, 1n, b.remote, BigInt(b.iovs), 0n),
+  );
+  if (r === total) {
+    ok.fill(1, 0, b.pages);
+    return;
+  }
+  if (r < 0) checkFatal();
+  readPagewise(pid, b, ok);
+}
+
+/** Reads a batch one page per call, marking each page's outcome. */
+export function readPagewise(pid: number, b: ReadBatch, ok: Uint8Array): void {
+  const local = new BigUint64Array(2);
+  const remote = new BigUint64Array(2);
+  const ps = BigInt(b.pageSize);
+  local[1] = ps;
+  remote[1] = ps;
+  let k = 0;
+  for (let i = 0; i < b.iovs; i++) {
+    const base = b.remote[2 * i];
+    const n = Number(b.remote[2 * i + 1] / ps);
+    for (let j = 0; j < n; j++, k++) {
+      local[0] = b.base + BigInt(k) * ps;
+      remote[0] = base + BigInt(j) * ps;
+      const r = Number(lib().process_vm_readv(pid, local, 1n, remote, 1n, 0n));
+      if (r === b.pageSize) ok[k] = 1;
+      else {
+        if (r < 0) checkFatal();
+        ok[k] = 0;
+      }
+    }
+  }
+}
+
+function checkFatal(): void {
+  const e = errno();
+  const name = errnoName(e);
+  if (FATAL.has(name)) throw new SyscallError("process_vm_readv", e, name);
+}

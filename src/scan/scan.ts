@@ -1,0 +1,441 @@
+/**
+ * The scan: select processes, read their maps and pagemap, hash their
+ * present candidate pages through a {@link HashBackend}, then group, confirm
+ * and count (src/dedup/).
+ *
+ * @module
+ */
+import { SyscallError, usageError } from "../errors.ts";
+import { analyze, type MappingRef } from "../dedup/analyze.ts";
+import {
+  F_EXCLUSIVE,
+  F_KSM,
+  F_THP,
+  F_ZERO_PAGE,
+  markSharedFrames,
+  newTable,
+  reserve,
+  sortTable,
+} from "../dedup/table.ts";
+import { getChecksum } from "../hash/mod.ts";
+import { type Mapping, readSmaps } from "../pages/maps.ts";
+import {
+  KPF_KSM,
+  KPF_THP,
+  KPF_ZERO_PAGE,
+  lookupKpageflags,
+  PM_EXCLUSIVE_HI,
+  PM_FILE_HI,
+  PM_PFN_HI_MASK,
+  PM_PRESENT_HI,
+  PM_SWAPPED_HI,
+  readEntries,
+} from "../pages/pagemap.ts";
+import { systemPageSize } from "../pages/pagesize.ts";
+import type { ProcInfo } from "../proc/info.ts";
+import {
+  CAP_SYS_ADMIN,
+  hasCapability,
+  type Selection,
+  selectProcesses,
+  skipReasonOf,
+} from "../proc/select.ts";
+import { type HashBackend, PAGE_HASHED, type PageRuns } from "./backend.ts";
+import {
+  addTotals,
+  emptyTotals,
+  type MappingResult,
+  type ProcessResult,
+  SCAN_SCHEMA,
+  type ScanResult,
+  type Strategy,
+  type Totals,
+} from "./result.ts";
+import { createUserBackend } from "./user_backend.ts";
+
+/** Progress of a running scan, reported after each batch of pages. */
+export interface ScanProgress {
+  /** The process being scanned. */
+  pid: number;
+  /** Processes finished (scanned or skipped). */
+  processesDone: number;
+  /** Processes selected. */
+  processesTotal: number;
+  /** Candidate pages read so far. */
+  pagesDone: number;
+  /** Expected candidate pages (from smaps; the real number may differ). */
+  pagesTotal: number;
+}
+
+/** Options of {@link scan}. */
+export interface ScanOptions {
+  /** Which processes (default: every readable process). */
+  selection?: Selection;
+  /** Checksum name for the user back-end (default "fast"). */
+  checksum?: string;
+  /** "hash" (default) or "equalv". */
+  strategy?: Strategy;
+  /** The page-hash back-end; undefined for the user back-end. */
+  backend?: HashBackend;
+  /** Called after each batch; may be async (the scan awaits it). */
+  onProgress?: (p: ScanProgress) => void | Promise<void>;
+  /** Pagemap entries read per call (default 65536). */
+  pagemapBatch?: number;
+}
+
+interface ProcState {
+  info: ProcInfo;
+  result: ProcessResult;
+  maps: Mapping[];
+  /** Global index of this process's first mapping. */
+  firstMap: number;
+  noncandidate: number;
+  swapped: number;
+  vanished: number;
+  scanned: number;
+}
+
+/**
+ * Scans the selected processes for pages KSM could merge.
+ * @throws {MergememError} for a bad option (unknown checksum, a checksum
+ *   that the given back-end does not compute, an unknown user).
+ */
+export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
+  const t0 = performance.now();
+  const strategy: Strategy = opts.strategy ?? "hash";
+  if (strategy !== "hash" && strategy !== "equalv") {
+    throw usageError(`unknown strategy '${strategy}' (hash or equalv)`);
+  }
+  const warnings: string[] = [];
+  let backend = opts.backend;
+  const ownBackend = !backend;
+  if (backend) {
+    if (opts.checksum && opts.checksum !== backend.checksum) {
+      throw usageError(
+        `the ${backend.name} back-end computes ${backend.checksum}, not ${opts.checksum}`,
+      );
+    }
+  } else {
+    let cs;
+    try {
+      // equalv compares corresponding pages directly: no hash is needed,
+      // only zero detection, which "const" does at no cost.
+      cs = getChecksum(
+        strategy === "equalv" ? "const" : opts.checksum ?? "fast",
+      );
+    } catch (err) {
+      throw usageError((err as Error).message);
+    }
+    backend = createUserBackend({ checksum: cs });
+  }
+  let sel;
+  try {
+    sel = selectProcesses(opts.selection ?? {});
+  } catch (err) {
+    if (err instanceof TypeError) throw usageError(err.message);
+    throw err;
+  }
+  warnings.push(...sel.warnings);
+
+  const ps = systemPageSize();
+  const kbPerPage = ps / 1024;
+  const pfns = hasCapability(CAP_SYS_ADMIN);
+  let kpf: Deno.FsFile | null = null;
+  try {
+    kpf = Deno.openSync("/proc/kpageflags");
+  } catch {
+    kpf = null;
+  }
+  const root = kpf !== null;
+  if (!pfns) {
+    warnings.push(
+      "no CAP_SYS_ADMIN: physical frame numbers are hidden, so already-shared pages are estimated from pagemap's exclusive bit and savings are estimates",
+    );
+  }
+
+  // Phase 1: smaps of every process (mappings, VmFlags, expected sizes).
+  const states: ProcState[] = [];
+  const results: ProcessResult[] = [];
+  for (const s of sel.skipped) {
+    results.push({
+      pid: s.pid,
+      comm: "",
+      uid: -1,
+      exe: null,
+      skipped: { reason: s.reason, message: s.message },
+      totals: emptyTotals(pfns, root),
+      mappings: [],
+    });
+  }
+  let expected = 0;
+  for (const info of sel.processes) {
+    const result: ProcessResult = {
+      pid: info.pid,
+      comm: info.comm,
+      uid: info.uid,
+      exe: info.exe,
+      skipped: null,
+      totals: emptyTotals(pfns, root),
+      mappings: [],
+    };
+    results.push(result);
+    try {
+      const maps = readSmaps(info.pid);
+      for (const m of maps) {
+        if (m.ksmEligible) expected += (m.kb.Anonymous ?? 0) / kbPerPage;
+      }
+      states.push({
+        info,
+        result,
+        maps,
+        firstMap: 0,
+        noncandidate: 0,
+        swapped: 0,
+        vanished: 0,
+        scanned: 0,
+      });
+    } catch (err) {
+      skip(result, err);
+    }
+  }
+
+  // Phase 2: pagemap and hashes, into the columnar table.
+  const table = newTable(expected * 1.05 + 1024);
+  const refs: MappingRef[] = [];
+  const keyIds = new Map<string, number>();
+  const chunk = opts.pagemapBatch ?? 65536;
+  const pm = new Uint32Array(2 * chunk);
+  const bits = new Uint8Array(chunk);
+  const runs: PageRuns = {
+    count: 0,
+    addr: new Float64Array(chunk),
+    pages: new Uint32Array(chunk),
+  };
+  let standIn = 1;
+  let done = 0;
+  const total = sel.processes.length + sel.skipped.length;
+  done += sel.skipped.length + (sel.processes.length - states.length);
+
+  for (const st of states) {
+    const pid = st.info.pid;
+    const rowStart = table.length;
+    st.firstMap = refs.length;
+    for (const m of st.maps) refs.push({ pid, start: m.start });
+    let file: Deno.FsFile | null = null;
+    let target = null;
+    try {
+      file = Deno.openSync(`/proc/${pid}/pagemap`);
+      target = backend.open(pid);
+      const ordinal = new Map<string, number>();
+      for (let mi = 0; mi < st.maps.length; mi++) {
+        const m = st.maps[mi];
+        const g = st.firstMap + mi;
+        const rss = (m.kb.Rss ?? 0) / kbPerPage;
+        if (!m.ksmEligible) {
+          st.noncandidate += rss;
+          continue;
+        }
+        const npages = Math.round((m.end - m.start) / ps);
+        st.scanned += npages;
+        let keyId = 0;
+        if (strategy === "equalv") {
+          const k = `${m.kind}\0${m.path}`;
+          const ord = ordinal.get(k) ?? 0;
+          ordinal.set(k, ord + 1);
+          const key = `${st.info.exe ?? st.info.comm}\0${k}\0${ord}`;
+          keyId = keyIds.get(key) ?? keyIds.size;
+          keyIds.set(key, keyId);
+        }
+        if (m.kb.Rss === 0 && (m.kb.Swap ?? 0) === 0) continue;
+        const vpn0 = Math.round(m.start / ps);
+        for (let off = 0; off < npages; off += chunk) {
+          const n = Math.min(chunk, npages - off);
+          if (readEntries(file, vpn0 + off, n, pm) < n) {
+            throw new SyscallError("read", 3, "ESRCH", "address space gone");
+          }
+          reserve(table, n);
+          const row0 = table.length;
+          let cnt = 0;
+          runs.count = 0;
+          let lastPage = -2;
+          for (let k = 0; k < n; k++) {
+            const hi = pm[2 * k + 1];
+            if ((hi & PM_PRESENT_HI) === 0) {
+              if (hi & PM_SWAPPED_HI) st.swapped++;
+              continue;
+            }
+            if (hi & PM_FILE_HI) {
+              st.noncandidate++;
+              continue;
+            }
+            const row = row0 + cnt;
+            const excl = (hi & PM_EXCLUSIVE_HI) !== 0;
+            table.mapIdx[row] = g;
+            table.pageIdx[row] = off + k;
+            table.pfn[row] = pfns
+              ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
+              : excl
+              ? standIn++
+              : 0;
+            bits[cnt] = excl ? F_EXCLUSIVE : 0;
+            cnt++;
+            if (lastPage === k - 1) runs.pages[runs.count - 1]++;
+            else {
+              runs.addr[runs.count] = m.start + (off + k) * ps;
+              runs.pages[runs.count] = 1;
+              runs.count++;
+            }
+            lastPage = k;
+          }
+          if (cnt === 0) continue;
+          if (kpf && pfns) {
+            lookupKpageflags(
+              kpf,
+              table.pfn.subarray(row0, row0 + cnt),
+              cnt,
+              (k, lo) => {
+                if (lo & (1 << KPF_KSM)) bits[k] |= F_KSM;
+                if (lo & (1 << KPF_THP)) bits[k] |= F_THP;
+                if (lo & (1 << KPF_ZERO_PAGE)) bits[k] |= F_ZERO_PAGE;
+              },
+            );
+          }
+          await backend.hashPages(target, runs, {
+            hashLo: table.hashLo,
+            hashHi: table.hashHi,
+            flags: table.flags,
+            offset: row0,
+          });
+          // Keep the rows that were read; drop the vanished ones.
+          let w = row0;
+          for (let k = 0; k < cnt; k++) {
+            const r = row0 + k;
+            if (!(table.flags[r] & PAGE_HASHED)) {
+              st.vanished++;
+              continue;
+            }
+            if (w !== r) {
+              table.mapIdx[w] = table.mapIdx[r];
+              table.pageIdx[w] = table.pageIdx[r];
+              table.pfn[w] = table.pfn[r];
+              table.hashLo[w] = table.hashLo[r];
+              table.hashHi[w] = table.hashHi[r];
+            }
+            table.flags[w] = table.flags[r] | bits[k];
+            if (strategy === "equalv") {
+              table.hashHi[w] = keyId;
+              table.hashLo[w] = table.pageIdx[w];
+            }
+            w++;
+          }
+          table.length = w;
+          if (opts.onProgress) {
+            await opts.onProgress({
+              pid,
+              processesDone: done,
+              processesTotal: total,
+              pagesDone: table.length,
+              pagesTotal: Math.round(expected),
+            });
+          }
+        }
+      }
+    } catch (err) {
+      table.length = rowStart;
+      skip(st.result, err);
+    } finally {
+      file?.close();
+      if (target) backend.close(target);
+    }
+    done++;
+  }
+  kpf?.close();
+  if (ownBackend) backend.dispose?.();
+
+  // Phase 3: group, confirm, count.
+  if (pfns) markSharedFrames(table);
+  sortTable(table);
+  const c = analyze(table, refs, { pageSize: ps, pfns });
+
+  const totals = {
+    ...emptyTotals(pfns, root),
+    processes: 0,
+    processes_skipped: 0,
+  };
+  for (const st of states) {
+    const r = st.result;
+    if (r.skipped) continue;
+    const t = r.totals;
+    st.maps.forEach((m, mi) => {
+      const g = st.firstMap + mi;
+      const mr: MappingResult = {
+        start: m.startHex,
+        end: m.endHex,
+        perms: m.perms,
+        kind: m.kind,
+        path: m.path,
+        deleted: m.deleted,
+        ksm_eligible: m.ksmEligible,
+        rss_pages: (m.kb.Rss ?? 0) / kbPerPage,
+        pages_present: c.present[g],
+        pages_zero: c.zero[g],
+        pages_duplicate: c.duplicate[g],
+        pages_shared_already: pfns ? c.sharedAlready[g] : null,
+        pages_shared_already_estimate: c.sharedEstimate[g],
+        saveable_pages: c.saveable[g],
+      };
+      r.mappings.push(mr);
+      t.rss_pages += mr.rss_pages;
+      t.pages_present += mr.pages_present;
+      t.pages_zero += mr.pages_zero;
+      t.pages_duplicate += mr.pages_duplicate;
+      if (t.pages_shared_already !== null) {
+        t.pages_shared_already += c.sharedAlready[g];
+      }
+      t.pages_shared_already_estimate += mr.pages_shared_already_estimate;
+      t.saveable_pages += mr.saveable_pages;
+      if (t.pages_ksm !== null) t.pages_ksm += c.ksm[g];
+      if (t.pages_thp !== null) t.pages_thp += c.thp[g];
+    });
+    t.pages_scanned = st.scanned;
+    t.noncandidate_present_pages = st.noncandidate;
+    t.pages_swapped = st.swapped;
+    t.pages_vanished = st.vanished;
+    t.saveable_bytes = t.saveable_pages * ps;
+  }
+  for (const r of results) {
+    if (r.skipped) totals.processes_skipped++;
+    else {
+      totals.processes++;
+      addTotals(totals, r.totals);
+    }
+  }
+  results.sort((a, b) => a.pid - b.pid);
+  return {
+    schema: SCAN_SCHEMA,
+    page_size: ps,
+    strategy,
+    checksum: strategy === "equalv" ? "none" : backend.checksum,
+    backend: backend.name,
+    pfns_available: pfns,
+    elapsed_seconds: (performance.now() - t0) / 1000,
+    totals,
+    processes: results,
+    warnings,
+  };
+}
+
+/** Marks a process skipped, or rethrows an error that is not about it. */
+function skip(r: ProcessResult, err: unknown): void {
+  const reason = skipReasonOf(err);
+  if (!reason) throw err;
+  r.skipped = {
+    reason,
+    message: `${err instanceof Error ? err.message : String(err)}`,
+  };
+  r.mappings = [];
+  const t: Totals = r.totals;
+  for (const k of Object.keys(t) as (keyof Totals)[]) {
+    if (t[k] !== null) (t as unknown as Record<string, number>)[k] = 0;
+  }
+}
