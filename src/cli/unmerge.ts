@@ -33,7 +33,7 @@ Options:
 `;
 
 /** Runs `mergemem unmerge`. */
-export function run(args: string[]): Promise<number> {
+export async function run(args: string[]): Promise<number> {
   const { values } = parseStrict(args, {
     ...SELECTOR_OPTIONS,
     force: { type: "boolean" },
@@ -42,10 +42,10 @@ export function run(args: string[]): Promise<number> {
   });
   if (values.help) {
     console.log(HELP);
-    return Promise.resolve(0);
+    return 0;
   }
   const { pids, warnings } = selectPids("unmerge", parseSelectors(values));
-  const r = unmerge({ pids, force: values.force });
+  const r = await unmerge({ pids, force: values.force });
   r.warnings.unshift(...warnings);
   for (const w of r.warnings) console.error(`mergemem: warning: ${w}`);
   for (const p of r.processes) {
@@ -75,5 +75,5 @@ export function run(args: string[]): Promise<number> {
       renderTable(rows, ["right", "left", "right", "right", "right", "right"]),
     );
   }
-  return Promise.resolve(0);
+  return 0;
 }

@@ -18,6 +18,7 @@ import {
   openProcMem,
 } from "../kmod/client.ts";
 import { MERGEMEM_FEATURE_UNMERGE } from "../kmod/uapi.ts";
+import { guardSignals, runBurst } from "../ksm/burst.ts";
 import { mergingPages, readComm } from "../ksm/process.ts";
 import { VERSION } from "../version.ts";
 import { PAGE_SIZE } from "./plan.ts";
@@ -28,6 +29,10 @@ export interface UnmergeOptions {
   /** Unmerge even if MemAvailable looks too small. */
   force?: boolean;
   module?: ModuleHandle;
+  /** Skip the ksmd pass that brings ksm_merging_pages up to date. */
+  noRefresh?: boolean;
+  /** Longest time for that pass (default 30 s). */
+  refreshTimeoutSeconds?: number;
 }
 
 /** One process in the unmerge report. */
@@ -49,6 +54,8 @@ export interface UnmergeReport {
   mem_available_bytes: number;
   reserve_bytes: number;
   forced: boolean;
+  /** The short ksmd pass that refreshes the counters, if one ran. */
+  ksmd_refresh: { ended: string; seconds: number } | null;
   warnings: string[];
   processes: UnmergeProcessReport[];
 }
@@ -98,7 +105,7 @@ export function mergeableRanges(
  * @throws MergememError Refused when memory looks insufficient and not
  *   force; NoModule/ModuleMismatch; AllDenied.
  */
-export function unmerge(opts: UnmergeOptions): UnmergeReport {
+export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
   const before = new Map(opts.pids.map((p) => [p, mergingPages(p)]));
   const need = [...before.values()].reduce((a, b) => a + b, 0);
   const mem = parseMeminfo(Deno.readTextFileSync("/proc/meminfo"));
@@ -159,11 +166,31 @@ export function unmerge(opts: UnmergeOptions): UnmergeReport {
       } finally {
         closeProcMem(fd);
       }
-      row.merging_pages_after = mergingPages(pid);
     }
   } finally {
     if (own) mod.close();
   }
+  // UNMERGE breaks the merges at once, but ksm_merging_pages only drops
+  // when ksmd next visits the process and drops its rmap items; with
+  // run=0 that never happens and the counters would lie. A short burst
+  // (settings restored exactly, as for merge) brings them up to date.
+  const total = () => opts.pids.reduce((a, p) => a + mergingPages(p), 0);
+  let refresh: UnmergeReport["ksmd_refresh"] = null;
+  if (total() > 0 && !opts.noRefresh) {
+    const guard = guardSignals();
+    try {
+      const b = await runBurst({
+        progress: () => -total(),
+        target: 0,
+        timeoutMs: (opts.refreshTimeoutSeconds ?? 30) * 1000,
+        signal: guard.signal,
+      });
+      refresh = { ended: b.ended, seconds: b.seconds };
+    } finally {
+      guard.dispose();
+    }
+  }
+  for (const row of processes) row.merging_pages_after = mergingPages(row.pid);
   if (denied === opts.pids.length && denied > 0) {
     throw new MergememError(
       "permission denied for every selected process",
@@ -178,6 +205,7 @@ export function unmerge(opts: UnmergeOptions): UnmergeReport {
     mem_available_bytes: mem.available,
     reserve_bytes: reserve,
     forced: opts.force ?? false,
+    ksmd_refresh: refresh,
     warnings,
     processes,
   };
