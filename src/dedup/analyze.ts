@@ -21,6 +21,7 @@ import {
   addPages,
   newBatch,
   readBatchSync,
+  readMem,
   resetBatch,
 } from "../pages/vmread.ts";
 import {
@@ -107,9 +108,40 @@ export function analyze(
    * `visit(row, null, 0)` for each that could not be read.
    */
   function readRows(
-    rows: number[],
+    all: number[],
     visit: (row: number, words: Uint32Array | null, off: number) => void,
   ): void {
+    // Non-exclusive pages must not be pinned (see PageRuns.notExclusive).
+    const one = new Uint8Array(ps);
+    const oneWords = new Uint32Array(one.buffer);
+    const rows: number[] = [];
+    const byPid = new Map<number, number[]>();
+    for (const row of all) {
+      if (flags[row] & F_EXCLUSIVE) rows.push(row);
+      else {
+        const l = byPid.get(pidOf(row)) ?? [];
+        l.push(row);
+        byPid.set(pidOf(row), l);
+      }
+    }
+    for (const [pid, list] of byPid) {
+      let mem: Deno.FsFile | null = null;
+      try {
+        mem = Deno.openSync(`/proc/${pid}/mem`);
+      } catch {
+        mem = null;
+      }
+      for (const row of list) {
+        let ok = false;
+        try {
+          ok = mem !== null && readMem(mem, addrOf(row), one);
+        } catch {
+          ok = false;
+        }
+        visit(row, ok ? oneWords : null, 0);
+      }
+      mem?.close();
+    }
     rows.sort((a, b) => pidOf(a) - pidOf(b) || addrOf(a) - addrOf(b));
     let k = 0;
     while (k < rows.length) {

@@ -162,3 +162,33 @@ function checkFatal(): void {
   const name = errnoName(e);
   if (FATAL.has(name)) throw new SyscallError("process_vm_readv", e, name);
 }
+
+/**
+ * Reads `bytes.length` bytes at `addr` of process `pid` through
+ * /proc/PID/mem, which (unlike process_vm_readv) takes no page pin and so
+ * never unshares a COW-shared or KSM page. Returns false if the range could
+ * not be read (unmapped meanwhile).
+ * @throws {Deno.errors.NotFound} / PermissionDenied when the process is
+ *   gone or unreadable.
+ */
+export function readMem(
+  mem: Deno.FsFile,
+  addr: number,
+  bytes: Uint8Array,
+): boolean {
+  try {
+    mem.seekSync(addr, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = mem.readSync(bytes.subarray(got));
+      if (!n) return false;
+      got += n;
+    }
+    return true;
+  } catch (err) {
+    // EIO/EFAULT: the range is no longer mapped; anything else is fatal.
+    if (err instanceof Deno.errors.NotFound) throw err;
+    if (err instanceof Deno.errors.PermissionDenied) throw err;
+    return false;
+  }
+}

@@ -47,6 +47,15 @@ export interface PageRuns {
   addr: Float64Array;
   /** Number of pages in each run (at least 1). */
   pages: Uint32Array;
+  /**
+   * True when these pages are not exclusively mapped (pagemap bit 56
+   * clear: fork-shared, KSM or zero page). A reader must then not pin
+   * them: on Linux 6.x process_vm_readv's page pin UNSHARES a COW-shared
+   * anonymous page in the target (measured: the target gets a new frame),
+   * which would undo the very sharing being measured. The user back-end
+   * reads such pages through /proc/PID/mem, which does not pin.
+   */
+  notExclusive?: boolean;
 }
 
 /**

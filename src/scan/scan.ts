@@ -255,9 +255,10 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
           }
           reserve(table, n);
           const row0 = table.length;
+          // Exclusive pages first, then the others, each as its own runs:
+          // the two are read differently (see PageRuns.notExclusive).
           let cnt = 0;
-          runs.count = 0;
-          let lastPage = -2;
+          let nx = 0;
           for (let k = 0; k < n; k++) {
             const hi = pm[2 * k + 1];
             if ((hi & PM_PRESENT_HI) === 0) {
@@ -268,26 +269,45 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
               st.noncandidate++;
               continue;
             }
-            const row = row0 + cnt;
-            const excl = (hi & PM_EXCLUSIVE_HI) !== 0;
-            table.mapIdx[row] = g;
-            table.pageIdx[row] = off + k;
-            table.pfn[row] = pfns
-              ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
-              : excl
-              ? standIn++
-              : 0;
-            bits[cnt] = excl ? F_EXCLUSIVE : 0;
+            if ((hi & PM_EXCLUSIVE_HI) === 0) nx++;
             cnt++;
-            if (lastPage === k - 1) runs.pages[runs.count - 1]++;
-            else {
-              runs.addr[runs.count] = m.start + (off + k) * ps;
-              runs.pages[runs.count] = 1;
-              runs.count++;
-            }
-            lastPage = k;
           }
           if (cnt === 0) continue;
+          for (const exclusive of [true, false]) {
+            const rowA = exclusive ? row0 : row0 + cnt - nx;
+            let row = rowA;
+            runs.count = 0;
+            runs.notExclusive = !exclusive;
+            let lastPage = -2;
+            for (let k = 0; k < n; k++) {
+              const hi = pm[2 * k + 1];
+              if ((hi & PM_PRESENT_HI) === 0 || (hi & PM_FILE_HI)) continue;
+              if (((hi & PM_EXCLUSIVE_HI) !== 0) !== exclusive) continue;
+              table.mapIdx[row] = g;
+              table.pageIdx[row] = off + k;
+              table.pfn[row] = pfns
+                ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
+                : exclusive
+                ? standIn++
+                : 0;
+              bits[row - row0] = exclusive ? F_EXCLUSIVE : 0;
+              row++;
+              if (lastPage === k - 1) runs.pages[runs.count - 1]++;
+              else {
+                runs.addr[runs.count] = m.start + (off + k) * ps;
+                runs.pages[runs.count] = 1;
+                runs.count++;
+              }
+              lastPage = k;
+            }
+            if (runs.count === 0) continue;
+            await backend.hashPages(target, runs, {
+              hashLo: table.hashLo,
+              hashHi: table.hashHi,
+              flags: table.flags,
+              offset: rowA,
+            });
+          }
           if (kpf && pfns) {
             lookupKpageflags(
               kpf,
@@ -300,12 +320,6 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
               },
             );
           }
-          await backend.hashPages(target, runs, {
-            hashLo: table.hashLo,
-            hashHi: table.hashHi,
-            flags: table.flags,
-            offset: row0,
-          });
           // Keep the rows that were read; drop the vanished ones.
           let w = row0;
           for (let k = 0; k < cnt; k++) {

@@ -17,8 +17,10 @@ import {
   type ReadBatch,
   readBatchAsync,
   readBatchSync,
+  readMem,
   resetBatch,
 } from "../pages/vmread.ts";
+import { SyscallError } from "../errors.ts";
 import type {
   HashBackend,
   HashTarget,
@@ -84,6 +86,35 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     }
   }
 
+  // Non-exclusive pages: read through /proc/PID/mem, one page at a time
+  // into the first buffer (see PageRuns.notExclusive).
+  function hashUnpinned(pid: number, runs: PageRuns, out: PageHashOutput) {
+    const b = slots[0];
+    const page = b.bytes.subarray(0, pageSize);
+    let mem: Deno.FsFile;
+    try {
+      mem = Deno.openSync(`/proc/${pid}/mem`);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new SyscallError("open", 3, "ESRCH", `/proc/${pid}/mem`);
+      }
+      throw err;
+    }
+    let at = out.offset;
+    try {
+      for (let i = 0; i < runs.count; i++) {
+        for (let j = 0; j < runs.pages[i]; j++, at++) {
+          if (readMem(mem, runs.addr[i] + j * pageSize, page)) {
+            cs.hashPages(b.words, 0, 1, pageSize, out, at);
+          } else out.flags[at] = 0;
+        }
+      }
+    } finally {
+      mem.close();
+    }
+    return at - out.offset;
+  }
+
   return {
     name: "user",
     checksum: cs.name,
@@ -92,6 +123,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     },
     async hashPages(target, runs, out) {
       const pid = target.pid;
+      if (runs.notExclusive) return hashUnpinned(pid, runs, out);
       let cur = 0;
       let [run, skip] = fill(slots[cur], runs, 0, 0);
       let at = out.offset;
