@@ -1,0 +1,299 @@
+/**
+ * `mergemem scan`: report how much memory identical pages waste, per
+ * command group, per process and per mapping. A thin layer over scan().
+ *
+ * @module
+ */
+import { ExitCode, MergememError } from "../errors.ts";
+import { type BackendChoice, resolveBackend } from "../kmod/backend.ts";
+import { CHECKSUM_NAMES, getChecksum } from "../hash/mod.ts";
+import {
+  addTotals,
+  emptyTotals,
+  type PageCounts,
+  type ProcessResult,
+  scan,
+  type ScanResult,
+  type Totals,
+} from "../scan/mod.ts";
+import { createUserBackend } from "../scan/user_backend.ts";
+import {
+  noSelector,
+  parseChoice,
+  parseIntOption,
+  parseSelectors,
+  parseStrict,
+  SELECTOR_HELP,
+  SELECTOR_OPTIONS,
+} from "./args.ts";
+import {
+  formatPages,
+  formatPercent,
+  renderTable,
+  styles,
+  truncate,
+  useColor,
+} from "./format.ts";
+import { createProgress } from "./progress.ts";
+
+/** One-line summary for --help. */
+export const summary = "show how much memory identical pages waste";
+
+const HELP = `Usage: mergemem scan [selection] [options]
+
+Reads the present pages of the selected processes (never faulting any in),
+finds pages with identical content and reports what KSM could save, per
+command, per process and per mapping. Needs no kernel module; as root it
+sees every process and exact physical sharing.
+
+${SELECTOR_HELP}
+
+Options:
+  --checksum NAME   ${CHECKSUM_NAMES.join("|")} (default fast); matches are
+                    always confirmed byte by byte, so this changes speed only
+  --strategy S      hash: every page against every page (default);
+                    equalv: only the same offset in corresponding mappings
+                    of processes running the same executable (cheaper)
+  --backend B       auto|user|kernel: hash pages in the kernel through
+                    /dev/mergemem, or read them here (default auto)
+  --top N           rows in the process and mapping tables (default 10)
+  --strict          exit 5 if any process had to be skipped
+  --json            print the mergemem.scan/1 document (docs/json-schema.md)
+  -h, --help        this help
+
+Examples:
+  sudo mergemem scan                          every process, grouped by command
+  sudo mergemem scan --comm httpd             the httpd workers
+  sudo mergemem scan --user www-data --json   machine-readable
+  mergemem scan --pid 1234,1240 --strategy equalv
+
+Exit codes: 0 ok (a partial scan warns), 2 usage, 3 nothing scannable,
+4 every process denied, 5 partial with --strict, 6/7 --backend kernel
+without a usable module.`;
+
+/** Runs `mergemem scan`. */
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseStrict(args, {
+    ...SELECTOR_OPTIONS,
+    checksum: { type: "string" },
+    strategy: { type: "string" },
+    backend: { type: "string" },
+    top: { type: "string" },
+    strict: { type: "boolean" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return ExitCode.Ok;
+  }
+  const selection = parseSelectors(values);
+  const checksum = parseChoice(
+    "checksum",
+    values.checksum,
+    CHECKSUM_NAMES,
+    "fast",
+  );
+  const strategy = parseChoice(
+    "strategy",
+    values.strategy,
+    [
+      "hash",
+      "equalv",
+    ] as const,
+    "hash",
+  );
+  let choice = parseChoice<BackendChoice>("backend", values.backend, [
+    "auto",
+    "user",
+    "kernel",
+  ], "auto");
+  // The module computes xxh64 only: another checksum means user space.
+  if (values.checksum && checksum !== "xxh64") {
+    if (choice === "kernel") {
+      throw new MergememError(
+        `--backend kernel computes xxh64; it cannot use --checksum ${checksum}`,
+        ExitCode.Usage,
+      );
+    }
+    choice = "user";
+  }
+  const top = parseIntOption("top", values.top, 10, 1, 100000);
+
+  const { backend } = resolveBackend(
+    choice,
+    () => createUserBackend({ checksum: getChecksum(checksum) }),
+  );
+  const progress = createProgress({ unit: "pages" });
+  let result: ScanResult;
+  try {
+    result = await scan({
+      selection: {
+        comms: selection.comms,
+        pids: selection.pids,
+        users: selection.users,
+        all: selection.all,
+      },
+      strategy,
+      backend,
+      onProgress: (p) =>
+        progress.update(p.pagesDone, p.pagesTotal, `pid ${p.pid}`),
+    });
+  } finally {
+    progress.done();
+    backend.dispose?.();
+  }
+
+  const skipped = result.processes.filter((p) => p.skipped !== null);
+  const scanned = result.processes.filter((p) => p.skipped === null);
+
+  if (values.json) {
+    console.log(JSON.stringify(result, null, 2));
+  } else {
+    printReport(result, top, noSelector(selection));
+  }
+  for (const w of result.warnings) console.error(`mergemem: warning: ${w}`);
+
+  if (scanned.length === 0) {
+    const denied = skipped.filter((p) =>
+      p.skipped && p.skipped.reason !== "ESRCH"
+    );
+    if (skipped.length > 0 && denied.length === skipped.length) {
+      throw new MergememError(
+        `permission denied for all ${skipped.length} selected process(es)`,
+        ExitCode.AllDenied,
+        "scanning another user's processes needs root (sudo) or CAP_SYS_PTRACE",
+      );
+    }
+    throw new MergememError(
+      skipped.length > 0
+        ? "no selected process could be scanned (they exited)"
+        : "no process matched the selection",
+      ExitCode.NothingScannable,
+    );
+  }
+  if (skipped.length > 0) {
+    console.error(
+      `mergemem: warning: ${skipped.length} process(es) skipped: ${
+        summarizeSkips(skipped)
+      }`,
+    );
+    if (values.strict) return ExitCode.Partial;
+  }
+  return ExitCode.Ok;
+}
+
+function summarizeSkips(skipped: ProcessResult[]): string {
+  const shown = skipped.slice(0, 5).map((p) =>
+    `${p.pid}${p.comm ? ` (${p.comm})` : ""}: ${p.skipped!.reason}`
+  );
+  if (skipped.length > 5) shown.push(`and ${skipped.length - 5} more`);
+  return shown.join(", ");
+}
+
+function countCells(t: PageCounts, ps: number): string[] {
+  return [
+    formatPages(t.pages_present, ps),
+    formatPages(t.pages_zero, ps),
+    formatPages(t.pages_duplicate, ps),
+    t.pages_shared_already === null
+      ? `~${formatPages(t.pages_shared_already_estimate, ps)}`
+      : formatPages(t.pages_shared_already, ps),
+    formatPages(t.saveable_pages, ps),
+  ];
+}
+
+const COUNT_HEADERS = ["PRESENT", "ZERO", "DUPLICATE", "SHARED", "SAVEABLE"];
+
+function printReport(r: ScanResult, top: number, grouped: boolean): void {
+  const s = styles(useColor());
+  const ps = r.page_size;
+  const t = r.totals;
+  const scanned = r.processes.filter((p) => p.skipped === null);
+
+  console.log(
+    `${s.bold("mergemem scan")}: ${t.processes} process(es), ${
+      formatPages(t.pages_present, ps)
+    } of mergeable memory present, ${
+      s.green(formatPages(t.saveable_pages, ps))
+    } saveable (${formatPercent(t.saveable_pages, t.pages_present)})${
+      r.pfns_available ? "" : " (estimate)"
+    }`,
+  );
+  console.log(
+    s.dim(
+      `strategy ${r.strategy}, checksum ${r.checksum}, backend ${r.backend}, ${
+        r.elapsed_seconds.toFixed(2)
+      } s`,
+    ),
+  );
+
+  // Per command group: the answer to "where is my RAM duplicated?".
+  const groups = new Map<string, { procs: number; totals: Totals }>();
+  for (const p of scanned) {
+    const g = groups.get(p.comm) ??
+      { procs: 0, totals: emptyTotals(r.pfns_available, false) };
+    g.procs++;
+    addTotals(g.totals, p.totals);
+    groups.set(p.comm, g);
+  }
+  const groupRows = [...groups.entries()]
+    .sort((a, b) =>
+      b[1].totals.saveable_pages - a[1].totals.saveable_pages ||
+      b[1].totals.pages_present - a[1].totals.pages_present
+    );
+  if (grouped || groups.size > 1) {
+    console.log(`\n${s.bold("By command")}`);
+    const rows = [["COMMAND", "PROCS", ...COUNT_HEADERS]];
+    for (const [comm, g] of groupRows.slice(0, Math.max(top, 20))) {
+      rows.push([comm, String(g.procs), ...countCells(g.totals, ps)]);
+    }
+    if (groupRows.length > Math.max(top, 20)) {
+      rows.push([`(${groupRows.length - Math.max(top, 20)} more)`]);
+    }
+    console.log(renderTable(rows));
+  }
+
+  console.log(`\n${s.bold("By process")}`);
+  const procs = [...scanned].sort((a, b) =>
+    b.totals.saveable_pages - a.totals.saveable_pages ||
+    b.totals.pages_present - a.totals.pages_present
+  );
+  const prow = [["PID", "COMMAND", "UID", ...COUNT_HEADERS]];
+  for (const p of procs.slice(0, top)) {
+    prow.push([
+      String(p.pid),
+      p.comm,
+      String(p.uid),
+      ...countCells(p.totals, ps),
+    ]);
+  }
+  if (procs.length > top) prow.push([`(${procs.length - top} more)`]);
+  console.log(renderTable(prow, ["right", "left", "right"]));
+
+  const maps = scanned.flatMap((p) =>
+    p.mappings.filter((m) => m.pages_present > 0).map((m) => ({ p, m }))
+  ).sort((a, b) =>
+    b.m.saveable_pages - a.m.saveable_pages ||
+    b.m.pages_duplicate - a.m.pages_duplicate
+  );
+  if (maps.length > 0) {
+    console.log(`\n${s.bold("Top mappings")}`);
+    const mrow = [["PID", "MAPPING", "KIND", ...COUNT_HEADERS]];
+    for (const { p, m } of maps.slice(0, top)) {
+      const name = m.path === ""
+        ? `${m.start}-${m.end}`
+        : truncate(m.path + (m.deleted ? " (deleted)" : ""), 40);
+      mrow.push([String(p.pid), name, m.kind, ...countCells(m, ps)]);
+    }
+    console.log(renderTable(mrow, ["right", "left", "left"]));
+  }
+  console.log(
+    s.dim(
+      "\nPRESENT: mergeable pages in RAM; ZERO: all-zero pages; DUPLICATE: content also in another frame;\n" +
+        "SHARED: already one frame (fork/KSM)" +
+        (r.pfns_available ? "" : ", ~ = estimate without root") +
+        "; SAVEABLE: frames KSM could free. See docs/accounting.md.",
+    ),
+  );
+}
