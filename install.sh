@@ -96,7 +96,9 @@ mkdir -p "$bindir" "$libdir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-perms="--allow-read --allow-write --allow-ffi --allow-env --allow-sys"
+# Deno demands full access for /proc/PID/* files, and --allow-ffi (needed
+# for ioctl and process_vm_readv) grants everything anyway: say so plainly.
+perms="--allow-all"
 built=0
 if [ -n "${DENORT_BIN:-}" ] && [ ! -x "${DENORT_BIN}" ]; then
 	die "DENORT_BIN=$DENORT_BIN is not an executable file"
@@ -110,27 +112,37 @@ fi
 
 if [ "$built" -eq 1 ]; then
 	install -m 0755 "$tmp/mergemem" "$bindir/mergemem"
-	rm -f "$libdir/deno" "$libdir/mergemem.js"
+	rm -rf "$libdir"
 	say "installed the single binary $bindir/mergemem (deno compile)"
 else
 	# No Deno runtime for compile (no DENORT_BIN, nothing cached, no
 	# network): install the same code as one bundled file plus the pinned
 	# Deno, and a launcher granting exactly the permissions compile would.
-	say "deno compile could not get its runtime: $(grep -m1 -i error "$tmp/compile.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-120)"
+	say "deno compile could not get its runtime: $(sed 's/\x1b\[[0-9;]*m//g' "$tmp/compile.log" | grep -m1 -E 'error sending|dns error|No such file|DENORT' | sed 's/^ *[0-9]*: *//' | cut -c1-140)"
 	say "falling back to a launcher (set DENORT_BIN=/path/to/denort for a single binary)"
-	(cd "$src" && $deno bundle --quiet -o "$tmp/mergemem.js" main.ts) || \
-		die "deno bundle failed"
+	rm -rf "$libdir/src" "$libdir/main.ts" "$libdir/mergemem.js"
 	install -m 0755 "$deno" "$libdir/deno"
-	install -m 0644 "$tmp/mergemem.js" "$libdir/mergemem.js"
+	if (cd "$src" && $deno bundle --quiet -o "$tmp/mergemem.js" main.ts) \
+		>"$tmp/bundle.log" 2>&1; then
+		install -m 0644 "$tmp/mergemem.js" "$libdir/mergemem.js"
+		entry=$libdir/mergemem.js
+	else
+		# deno bundle fetches esbuild from the npm registry; without it,
+		# install the sources themselves.
+		cp -R "$src/src" "$libdir/src"
+		install -m 0644 "$src/main.ts" "$libdir/main.ts"
+		entry=$libdir/main.ts
+	fi
 	cat >"$tmp/launcher" <<LAUNCHER
 #!/bin/sh
 # mergemem launcher written by install.sh: runs the bundled code with the
-# pinned Deno and exactly the permissions the compiled binary would have.
+# pinned Deno and the same permissions as the compiled binary (all: Deno
+# requires that for /proc/PID files, and FFI implies it anyway).
 export DENO_NO_UPDATE_CHECK=1
-exec "$libdir/deno" run --quiet --no-prompt --no-config --no-lock $perms "$libdir/mergemem.js" "\$@"
+exec "$libdir/deno" run --quiet --no-prompt --no-config --no-lock $perms "$entry" "\$@"
 LAUNCHER
 	install -m 0755 "$tmp/launcher" "$bindir/mergemem"
-	say "installed the launcher $bindir/mergemem (runs $libdir/mergemem.js)"
+	say "installed the launcher $bindir/mergemem (runs $entry)"
 fi
 "$bindir/mergemem" --version >/dev/null || die "the installed mergemem does not run"
 

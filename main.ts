@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read --allow-write --allow-ffi --allow-env --allow-sys
+#!/usr/bin/env -S deno run --allow-all
 /**
  * The mergemem command line. All the work is in the library (src/mod.ts);
  * this file only runs the CLI.
