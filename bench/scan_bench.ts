@@ -1,0 +1,147 @@
+/**
+ * Scan benchmark: spawns workers with a known amount of memory and
+ * measures, in the same run,
+ *   (a) the raw rate of only reading the same present pages with a plain
+ *       process_vm_readv loop (1 MiB batches),
+ *   (b) the scan's rate (pages_present * page size / elapsed),
+ *   (c) their ratio,
+ *   (d) the tool's peak RSS increase per present page, from a scan run in
+ *       a fresh subprocess (VmHWM after - VmRSS before the scan),
+ * for strategies hash/equalv and checksums fast/xxh64.
+ *
+ *   deno run --allow-all bench/scan_bench.ts [--workers 4] [--mib 256]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { scan } from "../src/scan/mod.ts";
+import {
+  addPages,
+  newBatch,
+  readBatchSync,
+  resetBatch,
+} from "../src/pages/vmread.ts";
+import { readSmaps } from "../src/pages/maps.ts";
+import { startWorker, type Worker } from "../tests/helpers/workers.ts";
+
+const PS = 4096;
+
+async function child(): Promise<void> {
+  const opts = JSON.parse(Deno.args[1]);
+  const hwm = () => {
+    const s = Deno.readTextFileSync("/proc/self/status");
+    return {
+      rss: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) * 1024,
+      hwm: Number(/VmHWM:\s+(\d+)/.exec(s)![1]) * 1024,
+    };
+  };
+  // Reset the high-water mark so it measures the scan alone.
+  Deno.writeTextFileSync("/proc/self/clear_refs", "5");
+  const before = hwm();
+  const r = await scan(opts);
+  const after = hwm();
+  console.log(JSON.stringify({
+    elapsed: r.elapsed_seconds,
+    present: r.totals.pages_present,
+    saveable: r.totals.saveable_pages,
+    rss_increase: after.hwm - before.rss,
+  }));
+}
+
+function rawRead(pids: number[]): { bytes: number; seconds: number } {
+  const b = newBatch(256, PS);
+  const ok = new Uint8Array(256);
+  let bytes = 0;
+  const t0 = performance.now();
+  for (const pid of pids) {
+    const f = Deno.openSync(`/proc/${pid}/pagemap`);
+    for (const m of readSmaps(pid)) {
+      if (!m.ksmEligible || !m.kb.Rss) continue;
+      const n = (m.end - m.start) / PS;
+      const pm = new Uint32Array(2 * n);
+      f.seekSync((m.start / PS) * 8, Deno.SeekMode.Start);
+      f.readSync(new Uint8Array(pm.buffer));
+      resetBatch(b);
+      for (let k = 0; k < n; k++) {
+        const hi = pm[2 * k + 1];
+        if (!(hi & 0x80000000) || (hi & 0x20000000)) continue;
+        if (addPages(b, m.start + k * PS, 1) === 0) {
+          readBatchSync(pid, b, ok);
+          bytes += b.pages * PS;
+          resetBatch(b);
+          addPages(b, m.start + k * PS, 1);
+        }
+      }
+      if (b.pages) {
+        readBatchSync(pid, b, ok);
+        bytes += b.pages * PS;
+      }
+    }
+    f.close();
+  }
+  return { bytes, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs({
+    args: Deno.args,
+    options: { workers: { type: "string" }, mib: { type: "string" } },
+  });
+  const nw = Number(a.values.workers ?? 4);
+  const pages = (Number(a.values.mib ?? 256) * 1024 * 1024) / PS;
+  // Mixed content: 40% unique, 30% common across workers, 20% duplicate
+  // within, 10% zero.
+  const spec = {
+    unique: Math.round(pages * 0.4),
+    common: Math.round(pages * 0.3),
+    dup: Math.round(pages * 0.2),
+    zero: Math.round(pages * 0.1),
+  };
+  const workers: Worker[] = [];
+  try {
+    for (let i = 0; i < nw; i++) workers.push(await startWorker(spec));
+    const pids = workers.map((w) => w.pid);
+    const rows = [];
+    for (
+      const [strategy, checksum] of [
+        ["hash", "fast"],
+        ["hash", "xxh64"],
+        ["equalv", "fast"],
+      ]
+    ) {
+      const raw = rawRead(pids);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-all",
+          import.meta.filename!,
+          "--child",
+          JSON.stringify({ selection: { pids }, strategy, checksum }),
+        ],
+      }).output();
+      if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+      const r = JSON.parse(new TextDecoder().decode(out.stdout));
+      const rawGBs = raw.bytes / raw.seconds / 1e9;
+      const scanGBs = (r.present * PS) / r.elapsed / 1e9;
+      rows.push({
+        strategy,
+        checksum: strategy === "equalv" ? "none" : checksum,
+        pages: r.present,
+        raw_gb_s: +rawGBs.toFixed(2),
+        scan_gb_s: +scanGBs.toFixed(2),
+        ratio: +(scanGBs / rawGBs).toFixed(2),
+        bytes_per_page: +(r.rss_increase / r.present).toFixed(1),
+        saveable_pages: r.saveable,
+      });
+    }
+    console.table(rows);
+    console.log(
+      JSON.stringify({ workers: nw, mib_each: pages * PS / 2 ** 20, rows }),
+    );
+  } finally {
+    for (const w of workers) await w.stop();
+  }
+}
+
+if (Deno.args[0] === "--child") await child();
+else await main();
