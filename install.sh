@@ -9,6 +9,8 @@
 # Options:
 #   --prefix DIR   where bin/ and lib/ go (default /usr/local)
 #   --no-module    do not build or load the kernel module
+#   --kernel KVER  build the module for this kernel (default: the running
+#                  one); it is loaded only when KVER is the running kernel
 #   --no-systemd   do not install the systemd service and timer
 #   --uninstall    remove what an install put in place (same --prefix)
 #   -h, --help     this help
@@ -24,6 +26,7 @@ set -eu
 VERSION=0.1.0
 prefix=/usr/local
 with_module=1
+kver=$(uname -r)
 with_systemd=1
 uninstall=0
 src=$(cd "$(dirname "$0")" && pwd)
@@ -37,9 +40,10 @@ while [ $# -gt 0 ]; do
 	--prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; prefix=$2; shift 2 ;;
 	--prefix=*) prefix=${1#--prefix=}; shift ;;
 	--no-module) with_module=0; shift ;;
+	--kernel) [ $# -ge 2 ] || die "--kernel needs a version"; kver=$2; shift 2 ;;
 	--no-systemd) with_systemd=0; shift ;;
 	--uninstall) uninstall=1; shift ;;
-	-h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option '$1' (see --help)" ;;
 	esac
 done
@@ -148,7 +152,6 @@ fi
 
 # --------------------------------------------------------------- the module
 install_module() {
-	kver=$(uname -r)
 	if ! is_root; then
 		warn "not root: skipping the kernel module"
 		return 0
@@ -175,14 +178,16 @@ install_module() {
 		return 0
 	fi
 	echo mergemem >/etc/modules-load.d/mergemem.conf
-	if modprobe mergemem 2>"$tmp/modprobe.log"; then
+	if [ "$kver" != "$(uname -r)" ]; then
+		say "module built and installed for $kver; it loads when that kernel runs"
+	elif modprobe mergemem 2>"$tmp/modprobe.log"; then
 		say "module loaded: /dev/mergemem (DKMS rebuilds it for new kernels)"
 	else
 		warn "modprobe mergemem failed: $(cat "$tmp/modprobe.log")"
 		warn "with Secure Boot, enrol the DKMS key: mokutil --import /var/lib/dkms/mok.pub"
 	fi
 }
-[ "$with_module" -eq 1 ] && install_module
+if [ "$with_module" -eq 1 ]; then install_module; fi
 
 # ------------------------------------------------------------------ systemd
 if [ "$with_systemd" -eq 1 ] && is_root && [ -d /etc/systemd ]; then

@@ -50,12 +50,28 @@ if [ "$run_host" -eq 1 ]; then
 
 	step "install.sh round trip into a temporary prefix"
 	prefix=$(mktemp -d)
-	./install.sh --prefix "$prefix" --no-module --no-systemd
+	# The host's own kernel may have no headers (CI machines run custom
+	# kernels); build the DKMS module for Debian's 6.1 kernel instead, which
+	# vm-deps.sh installed, so the DKMS path is exercised for real.
+	# shellcheck source=tests/vm/lib/kernels.sh
+	. ./tests/vm/lib/kernels.sh
+	kver61=$(vm_kver_default 2>/dev/null || true)
+	if [ -n "$kver61" ] && [ -d "/lib/modules/$kver61/build" ]; then
+		./install.sh --prefix "$prefix" --kernel "$kver61"
+		dkms status "mergemem/0.1.0" -k "$kver61" | grep -q installed
+		[ -d /usr/src/mergemem-0.1.0 ] && [ -f /etc/modules-load.d/mergemem.conf ]
+		[ -f /etc/systemd/system/mergemem.timer ] && [ -f /etc/mergemem.conf ]
+	else
+		./install.sh --prefix "$prefix" --no-module --no-systemd
+	fi
 	"$prefix/bin/mergemem" --version
 	"$prefix/bin/mergemem" scan --pid $$ --json >"$prefix/scan.json"
 	grep -q '"schema": *"mergemem.scan/1"' "$prefix/scan.json"
 	./install.sh --prefix "$prefix" --uninstall
-	[ ! -e "$prefix/bin/mergemem" ]
+	[ ! -e "$prefix/bin/mergemem" ] && [ ! -e "$prefix/lib/mergemem" ]
+	[ ! -e /usr/src/mergemem-0.1.0 ] && [ ! -e /etc/modules-load.d/mergemem.conf ]
+	[ ! -e /etc/systemd/system/mergemem.timer ]
+	! dkms status mergemem 2>/dev/null | grep -q mergemem
 	rm -rf "$prefix"
 	echo "install.sh: ok"
 fi
