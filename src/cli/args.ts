@@ -20,7 +20,8 @@ export const SELECTOR_OPTIONS = {
 } as const satisfies OptionSpecs;
 
 /** Help text for the selector options. */
-export const SELECTOR_HELP = `Process selection (combine freely; a process matching any is selected):
+export const SELECTOR_HELP =
+  `Process selection (combine freely; a process matching any is selected):
   --comm NAME       exact command name, as in 'pgrep -x NAME' (repeatable)
   --pid PID[,PID]   process ids (repeatable, or a comma list)
   --user USER|UID   every process of this user (repeatable)

@@ -30,9 +30,8 @@ export const COMMANDS: Record<string, Command> = {
 function usage(): string {
   const names = Object.keys(COMMANDS);
   const width = Math.max(...names.map((n) => n.length));
-  const list = names.map((n) =>
-    `  ${n.padEnd(width)}  ${COMMANDS[n].summary}`
-  ).join("\n");
+  const list = names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n].summary}`)
+    .join("\n");
   return `mergemem ${VERSION}: find identical memory pages across processes and merge them with KSM
 
 Usage: mergemem <command> [options]
