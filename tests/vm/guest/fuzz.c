@@ -334,7 +334,26 @@ static void victim_spawn(void)
 	victim_mem = open(path, O_RDONLY);
 }
 
-static int run_batch(int calls)
+/* Result counters of a batch: success, then per errno (< 256). */
+static unsigned int stat_ok, stat_err[256];
+
+static void print_stats(int batch)
+{
+	char line[512];
+	int e, n;
+
+	n = snprintf(line, sizeof(line), "# batch %d: ok %u", batch, stat_ok);
+	for (e = 1; e < 256; e++)
+		if (stat_err[e] && n < (int)sizeof(line) - 32)
+			n += snprintf(line + n, sizeof(line) - n, ", %s %u",
+				      strerrorname_np(e) ? strerrorname_np(e) :
+							   "?",
+				      stat_err[e]);
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static int run_batch(int batch, int calls)
 {
 	struct mergemem_api api = { .api = MERGEMEM_API };
 	int i, bad = 0;
@@ -359,6 +378,10 @@ static int run_batch(int calls)
 		errno = 0;
 		rc = ioctl(dev_fd, cmd, argp);
 		e = errno;
+		if (rc == 0)
+			stat_ok++;
+		else if (e > 0 && e < 256)
+			stat_err[e]++;
 		if (rc == 0 || (rc == -1 && errno_ok(e)))
 			continue;
 		/* Foreign numbers may reach the VFS's generic ioctls. */
@@ -373,7 +396,92 @@ static int run_batch(int calls)
 		kill(victim, SIGKILL);
 		waitpid(victim, NULL, 0);
 	}
+	print_stats(batch);
 	return bad ? 1 : 0;
+}
+
+/*
+ * Targets dying mid-call: a process with 32 MiB of touched memory is killed
+ * after a random delay while we describe, merge and unmerge it.
+ */
+static int race_phase(int rounds)
+{
+	struct mergemem_api api = { .api = MERGEMEM_API };
+	size_t len = 8192 * psz;
+	int r, bad = 0, dev, okc = 0, srch = 0;
+
+	dev = open("/dev/mergemem", O_RDWR);
+	if (dev < 0 || ioctl(dev, MERGEMEM_IOC_API, &api))
+		return 1;
+	for (r = 0; r < rounds; r++) {
+		int p[2], mem, i;
+		uintptr_t base = 0;
+		char path[64];
+		pid_t t, killer;
+
+		if (pipe(p))
+			return 1;
+		t = fork();
+		if (t == 0) {
+			uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			memset(m, 0x11, len);
+			base = (uintptr_t)m;
+			if (write(p[1], &base, sizeof(base)) != sizeof(base))
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		if (read(p[0], &base, sizeof(base)) != sizeof(base))
+			return 1;
+		close(p[0]);
+		close(p[1]);
+		snprintf(path, sizeof(path), "/proc/%d/mem", t);
+		mem = open(path, O_RDONLY);
+		killer = fork();
+		if (killer == 0) {
+			usleep(pick(200000));
+			kill(t, SIGKILL);
+			_exit(0);
+		}
+		for (i = 0; i < 40; i++) {
+			struct mergemem_pageinfo_args pa = {
+				.mem_fd = mem, .start = base,
+				.npages = MERGEMEM_PAGEINFO_MAX,
+				.out = (uintptr_t)outbuf,
+			};
+			struct mergemem_range_args ra = {
+				.mem_fd = mem, .start = base, .end = base + len,
+			};
+			int rc;
+
+			switch (i % 3) {
+			case 0:
+				rc = ioctl(dev, MERGEMEM_IOC_PAGEINFO, &pa);
+				break;
+			case 1:
+				rc = ioctl(dev, MERGEMEM_IOC_MERGE, &ra);
+				break;
+			default:
+				rc = ioctl(dev, MERGEMEM_IOC_UNMERGE, &ra);
+				break;
+			}
+			if (rc == 0)
+				okc++;
+			else if (errno == ESRCH)
+				srch++;
+			else if (errno != EINTR && bad++ < 10)
+				printf("# race: op %d -> errno %d (%s)\n",
+				       i % 3, errno, strerror(errno));
+		}
+		waitpid(killer, NULL, 0);
+		waitpid(t, NULL, 0);
+		close(mem);
+	}
+	close(dev);
+	printf("# race: %d rounds, %d calls ok, %d ESRCH\n", rounds, okc, srch);
+	return bad != 0;
 }
 
 static void *map(int prot)
@@ -430,7 +538,7 @@ int main(int argc, char **argv)
 		victim_spawn();
 		pid = fork();
 		if (pid == 0)
-			_exit(run_batch(n));
+			_exit(run_batch(batch, n));
 		waitpid(pid, &st, 0);
 		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 			printf("# batch %d (seed %llu) failed: status %#x\n",
@@ -442,6 +550,11 @@ int main(int argc, char **argv)
 	if (victim > 0) {
 		kill(victim, SIGKILL);
 		waitpid(victim, NULL, 0);
+	}
+	rng = seed;
+	if (race_phase(20)) {
+		printf("# race phase failed\n");
+		failed++;
 	}
 	printf("%s - fuzz: %ld calls in %d batches, seed %llu%s\n",
 	       failed ? "not ok" : "ok", done, nbatches,
