@@ -58,6 +58,7 @@ static uint8_t *dense;		/* 64 pages of our own data to look at */
 static int self_mem = -1;
 static pid_t victim = -1;	/* churns its memory, killed and respawned */
 static int victim_mem = -1;
+static int stale_mem = -1;	/* a mem fd of a dead victim */
 static uintptr_t victim_base;
 static pid_t victim_owner;	/* the process that forked the victim */
 static int closed_fd;
@@ -121,9 +122,11 @@ static uint64_t out_addr(void)
 
 static int any_fd(void)
 {
-	switch (pick(10)) {
+	switch (pick(11)) {
 	case 0:
 		return -1;
+	case 10:
+		return stale_mem;
 	case 1:
 		return (int)rnd();
 	case 2:
@@ -180,6 +183,27 @@ static void *make_arg(unsigned int cmd)
 	fill_random(p, size);
 	if (pick(4) == 0)
 		return p;	/* pure noise */
+	if (pick(3) == 0 && _IOC_NR(cmd) > 0 && _IOC_NR(cmd) < 4 &&
+	    _IOC_SIZE(cmd) >= sizeof(struct mergemem_range_args) - 16) {
+		/* A well-formed request on a live target. */
+		struct mergemem_range_args *a = (void *)p;
+		int v = pick(2);
+
+		memset(p, 0, size);
+		a->mem_fd = v ? victim_mem : self_mem;
+		a->start = v ? victim_base + pick(256) * psz :
+			       (uintptr_t)dense + pick(64) * psz;
+		if (cmd == MERGEMEM_IOC_PAGEINFO) {
+			struct mergemem_pageinfo_args *pa = (void *)p;
+
+			pa->npages = pick(2) ? pick(300) + 1 :
+					       MERGEMEM_PAGEINFO_MAX;
+			pa->out = (uintptr_t)outbuf;
+		} else {
+			a->end = a->start + (pick(300) + 1) * psz;
+		}
+		return p;
+	}
 
 	switch (cmd) {
 	case MERGEMEM_IOC_API: {
@@ -302,12 +326,12 @@ static void victim_spawn(void)
 	if (victim > 0 && victim_owner == getpid()) {
 		kill(victim, SIGKILL);
 		waitpid(victim, NULL, 0);
-		/* Keep the stale fd for a while: ESRCH territory. */
-		if (pick(2) && victim_mem >= 0) {
-			close(victim_mem);
-			victim_mem = -1;
-		}
 	}
+	/* The old victim's fd now names a dead mm: ESRCH territory. */
+	if (stale_mem >= 0)
+		close(stale_mem);
+	stale_mem = victim_mem;
+	victim_mem = -1;
 	if (pipe(p))
 		return;
 	victim = fork();
@@ -329,8 +353,6 @@ static void victim_spawn(void)
 		victim_base = base;
 	close(p[0]);
 	snprintf(path, sizeof(path), "/proc/%d/mem", victim);
-	if (victim_mem >= 0)
-		close(victim_mem);
 	victim_mem = open(path, O_RDONLY);
 }
 

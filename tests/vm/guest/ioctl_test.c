@@ -788,6 +788,42 @@ static void test_pageinfo_args(int dev)
 	close(self);
 }
 
+/* A THP in our own memory: every subpage flagged THP, hashed per 4 KiB. */
+static void test_thp(int dev)
+{
+	static struct mergemem_pageinfo pi[512];
+	size_t huge = 2UL << 20;
+	int self = open("/proc/self/mem", O_RDONLY);
+	uint8_t *raw, *p;
+	int i, thp = 0, bad = 0;
+	uint64_t done;
+
+	raw = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = (uint8_t *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	madvise(p, huge, MADV_HUGEPAGE);
+	for (i = 0; i < 512; i++)
+		fill(p + i * psz, 5000 + i);
+	EXPECT("thp pageinfo", pageinfo(dev, self, (uintptr_t)p, 512, pi,
+					&done), 0);
+	for (i = 0; i < 512; i++) {
+		thp += !!(pi[i].flags & MERGEMEM_PI_THP);
+		bad += (pi[i].flags & ~MERGEMEM_PI_THP) !=
+		       (MERGEMEM_PI_PRESENT | MERGEMEM_PI_ANON |
+			MERGEMEM_PI_HASHED) ||
+		       pi[i].hash != xxh64(p + i * psz, psz, 0);
+	}
+	if (thp == 0)
+		printf("ok - thp flags # SKIP no THP was allocated\n");
+	else if (thp == 512 && !bad)
+		ok("thp flags and per-page hashes");
+	else
+		notok("thp flags and per-page hashes", "%d THP, %d bad", thp,
+		      bad);
+	munmap(raw, 2 * huge);
+	close(self);
+}
+
 /* Check a worker's PAGEINFO; @ksm: after merging. Returns the pattern hash. */
 static uint64_t check_worker_pages(int dev, struct worker *wk, int w, int ksm,
 				   const char *when)
@@ -1020,6 +1056,7 @@ int main(void)
 	test_fds(dev, &wk[0]);
 	test_unprivileged(&wk[0]);
 	test_pageinfo_args(dev);
+	test_thp(dev);
 	for (w = 0; w < NWORKERS; w++)
 		check_worker_pages(dev, &wk[w], w, 0, "before merge");
 	test_merge(dev, wk);
