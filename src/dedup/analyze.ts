@@ -1,17 +1,27 @@
 /**
- * Duplicate detection and accounting over a sorted {@link PageTable}.
+ * Duplicate detection and accounting over a {@link PageTable} in hash
+ * order (an order array from sortOrder "hash", or a table sorted in place
+ * by sortTable).
  *
  * Rows with the same hash form a group. Within a group, contents are
- * decided ONLY by byte comparison: one page per frame is re-read with
- * process_vm_readv and compared with a representative; equal pages share a
- * content label, the rest are compared again among themselves in the next
- * round. A hash collision therefore never makes a false duplicate, and a
- * page that changed or vanished since hashing gets a label of its own (not
- * a duplicate). Zero pages need no re-read: their zero flag came from
- * their bytes.
+ * decided ONLY by byte comparison: one page per frame (a head) is re-read
+ * and compared with a representative of the group held in a buffer; equal
+ * pages share a content label, the rest are compared again among
+ * themselves in the next round. A hash collision therefore never makes a
+ * false duplicate, and a page that changed or vanished since hashing gets
+ * a label of its own (not a duplicate). Nothing is re-read for a group
+ * with a single head (one frame, or one frame plus zero pages), and zero
+ * pages need no re-read: their zero flag came from their bytes.
+ *
+ * Confirmation streams: groups are taken in chunks (up to `chunkGroups`
+ * representatives in one buffer); the other heads of the chunk are read in
+ * row order (scan order, so neighbouring pages share one iovec) in batches
+ * of `batchPages`, each compared once against its representative. A huge
+ * group (many copies of one page) thus costs one read and one comparison
+ * per copy, whatever its size.
  *
  * Labels overwrite the hashLo column once a group's bounds are known, so
- * the analysis needs no memory per row beyond the table.
+ * the analysis needs no memory per row beyond the table (and the order).
  *
  * The counting rules are those of docs/accounting.md.
  *
@@ -30,6 +40,7 @@ import {
   F_SHARED,
   F_THP,
   F_ZERO,
+  identity,
   type PageTable,
 } from "./table.ts";
 
@@ -58,14 +69,23 @@ export interface AnalyzeOptions {
   pageSize: number;
   /** Real PFNs in the table (else stand-ins; see PageTable.pfn). */
   pfns: boolean;
-  /** Groups whose frames are confirmed together (default 1024). */
+  /** Rows in (hash, pfn, row) order; default: the table is sorted. */
+  order?: Uint32Array;
+  /** Groups whose representatives are held at once (default 1024). */
   chunkGroups?: number;
   /** Pages re-read per process_vm_readv batch (default 256). */
   batchPages?: number;
+  /** Adds wall times (ms) per sub-phase here when given. */
+  profile?: Record<string, number>;
 }
 
 const ZERO_LABEL = 0;
+/** Not a head; takes the label of the row before it (same frame). */
 const NONE = 0xffffffff;
+/** A head still waiting for its label. */
+const HEAD = 0xfffffffe;
+/** Member entries per read chunk (row * 65536 + slot keys). */
+const MEMBERS = 65536;
 
 /** Counts duplicates and savings; see the module documentation. */
 export function analyze(
@@ -85,16 +105,29 @@ export function analyze(
     thp: new Float64Array(m),
   };
   const ps = opts.pageSize;
-  const chunkGroups = opts.chunkGroups ?? 1024;
+  const words = ps >>> 2;
+  const chunkGroups = Math.min(opts.chunkGroups ?? 1024, 65535);
   const batchPages = opts.batchPages ?? 256;
+  const prof = opts.profile;
+  const n = t.length;
+  const order = opts.order ?? identity(n);
   const { hashHi, hashLo, pfn, mapIdx, pageIdx, flags } = t;
   const label = hashLo; // reused, see module doc
   let nextLabel = 1;
 
-  const repBuf = new Uint8Array(chunkGroups * ps);
-  const repWords = new Uint32Array(repBuf.buffer);
+  const repWords = new Uint32Array(chunkGroups * words);
+  const repRow = new Uint32Array(chunkGroups);
+  const repOk = new Uint8Array(chunkGroups);
+  const grpS = new Uint32Array(chunkGroups);
+  const grpE = new Uint32Array(chunkGroups);
+  let groups = 0;
+  const keys = new Float64Array(MEMBERS);
+  const rows = new Uint32Array(MEMBERS);
   const batch = newBatch(batchPages, ps);
   const ok = new Uint8Array(batchPages);
+  const one = new Uint8Array(ps);
+  const oneWords = new Uint32Array(one.buffer);
+  let tRead = 0, tCmp = 0;
 
   const addrOf = (i: number) => maps[mapIdx[i]].start + pageIdx[i] * ps;
   const pidOf = (i: number) => maps[mapIdx[i]].pid;
@@ -102,131 +135,75 @@ export function analyze(
     mapIdx[i] < mapIdx[j] ||
     (mapIdx[i] === mapIdx[j] && pageIdx[i] < pageIdx[j]);
 
+  // /proc/PID/mem of the last pid read through it.
+  let memPid = -1;
+  let mem: Deno.FsFile | null = null;
+  function memOf(pid: number): Deno.FsFile | null {
+    if (pid === memPid) return mem;
+    mem?.close();
+    mem = null;
+    memPid = pid;
+    if (pid < 0) return null;
+    try {
+      mem = Deno.openSync(`/proc/${pid}/mem`);
+    } catch {
+      mem = null;
+    }
+    return mem;
+  }
+
   /**
-   * Reads the pages at rows `rows` (any order) in batches; calls
-   * `visit(row, words, wordOffset)` for each readable one and
-   * `visit(row, null, 0)` for each that could not be read.
+   * Reads rows[0, count) (ascending row numbers, so by process and mostly
+   * by address) and calls `visit(k, words, wordOffset)` for each readable
+   * one, `visit(k, null, 0)` for each that could not be read (k indexes
+   * rows). Exclusive pages through batched process_vm_readv, the others
+   * through /proc/PID/mem (see PageRuns.notExclusive: never pin them).
    */
   function readRows(
-    all: number[],
-    visit: (row: number, words: Uint32Array | null, off: number) => void,
+    count: number,
+    visit: (k: number, w: Uint32Array | null, off: number) => void,
   ): void {
-    // Non-exclusive pages must not be pinned (see PageRuns.notExclusive).
-    const one = new Uint8Array(ps);
-    const oneWords = new Uint32Array(one.buffer);
-    const rows: number[] = [];
-    const byPid = new Map<number, number[]>();
-    for (const row of all) {
-      if (flags[row] & F_EXCLUSIVE) rows.push(row);
-      else {
-        const l = byPid.get(pidOf(row)) ?? [];
-        l.push(row);
-        byPid.set(pidOf(row), l);
-      }
-    }
-    for (const [pid, list] of byPid) {
-      let mem: Deno.FsFile | null = null;
-      try {
-        mem = Deno.openSync(`/proc/${pid}/mem`);
-      } catch {
-        mem = null;
-      }
-      for (const row of list) {
-        let ok = false;
-        try {
-          ok = mem !== null && readMem(mem, addrOf(row), one);
-        } catch {
-          ok = false;
-        }
-        visit(row, ok ? oneWords : null, 0);
-      }
-      mem?.close();
-    }
-    rows.sort((a, b) => pidOf(a) - pidOf(b) || addrOf(a) - addrOf(b));
     let k = 0;
-    while (k < rows.length) {
-      const pid = pidOf(rows[k]);
+    while (k < count) {
+      const t0 = performance.now();
+      const r0 = rows[k];
+      if (!(flags[r0] & F_EXCLUSIVE)) {
+        const f = memOf(pidOf(r0));
+        let good = false;
+        try {
+          good = f !== null && readMem(f, addrOf(r0), one);
+        } catch {
+          good = false;
+        }
+        const t1 = performance.now();
+        tRead += t1 - t0;
+        visit(k, good ? oneWords : null, 0);
+        tCmp += performance.now() - t1;
+        k++;
+        continue;
+      }
+      const pid = pidOf(r0);
       resetBatch(batch);
       const start = k;
-      while (
-        k < rows.length && pidOf(rows[k]) === pid &&
-        addPages(batch, addrOf(rows[k]), 1) === 1
-      ) k++;
+      while (k < count) {
+        const r = rows[k];
+        if (!(flags[r] & F_EXCLUSIVE) || pidOf(r) !== pid) break;
+        if (addPages(batch, addrOf(r), 1) !== 1) break;
+        k++;
+      }
       try {
         readBatchSync(pid, batch, ok);
       } catch {
         ok.fill(0, 0, batch.pages);
       }
+      const t1 = performance.now();
+      tRead += t1 - t0;
       for (let j = start; j < k; j++) {
         const s = j - start;
-        visit(rows[j], ok[s] ? batch.words : null, (s * ps) >>> 2);
+        visit(j, ok[s] ? batch.words : null, s * words);
       }
+      tCmp += performance.now() - t1;
     }
-  }
-
-  // The current chunk: group bounds and, per group, the heads still
-  // waiting for a label.
-  let bounds: number[] = [];
-  let pending: number[][] = [];
-
-  function flush(): void {
-    const words = ps >>> 2;
-    for (;;) {
-      const reps: number[] = [];
-      const repSlot = new Map<number, number>();
-      for (let g = 0; g < pending.length; g++) {
-        const p = pending[g];
-        if (p.length === 1) label[p.pop()!] = nextLabel++;
-        if (p.length >= 2) {
-          repSlot.set(p[0], reps.length);
-          reps.push(p[0]);
-        }
-      }
-      if (reps.length === 0) break;
-      const repOk = new Map<number, boolean>();
-      readRows(reps.slice(), (row, w, off) => {
-        const slot = repSlot.get(row)!;
-        if (w) repWords.set(w.subarray(off, off + words), slot * words);
-        repOk.set(row, w !== null);
-        label[row] = nextLabel++;
-      });
-      const members: number[] = [];
-      const memberRep = new Map<number, number>();
-      for (const p of pending) {
-        if (p.length < 2) continue;
-        const rep = p.shift()!;
-        if (!repOk.get(rep)) continue; // unreadable: keeps its own label
-        for (const row of p) {
-          members.push(row);
-          memberRep.set(row, rep);
-        }
-      }
-      const settled = new Set<number>();
-      readRows(members, (row, w, off) => {
-        const rep = memberRep.get(row)!;
-        if (w === null) {
-          label[row] = nextLabel++;
-          settled.add(row);
-          return;
-        }
-        const r = repSlot.get(rep)! * words;
-        for (let x = 0; x < words; x++) {
-          if (w[off + x] !== repWords[r + x]) return;
-        }
-        label[row] = label[rep];
-        settled.add(row);
-      });
-      pending = pending.map((p) => p.filter((row) => !settled.has(row)));
-    }
-    for (let g = 0; g < bounds.length; g += 2) {
-      const s = bounds[g], e = bounds[g + 1];
-      for (let i = s + 1; i < e; i++) {
-        if (label[i] === NONE) label[i] = label[i - 1];
-      }
-      account(s, e);
-    }
-    bounds = [];
-    pending = [];
   }
 
   // Per-row counters every row gets, whatever its group.
@@ -241,72 +218,203 @@ export function analyze(
     if (f & F_SHARED) c.sharedAlready[mi]++;
   }
 
-  // Accounts a labelled group [s, e).
+  // Per-label state of the group being accounted (labels are dense from
+  // the group's first label, plus ZERO_LABEL).
+  let infFrames = new Uint32Array(64);
+  let infKeeper = new Int32Array(64);
+  let infPseudo = new Uint8Array(64);
+
+  /** Accounts a labelled group: order positions [s, e). */
   function account(s: number, e: number): void {
-    interface Info {
-      frames: number;
-      keeper: number;
-      pseudo: boolean;
+    let base = nextLabel, top = 0;
+    for (let j = s; j < e; j++) {
+      const l = label[order[j]];
+      if (l === ZERO_LABEL) continue;
+      if (l < base) base = l;
+      if (l > top) top = l;
     }
-    const info = new Map<number, Info>();
+    const nl = top >= base ? top - base + 2 : 1; // slot 0: the zero label
+    if (infFrames.length < nl) {
+      const cap = Math.max(nl, infFrames.length * 2);
+      infFrames = new Uint32Array(cap);
+      infKeeper = new Int32Array(cap);
+      infPseudo = new Uint8Array(cap);
+    }
+    infFrames.fill(0, 0, nl);
+    infKeeper.fill(-1, 0, nl);
+    infPseudo.fill(0, 0, nl);
+    const slotOf = (l: number) => l === ZERO_LABEL ? 0 : l - base + 1;
     // A frame head: the first row of a real frame, or the first row of a
     // label among the PFN-less rows (one stand-in frame per content).
-    const isHead = (i: number, inf: Info): boolean => {
+    const isHead = (j: number, i: number, x: number): boolean => {
       if (pfn[i] === 0) {
-        if (inf.pseudo) return false;
-        inf.pseudo = true;
+        if (infPseudo[x]) return false;
+        infPseudo[x] = 1;
         return true;
       }
-      return i === s || pfn[i] !== pfn[i - 1];
+      return j === s || pfn[i] !== pfn[order[j - 1]];
     };
-    for (let i = s; i < e; i++) {
+    for (let j = s; j < e; j++) {
+      const i = order[j];
       basic(i);
-      let inf = info.get(label[i]);
-      if (!inf) {
-        inf = { frames: 0, keeper: -1, pseudo: false };
-        info.set(label[i], inf);
-      }
-      if (isHead(i, inf)) {
-        inf.frames++;
-        if (inf.keeper < 0 || before(i, inf.keeper)) inf.keeper = i;
+      const x = slotOf(label[i]);
+      if (isHead(j, i, x)) {
+        infFrames[x]++;
+        if (infKeeper[x] < 0 || before(i, infKeeper[x])) infKeeper[x] = i;
       }
     }
-    for (const inf of info.values()) inf.pseudo = false;
-    for (let i = s; i < e; i++) {
-      const inf = info.get(label[i])!;
-      if (inf.frames < 2) continue;
+    infPseudo.fill(0, 0, nl);
+    for (let j = s; j < e; j++) {
+      const i = order[j];
+      const x = slotOf(label[i]);
+      if (infFrames[x] < 2) continue;
       if (label[i] !== ZERO_LABEL) c.duplicate[mapIdx[i]]++;
-      if (isHead(i, inf) && i !== inf.keeper) c.saveable[mapIdx[i]]++;
+      if (isHead(j, i, x) && i !== infKeeper[x]) c.saveable[mapIdx[i]]++;
     }
   }
 
-  const n = t.length;
+  // Labels the pending groups: rounds of "one representative per group
+  // with heads left, compare the group's other heads with it".
+  let cmpRep = 0;
+  const compare = (k: number, w: Uint32Array | null, off: number): void => {
+    const row = rows[k];
+    const slot = keys[k] - row * 65536;
+    if (w === null) {
+      label[row] = nextLabel++;
+      return;
+    }
+    const r = slot * words;
+    for (let x = 0; x < words; x++) {
+      if (w[off + x] !== repWords[r + x]) {
+        cmpRep = 1; // left for the next round
+        return;
+      }
+    }
+    label[row] = label[repRow[slot]];
+  };
+  const storeRep = (k: number, w: Uint32Array | null, off: number): void => {
+    const row = rows[k];
+    const slot = keys[k] - row * 65536;
+    label[row] = nextLabel++;
+    if (w) {
+      repWords.set(w.subarray(off, off + words), slot * words);
+      repOk[slot] = 1;
+    } else repOk[slot] = 0;
+  };
+
+  function sortKeys(count: number): void {
+    keys.subarray(0, count).sort();
+    for (let k = 0; k < count; k++) rows[k] = Math.floor(keys[k] / 65536);
+  }
+
+  function flush(): void {
+    if (groups === 0) return;
+    for (let round = 0;; round++) {
+      // Representatives: the first waiting head of each group.
+      let nr = 0;
+      for (let g = 0; g < groups; g++) {
+        repOk[g] = 0;
+        let rep = -1, more = false;
+        for (let j = grpS[g]; j < grpE[g]; j++) {
+          const i = order[j];
+          if (label[i] !== HEAD) continue;
+          if (rep < 0) rep = i;
+          else {
+            more = true;
+            break;
+          }
+        }
+        if (rep < 0) continue;
+        if (!more) {
+          label[rep] = nextLabel++; // alone: nothing to compare
+          continue;
+        }
+        repRow[g] = rep;
+        keys[nr++] = rep * 65536 + g;
+      }
+      if (nr === 0) break;
+      sortKeys(nr);
+      readRows(nr, storeRep);
+      // Members: the other waiting heads, compared in chunks.
+      cmpRep = 0;
+      let nm = 0;
+      for (let g = 0; g < groups; g++) {
+        if (!repOk[g]) continue;
+        for (let j = grpS[g]; j < grpE[g]; j++) {
+          const i = order[j];
+          if (label[i] !== HEAD) continue;
+          keys[nm++] = i * 65536 + g;
+          if (nm === MEMBERS) {
+            sortKeys(nm);
+            readRows(nm, compare);
+            nm = 0;
+          }
+        }
+      }
+      if (nm > 0) {
+        sortKeys(nm);
+        readRows(nm, compare);
+      }
+      // Groups whose representative could not be read still have heads
+      // waiting; so do mismatches (cmpRep). Both go round again.
+      void round;
+    }
+    for (let g = 0; g < groups; g++) {
+      const s = grpS[g], e = grpE[g];
+      for (let j = s + 1; j < e; j++) {
+        const i = order[j];
+        if (label[i] === NONE) label[i] = label[order[j - 1]];
+      }
+      account(s, e);
+    }
+    groups = 0;
+  }
+
   let s = 0;
   while (s < n) {
+    const r0 = order[s];
+    const lo = hashLo[r0], hi = hashHi[r0];
     let e = s + 1;
-    while (e < n && hashLo[e] === hashLo[s] && hashHi[e] === hashHi[s]) e++;
+    while (e < n && hashLo[order[e]] === lo && hashHi[order[e]] === hi) e++;
     if (e - s === 1) {
-      basic(s);
+      basic(r0);
       s = e;
       continue;
     }
     // Heads: rows that need a label of their own.
-    const heads: number[] = [];
-    for (let i = s; i < e; i++) {
+    let heads = 0;
+    for (let j = s; j < e; j++) {
+      const i = order[j];
       if (flags[i] & F_ZERO) label[i] = ZERO_LABEL;
       else if (
-        pfn[i] === 0 || i === s || pfn[i] !== pfn[i - 1] ||
-        (flags[i - 1] & F_ZERO)
+        pfn[i] === 0 || j === s || pfn[i] !== pfn[order[j - 1]] ||
+        (flags[order[j - 1]] & F_ZERO)
       ) {
-        heads.push(i);
-        label[i] = NONE;
+        label[i] = HEAD;
+        heads++;
       } else label[i] = NONE;
     }
-    bounds.push(s, e);
-    pending.push(heads);
-    if (pending.length >= chunkGroups) flush();
+    if (heads <= 1) {
+      // One frame (and maybe zero pages): no read needed.
+      for (let j = s; j < e; j++) {
+        const i = order[j];
+        if (label[i] === HEAD) label[i] = nextLabel++;
+        else if (label[i] === NONE) label[i] = label[order[j - 1]];
+      }
+      account(s, e);
+    } else {
+      grpS[groups] = s;
+      grpE[groups] = e;
+      groups++;
+      if (groups === chunkGroups) flush();
+    }
     s = e;
   }
   flush();
+  memOf(-1);
+  if (prof) {
+    prof["3.confirm.read"] = (prof["3.confirm.read"] ?? 0) + tRead;
+    prof["3.confirm.compare"] = (prof["3.confirm.compare"] ?? 0) + tCmp;
+  }
   return c;
 }

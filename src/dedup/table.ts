@@ -1,6 +1,6 @@
 /**
  * The page table of a scan: one row per hashed candidate page, stored as
- * columns of typed arrays (25 bytes a page) instead of one object a page,
+ * columns of typed arrays (21 bytes a page) instead of one object a page,
  * so that a scan of millions of pages stays small.
  *
  * @module
@@ -32,8 +32,10 @@ export interface PageTable {
   /**
    * The PFN, or, without PFNs, a stand-in: a unique number per exclusive
    * page and 0 for every non-exclusive one (see docs/accounting.md).
+   * A Uint32Array (4 bytes a page) until a value of 2^32 or more is stored
+   * through {@link setPfn}, which widens it to a Float64Array.
    */
-  pfn: Float64Array;
+  pfn: Uint32Array | Float64Array;
   /** Low and high halves of the 64-bit content hash (or grouping key). */
   hashLo: Uint32Array;
   hashHi: Uint32Array;
@@ -49,7 +51,7 @@ export function newTable(capacity: number): PageTable {
     capacity,
     mapIdx: new Uint32Array(capacity),
     pageIdx: new Uint32Array(capacity),
-    pfn: new Float64Array(capacity),
+    pfn: new Uint32Array(capacity),
     hashLo: new Uint32Array(capacity),
     hashHi: new Uint32Array(capacity),
     flags: new Uint8Array(capacity),
@@ -66,6 +68,16 @@ function grown<T extends Uint32Array | Float64Array | Uint8Array>(
   return b;
 }
 
+/** Stores a PFN (or stand-in) at row `i`, widening the column if needed. */
+export function setPfn(t: PageTable, i: number, v: number): void {
+  if (v > 0xffffffff && !(t.pfn instanceof Float64Array)) {
+    const w = new Float64Array(t.capacity);
+    w.set(t.pfn);
+    t.pfn = w;
+  }
+  t.pfn[i] = v;
+}
+
 /** Makes room for `extra` more rows (grows by 1.5x at least). */
 export function reserve(t: PageTable, extra: number): void {
   const need = t.length + extra;
@@ -73,7 +85,7 @@ export function reserve(t: PageTable, extra: number): void {
   const cap = Math.max(need, Math.ceil(t.capacity * 1.5));
   t.mapIdx = grown(t.mapIdx, t.length, cap);
   t.pageIdx = grown(t.pageIdx, t.length, cap);
-  t.pfn = grown(t.pfn, t.length, cap);
+  t.pfn = grown<Uint32Array | Float64Array>(t.pfn, t.length, cap);
   t.hashLo = grown(t.hashLo, t.length, cap);
   t.hashHi = grown(t.hashHi, t.length, cap);
   t.flags = grown(t.flags, t.length, cap);
@@ -87,7 +99,8 @@ export function reserve(t: PageTable, extra: number): void {
  * that swaps every column, so sorting needs no extra memory per row.
  */
 export function sortTable(t: PageTable, by: "hash" | "pfn" = "hash"): void {
-  const { hashHi, hashLo, pfn, mapIdx, pageIdx, flags } = t;
+  const { hashHi, hashLo, mapIdx, pageIdx, flags } = t;
+  const pfn = t.pfn;
   const less = by === "pfn"
     ? (i: number, j: number) => pfn[i] < pfn[j]
     : (i: number, j: number): boolean => {
@@ -154,16 +167,158 @@ export function sortTable(t: PageTable, by: "hash" | "pfn" = "hash"): void {
 /**
  * Sets {@link F_SHARED} on every row whose PFN another row has too: a frame
  * mapped twice among the scanned pages (fork COW, KSM, the zero page).
- * Sorts the table by PFN to do so; PFN 0 (no PFN known) is never shared.
+ * `order` must list the rows sorted by PFN ({@link sortOrder} "pfn");
+ * without it the table itself is sorted by PFN. PFN 0 (no PFN known) is
+ * never shared.
  */
-export function markSharedFrames(t: PageTable): void {
-  sortTable(t, "pfn");
+export function markSharedFrames(t: PageTable, order?: Uint32Array): void {
+  if (!order) {
+    sortTable(t, "pfn");
+    order = identity(t.length);
+  }
   const { pfn, flags } = t;
-  for (let i = 0; i < t.length; i++) {
+  const n = t.length;
+  for (let j = 0; j < n; j++) {
+    const i = order[j];
     const p = pfn[i];
     if (
       p !== 0 &&
-      ((i > 0 && pfn[i - 1] === p) || (i + 1 < t.length && pfn[i + 1] === p))
+      ((j > 0 && pfn[order[j - 1]] === p) ||
+        (j + 1 < n && pfn[order[j + 1]] === p))
     ) flags[i] |= F_SHARED;
   }
+}
+
+/** [0, 1, ..., n - 1]. */
+export function identity(n: number, into?: Uint32Array): Uint32Array {
+  const o = into ?? new Uint32Array(n);
+  for (let i = 0; i < n; i++) o[i] = i;
+  return o;
+}
+
+// The columns the sort helpers below compare; set by sortOrder.
+let cHi: Uint32Array = new Uint32Array(0);
+let cLo: Uint32Array = cHi;
+let cPfn: Uint32Array | Float64Array = cHi;
+
+/** Row a before row b by (hashHi, hashLo, pfn, row). */
+function lessHash(a: number, b: number): boolean {
+  const ha = cHi[a], hb = cHi[b];
+  if (ha !== hb) return ha < hb;
+  const la = cLo[a], lb = cLo[b];
+  if (la !== lb) return la < lb;
+  const pa = cPfn[a], pb = cPfn[b];
+  if (pa !== pb) return pa < pb;
+  return a < b;
+}
+
+/** Row a before row b by (pfn, row). */
+function lessPfn(a: number, b: number): boolean {
+  const pa = cPfn[a], pb = cPfn[b];
+  if (pa !== pb) return pa < pb;
+  return a < b;
+}
+
+/** Sorts order[lo, hi] (inclusive) with an in-place introsort-like
+ * quicksort (keys are distinct: the row breaks ties). */
+function sortRange(
+  o: Uint32Array,
+  lo: number,
+  hi: number,
+  byHash: boolean,
+): void {
+  const less = byHash ? lessHash : lessPfn;
+  const stack: number[] = [];
+  for (;;) {
+    while (hi - lo > 16) {
+      const mid = (lo + hi) >>> 1;
+      let x;
+      if (less(o[mid], o[lo])) (x = o[mid], o[mid] = o[lo], o[lo] = x);
+      if (less(o[hi], o[lo])) (x = o[hi], o[hi] = o[lo], o[lo] = x);
+      if (less(o[hi], o[mid])) (x = o[hi], o[hi] = o[mid], o[mid] = x);
+      x = o[mid], o[mid] = o[lo], o[lo] = x;
+      const pv = o[lo];
+      let i = lo + 1, j = hi;
+      for (;;) {
+        while (i <= j && less(o[i], pv)) i++;
+        while (j >= i && less(pv, o[j])) j--;
+        if (i >= j) break;
+        x = o[i], o[i] = o[j], o[j] = x;
+        i++;
+        j--;
+      }
+      o[lo] = o[j];
+      o[j] = pv;
+      if (j - lo < hi - j) {
+        stack.push(j + 1, hi);
+        hi = j - 1;
+      } else {
+        stack.push(lo, j - 1);
+        lo = j + 1;
+      }
+    }
+    for (let i = lo + 1; i <= hi; i++) {
+      const v = o[i];
+      let j = i - 1;
+      while (j >= lo && less(v, o[j])) {
+        o[j + 1] = o[j];
+        j--;
+      }
+      o[j + 1] = v;
+    }
+    if (stack.length === 0) return;
+    hi = stack.pop()!;
+    lo = stack.pop()!;
+  }
+}
+
+/**
+ * Fills `order` with the rows [0, length) sorted by (hash, pfn, row) or
+ * by (pfn, row), without moving the table: a counting sort into about
+ * length/4 buckets of the leading key bits, then a quicksort of each
+ * bucket. Row order is scan order within a process's chunk, so equal
+ * PFNs come out in scan order. Extra memory: `order` (4 bytes a row,
+ * reusable) and the bucket counts (about 1 byte a row).
+ */
+export function sortOrder(
+  t: PageTable,
+  by: "hash" | "pfn",
+  order: Uint32Array,
+): Uint32Array {
+  const n = t.length;
+  cHi = t.hashHi;
+  cLo = t.hashLo;
+  cPfn = t.pfn;
+  let bits = 0;
+  while ((1 << (bits + 2)) < n && bits < 24) bits++;
+  const nb = 1 << bits;
+  const counts = new Uint32Array(nb + 1);
+  const byHash = by === "hash";
+  let minP = 0, scale = 0;
+  if (!byHash && n > 0) {
+    const p = t.pfn;
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const v = p[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    minP = lo;
+    scale = nb / (hi - lo + 1);
+  }
+  const bucket = (i: number): number =>
+    byHash
+      ? (bits === 0 ? 0 : cHi[i] >>> (32 - bits))
+      : Math.min(nb - 1, Math.floor((cPfn[i] - minP) * scale));
+  for (let i = 0; i < n; i++) counts[bucket(i) + 1]++;
+  for (let b = 0; b < nb; b++) counts[b + 1] += counts[b];
+  for (let i = 0; i < n; i++) order[counts[bucket(i)]++] = i;
+  // counts[b] is now the end of bucket b.
+  let start = 0;
+  for (let b = 0; b < nb; b++) {
+    const end = counts[b];
+    if (end - start > 1) sortRange(order, start, end - 1, byHash);
+    start = end;
+  }
+  return order;
 }

@@ -111,3 +111,37 @@ export function lookupKpageflags(
     k = j;
   }
 }
+
+/**
+ * Like {@link lookupKpageflags}, for PFNs already in ascending order:
+ * `order[0..count)` indexes `pfns` by ascending PFN (0 entries are
+ * skipped). Calls `visit(order[j], flagsLo, flagsHi)` for each readable
+ * one. No sort and no allocation per PFN.
+ */
+export function lookupKpageflagsOrdered(
+  file: Deno.FsFile,
+  pfns: ArrayLike<number>,
+  order: Uint32Array,
+  count: number,
+  visit: (k: number, lo: number, hi: number) => void,
+  gap = 256,
+): void {
+  const span = 4096;
+  const buf = new Uint32Array(2 * span);
+  let k = 0;
+  while (k < count && pfns[order[k]] === 0) k++;
+  while (k < count) {
+    const first = pfns[order[k]];
+    let j = k + 1;
+    while (
+      j < count && pfns[order[j]] - first < span &&
+      pfns[order[j]] - pfns[order[j - 1]] <= gap
+    ) j++;
+    const got = readEntries(file, first, pfns[order[j - 1]] - first + 1, buf);
+    for (let t = k; t < j; t++) {
+      const idx = pfns[order[t]] - first;
+      if (idx < got) visit(order[t], buf[2 * idx], buf[2 * idx + 1]);
+    }
+    k = j;
+  }
+}

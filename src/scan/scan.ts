@@ -15,7 +15,8 @@ import {
   markSharedFrames,
   newTable,
   reserve,
-  sortTable,
+  setPfn,
+  sortOrder,
 } from "../dedup/table.ts";
 import { getChecksum } from "../hash/mod.ts";
 import { type Mapping, readSmaps } from "../pages/maps.ts";
@@ -23,7 +24,7 @@ import {
   KPF_KSM,
   KPF_THP,
   KPF_ZERO_PAGE,
-  lookupKpageflags,
+  lookupKpageflagsOrdered,
   PM_EXCLUSIVE_HI,
   PM_FILE_HI,
   PM_PFN_HI_MASK,
@@ -153,6 +154,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     );
   }
 
+  const prof = newProfile();
+  let tp = performance.now();
   // Phase 1: smaps of every process (mappings, VmFlags, expected sizes).
   const states: ProcState[] = [];
   const results: ProcessResult[] = [];
@@ -199,6 +202,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     }
   }
 
+  tp = lap(prof, "smaps", tp);
   // Phase 2: pagemap and hashes, into the columnar table.
   const table = newTable(expected * 1.05 + 1024);
   const refs: MappingRef[] = [];
@@ -250,9 +254,11 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         const vpn0 = Math.round(m.start / ps);
         for (let off = 0; off < npages; off += chunk) {
           const n = Math.min(chunk, npages - off);
+          let tq = performance.now();
           if (readEntries(file, vpn0 + off, n, pm) < n) {
             throw new SyscallError("read", 3, "ESRCH", "address space gone");
           }
+          tq = lap(prof, "2.pagemap", tq);
           reserve(table, n);
           const row0 = table.length;
           // Exclusive pages first, then the others, each as its own runs:
@@ -285,11 +291,15 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
               if (((hi & PM_EXCLUSIVE_HI) !== 0) !== exclusive) continue;
               table.mapIdx[row] = g;
               table.pageIdx[row] = off + k;
-              table.pfn[row] = pfns
-                ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
-                : exclusive
-                ? standIn++
-                : 0;
+              setPfn(
+                table,
+                row,
+                pfns
+                  ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
+                  : exclusive
+                  ? standIn++
+                  : 0,
+              );
               bits[row - row0] = exclusive ? F_EXCLUSIVE : 0;
               row++;
               if (lastPage === k - 1) runs.pages[runs.count - 1]++;
@@ -301,24 +311,14 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
               lastPage = k;
             }
             if (runs.count === 0) continue;
+            tq = lap(prof, "2.decode", tq);
             await backend.hashPages(target, runs, {
               hashLo: table.hashLo,
               hashHi: table.hashHi,
               flags: table.flags,
               offset: rowA,
             });
-          }
-          if (kpf && pfns) {
-            lookupKpageflags(
-              kpf,
-              table.pfn.subarray(row0, row0 + cnt),
-              cnt,
-              (k, lo) => {
-                if (lo & (1 << KPF_KSM)) bits[k] |= F_KSM;
-                if (lo & (1 << KPF_THP)) bits[k] |= F_THP;
-                if (lo & (1 << KPF_ZERO_PAGE)) bits[k] |= F_ZERO_PAGE;
-              },
-            );
+            tq = lap(prof, exclusive ? "2.readv+hash" : "2.mem+hash", tq);
           }
           // Keep the rows that were read; drop the vanished ones.
           let w = row0;
@@ -363,13 +363,37 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     }
     done++;
   }
-  kpf?.close();
   if (ownBackend) backend.dispose?.();
 
-  // Phase 3: group, confirm, count.
-  if (pfns) markSharedFrames(table);
-  sortTable(table);
-  const c = analyze(table, refs, { pageSize: ps, pfns });
+  tp = lap(prof, "pagemap+hash", tp);
+  // Phase 3: in PFN order, kpageflags and frames mapped twice; then in
+  // hash order: group, confirm, count.
+  const order = new Uint32Array(table.length);
+  if (pfns) {
+    sortOrder(table, "pfn", order);
+    tp = lap(prof, "3.sort.pfn", tp);
+    markSharedFrames(table, order);
+    if (kpf) {
+      const flags = table.flags;
+      lookupKpageflagsOrdered(
+        kpf,
+        table.pfn,
+        order,
+        table.length,
+        (i, lo) => {
+          if (lo & (1 << KPF_KSM)) flags[i] |= F_KSM;
+          if (lo & (1 << KPF_THP)) flags[i] |= F_THP;
+          if (lo & (1 << KPF_ZERO_PAGE)) flags[i] |= F_ZERO_PAGE;
+        },
+      );
+    }
+    tp = lap(prof, "3.shared+kpageflags", tp);
+  }
+  kpf?.close();
+  sortOrder(table, "hash", order);
+  tp = lap(prof, "3.sort.hash", tp);
+  const c = analyze(table, refs, { pageSize: ps, pfns, order, profile: prof });
+  tp = lap(prof, "3.analyze", tp);
 
   const totals = {
     ...emptyTotals(pfns, root),
@@ -425,6 +449,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     }
   }
   results.sort((a, b) => a.pid - b.pid);
+  lap(prof, "results", tp);
+  lastProfile = prof;
   return {
     schema: SCAN_SCHEMA,
     page_size: ps,
@@ -437,6 +463,27 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     processes: results,
     warnings,
   };
+}
+
+/** Wall time (ms) per phase of a scan; internal, for bench/scan_bench.ts. */
+export type ScanProfile = Record<string, number>;
+
+let lastProfile: ScanProfile = {};
+
+/** The phase times of the last finished {@link scan} (internal). */
+export function lastScanProfile(): ScanProfile {
+  return lastProfile;
+}
+
+function newProfile(): ScanProfile {
+  return {};
+}
+
+/** Adds the time since `t` to `prof[name]`; returns now. */
+export function lap(prof: ScanProfile, name: string, t: number): number {
+  const now = performance.now();
+  prof[name] = (prof[name] ?? 0) + now - t;
+  return now;
 }
 
 /** Marks a process skipped, or rethrows an error that is not about it. */
