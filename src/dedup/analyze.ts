@@ -27,8 +27,10 @@
  *
  * @module
  */
+import { lib } from "../ffi/libc.ts";
 import {
   addPages,
+  addressOf,
   newBatch,
   readBatchSync,
   readMem,
@@ -127,6 +129,16 @@ export function analyze(
   const ok = new Uint8Array(batchPages);
   const one = new Uint8Array(ps);
   const oneWords = new Uint32Array(one.buffer);
+  // Addresses are passed as numbers (exact below 2^53; FFI accepts them
+  // for usize, its type declaration only says bigint).
+  const memcmp = lib().memcmp as unknown as (
+    a: number,
+    b: number,
+    n: number,
+  ) => number;
+  const repAddr = Number(addressOf(new Uint8Array(repWords.buffer)));
+  const batchAddr = Number(batch.base);
+  const oneAddr = Number(addressOf(one));
   let tRead = 0, tCmp = 0;
 
   const addrOf = (i: number) => maps[mapIdx[i]].start + pageIdx[i] * ps;
@@ -275,7 +287,7 @@ export function analyze(
 
   // Labels the pending groups: rounds of "one representative per group
   // with heads left, compare the group's other heads with it".
-  let cmpRep = 0;
+  // A mismatch stays HEAD, for the next round.
   const compare = (k: number, w: Uint32Array | null, off: number): void => {
     const row = rows[k];
     const slot = keys[k] - row * 65536;
@@ -283,14 +295,10 @@ export function analyze(
       label[row] = nextLabel++;
       return;
     }
-    const r = slot * words;
-    for (let x = 0; x < words; x++) {
-      if (w[off + x] !== repWords[r + x]) {
-        cmpRep = 1; // left for the next round
-        return;
-      }
+    const a = (w === oneWords ? oneAddr : batchAddr) + off * 4;
+    if (memcmp(a, repAddr + slot * ps, ps) === 0) {
+      label[row] = label[repRow[slot]];
     }
-    label[row] = label[repRow[slot]];
   };
   const storeRep = (k: number, w: Uint32Array | null, off: number): void => {
     const row = rows[k];
@@ -309,7 +317,7 @@ export function analyze(
 
   function flush(): void {
     if (groups === 0) return;
-    for (let round = 0;; round++) {
+    for (;;) {
       // Representatives: the first waiting head of each group.
       let nr = 0;
       for (let g = 0; g < groups; g++) {
@@ -336,7 +344,6 @@ export function analyze(
       sortKeys(nr);
       readRows(nr, storeRep);
       // Members: the other waiting heads, compared in chunks.
-      cmpRep = 0;
       let nm = 0;
       for (let g = 0; g < groups; g++) {
         if (!repOk[g]) continue;
@@ -356,8 +363,7 @@ export function analyze(
         readRows(nm, compare);
       }
       // Groups whose representative could not be read still have heads
-      // waiting; so do mismatches (cmpRep). Both go round again.
-      void round;
+      // waiting; so do mismatches. Both go round again.
     }
     for (let g = 0; g < groups; g++) {
       const s = grpS[g], e = grpE[g];

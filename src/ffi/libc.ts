@@ -24,6 +24,8 @@ const SYMBOLS = {
     result: "i64",
     nonblocking: true,
   },
+  // Byte comparison of two raw addresses (buffers that stay alive).
+  memcmp: { parameters: ["usize", "usize", "usize"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
