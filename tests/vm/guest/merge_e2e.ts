@@ -332,7 +332,81 @@ async function scenarioCrossUser() {
   }
 }
 
+/** Drops what may differ between back-ends: timing and their names. */
+function normalizeScan(text: string): unknown {
+  return JSON.parse(
+    text,
+    (k, v) =>
+      ["elapsed_seconds", "backend", "checksum", "profile", "seconds"].includes(
+          k,
+        )
+        ? undefined
+        : v,
+  );
+}
+
+async function scenarioBackends() {
+  const ws = [
+    await startWorker(2000, 11, { unique: 100 }),
+    await startWorker(2000, 11, { unique: 100 }),
+    await startWorker(1000, 12, { unique: 10 }),
+  ];
+  try {
+    const pids = ws.map((w) => w.pid).join(",");
+    const k = await cli([
+      "scan",
+      "--pid",
+      pids,
+      "--backend",
+      "kernel",
+      "--json",
+    ]);
+    const u = await cli([
+      "scan",
+      "--pid",
+      pids,
+      "--backend",
+      "user",
+      "--checksum",
+      "xxh64",
+      "--json",
+    ]);
+    const a = await cli(["scan", "--pid", pids, "--backend", "auto", "--json"]);
+    check(k.code === 0 && u.code === 0 && a.code === 0, "scans exit 0");
+    const kj = JSON.parse(k.out),
+      uj = JSON.parse(u.out),
+      aj = JSON.parse(a.out);
+    check(
+      kj.backend === "kernel" && uj.backend === "user",
+      "back-ends as requested",
+    );
+    check(
+      aj.backend === "kernel",
+      "auto picks the kernel back-end when the module is loaded",
+    );
+    console.log(`kernel totals: ${JSON.stringify(kj.totals)}`);
+    console.log(`user totals:   ${JSON.stringify(uj.totals)}`);
+    check(
+      kj.totals.saveable_pages >= 2000,
+      `saveable ${kj.totals.saveable_pages} >= 2000`,
+    );
+    const nk = JSON.stringify(normalizeScan(k.out));
+    const nu = JSON.stringify(normalizeScan(u.out));
+    if (nk !== nu) {
+      Deno.writeTextFileSync("/tmp/scan_kernel.json", k.out);
+      Deno.writeTextFileSync("/tmp/scan_user.json", u.out);
+    }
+    check(
+      nk === nu,
+      "scan --backend kernel == --backend user (all but timing)",
+    );
+  } finally {
+    await stopAll(ws);
+  }
+}
+
 const scenarios: Record<string, () => Promise<void>> = {
+  backends: scenarioBackends,
   merge: scenarioMerge,
   sigint: scenarioSigint,
   crossuser: scenarioCrossUser,

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# vm-timeout: 300
+# scan --backend kernel (PAGEINFO, xxh64 in the kernel) reports exactly what
+# --backend user --checksum xxh64 reports on the same workers; auto picks
+# the kernel back-end when the module is loaded.
+. "$(dirname "$0")/mergemem_vm_lib.sh"
+e2e backends
