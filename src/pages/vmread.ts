@@ -34,6 +34,10 @@ export interface ReadBatch {
   local: BigUint64Array<ArrayBuffer>;
   /** Remote iovecs: base, length pairs. */
   remote: BigUint64Array<ArrayBuffer>;
+  /** The same memory as u32 halves (written without BigInt). */
+  remote32: Uint32Array<ArrayBuffer>;
+  /** End address of the last remote iovec. */
+  lastEnd: number;
   /** Remote iovecs in use. */
   iovs: number;
   /** Pages in use. */
@@ -49,11 +53,14 @@ export interface ReadBatch {
 /** Allocates a batch of `capacity` pages. */
 export function newBatch(capacity: number, pageSize: number): ReadBatch {
   const bytes = new Uint8Array(capacity * pageSize);
+  const remote = new BigUint64Array(2 * IOV_MAX);
   const b: ReadBatch = {
     bytes,
     words: new Uint32Array(bytes.buffer),
     local: new BigUint64Array(2),
-    remote: new BigUint64Array(2 * IOV_MAX),
+    remote,
+    remote32: new Uint32Array(remote.buffer),
+    lastEnd: -1,
     iovs: 0,
     pages: 0,
     capacity,
@@ -67,6 +74,7 @@ export function newBatch(capacity: number, pageSize: number): ReadBatch {
 /** Empties a batch. */
 export function resetBatch(b: ReadBatch): void {
   b.iovs = 0;
+  b.lastEnd = -1;
   b.pages = 0;
 }
 
@@ -77,19 +85,22 @@ export function resetBatch(b: ReadBatch): void {
 export function addPages(b: ReadBatch, addr: number, pages: number): number {
   const n = Math.min(pages, b.capacity - b.pages);
   if (n <= 0) return 0;
-  const len = BigInt(n * b.pageSize);
-  const a = BigInt(addr);
-  if (b.iovs > 0) {
-    const last = 2 * (b.iovs - 1);
-    if (b.remote[last] + b.remote[last + 1] === a) {
-      b.remote[last + 1] += len;
-      b.pages += n;
-      return n;
-    }
+  // Lengths stay below 2^32 (a batch is far smaller); no BigInt is made.
+  const len = n * b.pageSize;
+  const r = b.remote32;
+  if (b.iovs > 0 && b.lastEnd === addr) {
+    r[4 * (b.iovs - 1) + 2] += len;
+    b.lastEnd += len;
+    b.pages += n;
+    return n;
   }
   if (b.iovs === IOV_MAX) return 0;
-  b.remote[2 * b.iovs] = a;
-  b.remote[2 * b.iovs + 1] = len;
+  const i = 4 * b.iovs;
+  r[i] = addr >>> 0;
+  r[i + 1] = Math.floor(addr / 4294967296);
+  r[i + 2] = len;
+  r[i + 3] = 0;
+  b.lastEnd = addr + len;
   b.iovs++;
   b.pages += n;
   return n;
