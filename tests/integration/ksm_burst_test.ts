@@ -45,14 +45,17 @@ Deno.test({
     const a = await startWorker(N, 42, { unique: 100, optin: true });
     const b = await startWorker(N, 42, { unique: 100, optin: true });
     try {
+      // Progress counted on the workers themselves, not the global
+      // pages_sharing, so other KSM users on the host cannot disturb it.
       const sharing0 = readKsmNumber("pages_sharing") ?? 0;
       const r = await runBurst({
-        progress: () => (readKsmNumber("pages_sharing") ?? 0) - sharing0,
-        target: N,
+        progress: () => mergingPages(a.pid) + mergingPages(b.pid),
+        target: 2 * N,
         timeoutMs: 60000,
       });
       assertEquals(r.ended, "target");
-      assertEquals(r.progress, N);
+      assertEquals(r.progress, 2 * N);
+      assert((readKsmNumber("pages_sharing") ?? 0) - sharing0 >= N);
       // restored exactly
       assertEquals(snapshot(), {
         run: "0",
@@ -96,7 +99,7 @@ Deno.test({
       setKsm("sleep_millisecs", "44");
       setKsm("run", "1");
       const r = await runBurst({ progress: () => 0, timeoutMs: 300 });
-      assertEquals(r.ended, "timeout");
+      assert(r.ended === "timeout" || r.ended === "stalled", r.ended);
       assertEquals(snapshot(), {
         run: "1",
         pages_to_scan: "222",
