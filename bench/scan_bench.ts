@@ -5,16 +5,24 @@
  *       process_vm_readv loop (1 MiB batches),
  *   (b) the scan's rate (pages_present * page size / elapsed),
  *   (c) their ratio,
- *   (d) the tool's peak RSS increase per present page, from a scan run in
- *       a fresh subprocess (VmHWM after - VmRSS before the scan),
- * for strategies hash/equalv and checksums fast/xxh64.
+ *   (d) the tool's memory per scanned page: the peak RSS increase of a
+ *       fresh scanning subprocess (VmHWM after - VmRSS before the scan)
+ *       for a scan of all workers minus that for a scan of half of them,
+ *       divided by the difference in pages (the marginal cost of a page;
+ *       fixed costs such as Deno itself, JIT code and the read buffers
+ *       cancel out), and, for reference, the plain increase per page,
+ * for strategies hash/equalv and checksums fast/xxh64. Each figure is the
+ * median of --runs runs (raw read and full scan); the per-phase wall
+ * times of the median scan are printed too.
  *
  *   deno run --allow-all bench/scan_bench.ts [--workers 4] [--mib 256]
+ *     [--runs 3]
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { scan } from "../src/scan/mod.ts";
+import { lastScanProfile } from "../src/scan/scan.ts";
 import {
   addPages,
   newBatch,
@@ -45,6 +53,7 @@ async function child(): Promise<void> {
     present: r.totals.pages_present,
     saveable: r.totals.saveable_pages,
     rss_increase: after.hwm - before.rss,
+    profile: lastScanProfile(),
   }));
 }
 
@@ -85,8 +94,13 @@ function rawRead(pids: number[]): { bytes: number; seconds: number } {
 async function main(): Promise<void> {
   const a = parseArgs({
     args: Deno.args,
-    options: { workers: { type: "string" }, mib: { type: "string" } },
+    options: {
+      workers: { type: "string" },
+      mib: { type: "string" },
+      runs: { type: "string" },
+    },
   });
+  const runs = Number(a.values.runs ?? 3);
   const nw = Number(a.values.workers ?? 4);
   const pages = (Number(a.values.mib ?? 256) * 1024 * 1024) / PS;
   // Mixed content: 40% unique, 30% common across workers, 20% duplicate
@@ -102,6 +116,22 @@ async function main(): Promise<void> {
     for (let i = 0; i < nw; i++) workers.push(await startWorker(spec));
     const pids = workers.map((w) => w.pid);
     const rows = [];
+    const phases: Record<string, unknown> = {};
+    const median = <T>(xs: T[], key: (x: T) => number): T =>
+      [...xs].sort((a, b) => key(a) - key(b))[xs.length >> 1];
+    const child = async (opts: unknown) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-all",
+          import.meta.filename!,
+          "--child",
+          JSON.stringify(opts),
+        ],
+      }).output();
+      if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+      return JSON.parse(new TextDecoder().decode(out.stdout));
+    };
     for (
       const [strategy, checksum] of [
         ["hash", "fast"],
@@ -109,20 +139,27 @@ async function main(): Promise<void> {
         ["equalv", "fast"],
       ]
     ) {
-      const raw = rawRead(pids);
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-all",
-          import.meta.filename!,
-          "--child",
-          JSON.stringify({ selection: { pids }, strategy, checksum }),
-        ],
-      }).output();
-      if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-      const r = JSON.parse(new TextDecoder().decode(out.stdout));
+      const raws = [], scans = [];
+      for (let i = 0; i < runs; i++) {
+        raws.push(rawRead(pids));
+        scans.push(await child({ selection: { pids }, strategy, checksum }));
+      }
+      const one = await child({
+        selection: { pids: pids.slice(0, Math.max(1, pids.length >> 1)) },
+        strategy,
+        checksum,
+      });
+      const raw = median(raws, (x) => x.bytes / x.seconds);
+      const r = median(scans, (x) => x.present / x.elapsed);
+      const inc = median(scans, (x) => x.rss_increase).rss_increase;
       const rawGBs = raw.bytes / raw.seconds / 1e9;
       const scanGBs = (r.present * PS) / r.elapsed / 1e9;
+      const name = `${strategy}/${strategy === "equalv" ? "none" : checksum}`;
+      phases[name] = Object.fromEntries(
+        Object.entries(r.profile as Record<string, number>).map((
+          [k, v],
+        ) => [k, Math.round(v)]),
+      );
       rows.push({
         strategy,
         checksum: strategy === "equalv" ? "none" : checksum,
@@ -130,9 +167,15 @@ async function main(): Promise<void> {
         raw_gb_s: +rawGBs.toFixed(2),
         scan_gb_s: +scanGBs.toFixed(2),
         ratio: +(scanGBs / rawGBs).toFixed(2),
-        bytes_per_page: +(r.rss_increase / r.present).toFixed(1),
+        bytes_per_page: +((inc - one.rss_increase) /
+          (r.present - one.present)).toFixed(1),
+        incl_fixed: +(inc / r.present).toFixed(1),
         saveable_pages: r.saveable,
       });
+    }
+    console.log("phase wall times (ms) of the median scan:");
+    for (const [k, v] of Object.entries(phases)) {
+      console.log(k, JSON.stringify(v));
     }
     console.table(rows);
     console.log(
