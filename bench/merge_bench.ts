@@ -1,0 +1,180 @@
+/**
+ * Merge benchmark (run as root where the module is loaded, i.e. in the test
+ * VM: tests/vm/guest/t_40_merge_bench.sh):
+ *
+ *   deno run -A bench/merge_bench.ts [--workers 4] [--mib 32] [--after 60]
+ *
+ * Compares, on the same workers (--workers processes with --mib MiB each of
+ * content identical across them and distinct within one), in one run:
+ *
+ * - "mergemem": workers do not opt in; mergemem merge (scan through the
+ *   module, mark, ksmd burst, settings restored to run=0);
+ * - "ksm-default": workers opt in themselves from the start (MADV_MERGEABLE),
+ *   ksmd runs with its default settings (pages_to_scan=100, 20 ms);
+ * - "ksm-max": the same with pages_to_scan=10000, sleep_millisecs=0.
+ *
+ * For each: seconds until 95% of the achievable saving ((workers − 1) ×
+ * pages) shows in pages_sharing, ksmd CPU seconds (utime + stime of the ksmd
+ * thread) until then, mergemem's own CPU seconds, and ksmd CPU during the
+ * --after seconds that follow (the ongoing cost of each way).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { startWorker, type Worker } from "../tests/integration/ksm_helpers.ts";
+import { merge } from "../src/merge/merge.ts";
+
+const { values } = parseArgs({
+  options: {
+    workers: { type: "string", default: "4" },
+    mib: { type: "string", default: "32" },
+    after: { type: "string", default: "60" },
+    json: { type: "string" },
+  },
+});
+const W = Number(values.workers);
+const PAGES = Number(values.mib) * 256;
+const AFTER = Number(values.after);
+const KSM = "/sys/kernel/mm/ksm";
+const TICK = 100; // USER_HZ
+
+const ksm = (n: string) => Deno.readTextFileSync(`${KSM}/${n}`).trim();
+const setKsm = (n: string, v: string) =>
+  Deno.writeTextFileSync(`${KSM}/${n}`, v);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function ksmdPid(): number {
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).trim() === "ksmd") {
+        return Number(e.name);
+      }
+    } catch {
+      // gone
+    }
+  }
+  throw new Error("no ksmd thread");
+}
+
+/** utime + stime of a task, in seconds. */
+function cpuSeconds(pid: number | "self"): number {
+  const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / TICK;
+}
+
+/** Unmerges everything and puts KSM back to its defaults. */
+async function resetKsm() {
+  setKsm("run", "2");
+  while (Number(ksm("pages_sharing")) > 0) await sleep(50);
+  setKsm("run", "0");
+  setKsm("pages_to_scan", "100");
+  setKsm("sleep_millisecs", "20");
+}
+
+interface Row {
+  config: string;
+  seconds_to_95: number | null;
+  ksmd_cpu_to_95: number;
+  tool_cpu: number;
+  ksmd_cpu_after: number;
+  achieved_pages: number;
+  achievable_pages: number;
+}
+
+async function measure(
+  config: string,
+  start: (ws: Worker[]) => Promise<void>,
+  optin: boolean,
+): Promise<Row> {
+  await resetKsm();
+  const ws: Worker[] = [];
+  for (let i = 0; i < W; i++) ws.push(await startWorker(PAGES, 77, { optin }));
+  const achievable = (W - 1) * PAGES;
+  const goal = Math.ceil(0.95 * achievable);
+  const ksmd = ksmdPid();
+  const sharing0 = Number(ksm("pages_sharing"));
+  const cpu0 = cpuSeconds(ksmd);
+  const self0 = cpuSeconds("self");
+  const t0 = performance.now();
+  let t95: number | null = null;
+  let cpu95 = 0;
+  const poll = setInterval(() => {
+    if (t95 === null && Number(ksm("pages_sharing")) - sharing0 >= goal) {
+      t95 = (performance.now() - t0) / 1000;
+      cpu95 = cpuSeconds(ksmd) - cpu0;
+    }
+  }, 20);
+  try {
+    await start(ws);
+    const deadline = performance.now() + 600_000;
+    while (t95 === null && performance.now() < deadline) await sleep(20);
+  } finally {
+    clearInterval(poll);
+  }
+  const tool = cpuSeconds("self") - self0;
+  const cpuA = cpuSeconds(ksmd);
+  await sleep(AFTER * 1000);
+  const after = cpuSeconds(ksmd) - cpuA;
+  const achieved = Number(ksm("pages_sharing")) - sharing0;
+  for (const w of ws) await w.stop();
+  const row: Row = {
+    config,
+    seconds_to_95: t95,
+    ksmd_cpu_to_95: cpu95,
+    tool_cpu: config === "mergemem" ? tool : 0,
+    ksmd_cpu_after: after,
+    achieved_pages: achieved,
+    achievable_pages: achievable,
+  };
+  console.log(JSON.stringify(row));
+  return row;
+}
+
+const rows: Row[] = [];
+rows.push(
+  await measure("mergemem", async (ws) => {
+    await merge({ pids: ws.map((w) => w.pid), timeoutSeconds: 600 });
+  }, false),
+);
+rows.push(
+  await measure("ksm-default", () => {
+    setKsm("run", "1");
+    return Promise.resolve();
+  }, true),
+);
+rows.push(
+  await measure("ksm-max", () => {
+    setKsm("pages_to_scan", "10000");
+    setKsm("sleep_millisecs", "0");
+    setKsm("run", "1");
+    return Promise.resolve();
+  }, true),
+);
+await resetKsm();
+
+const base = rows[0];
+const fmt = (n: number | null, d = 2) => n === null ? "-" : n.toFixed(d);
+console.log(
+  `\n${W} workers × ${values.mib} MiB, kernel ${Deno.osRelease()}, ${AFTER} s after\n`,
+);
+console.log(
+  "| config | s to 95% | ksmd CPU s to 95% | tool CPU s | ksmd CPU s in the next " +
+    AFTER +
+    " s | time ratio vs mergemem |",
+);
+console.log("| --- | --- | --- | --- | --- | --- |");
+for (const r of rows) {
+  const ratio = r.seconds_to_95 !== null && base.seconds_to_95
+    ? (r.seconds_to_95 / base.seconds_to_95).toFixed(1)
+    : "-";
+  console.log(
+    `| ${r.config} | ${fmt(r.seconds_to_95)} | ${fmt(r.ksmd_cpu_to_95)} | ${
+      fmt(r.tool_cpu)
+    } | ${fmt(r.ksmd_cpu_after)} | ${ratio} |`,
+  );
+}
+if (values.json) {
+  Deno.writeTextFileSync(values.json, JSON.stringify(rows, null, 2) + "\n");
+}
