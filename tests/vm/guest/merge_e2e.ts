@@ -405,7 +405,51 @@ async function scenarioBackends() {
   }
 }
 
+async function scenarioNoWait() {
+  setKsm("run", "0");
+  setKsm("pages_to_scan", "1000");
+  setKsm("sleep_millisecs", "10");
+  const N = 2000;
+  const ws = [await startWorker(N, 21), await startWorker(N, 21)];
+  try {
+    const r = await cli([
+      "merge",
+      "--pid",
+      ws.map((w) => w.pid).join(","),
+      "--no-wait",
+      "--json",
+    ]);
+    check(r.code === 0, "merge --no-wait exits 0");
+    const m = JSON.parse(r.out);
+    check(
+      m.ksmd_end === "no-wait" && m.ksm_settings_before.run === "0",
+      "report says no-wait, run was 0",
+    );
+    check(ksm("run") === "1", "ksmd left running (run=1)");
+    check(
+      ksm("pages_to_scan") === "1000" && ksm("sleep_millisecs") === "10",
+      "ksmd keeps its own rate",
+    );
+    let n = 0;
+    for (let i = 0; i < 600 && n < 2 * N; i++) {
+      await sleep(100);
+      n = merging(ws[0].pid) + merging(ws[1].pid);
+    }
+    check(n === 2 * N, `ksmd merges in the background (${n} merging pages)`);
+    for (const w of ws) {
+      check(
+        (await w.command("sum")) === `sum ${w.checksum}`,
+        `pid ${w.pid} checksum unchanged`,
+      );
+    }
+  } finally {
+    await stopAll(ws);
+    setKsm("run", "0");
+  }
+}
+
 const scenarios: Record<string, () => Promise<void>> = {
+  nowait: scenarioNoWait,
   backends: scenarioBackends,
   merge: scenarioMerge,
   sigint: scenarioSigint,
