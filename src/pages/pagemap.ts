@@ -145,3 +145,39 @@ export function lookupKpageflagsOrdered(
     k = j;
   }
 }
+
+/**
+ * Whether /proc/kpageflags reports KPF_KSM truthfully on this kernel.
+ *
+ * Some kernels (seen on Debian's 6.12) test the KSM bit of a folio's
+ * mapping with `mapping & PAGE_MAPPING_KSM`, which is true for every
+ * anonymous page, so every anonymous page reads as KSM. This probe looks
+ * up a page of our own that certainly is not KSM: a freshly written
+ * private buffer. Returns undefined when it cannot tell (no PFNs).
+ */
+export function kpageflagsKsmReliable(
+  kpageflags: Deno.FsFile,
+): boolean | undefined {
+  const ps = 4096;
+  const buf = new Uint8Array(3 * ps);
+  for (let i = 0; i < buf.length; i += 64) buf[i] = (i * 131 + 7) & 0xff;
+  const addr = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+  const page = Math.ceil(addr / ps);
+  let pagemap: Deno.FsFile | undefined;
+  try {
+    pagemap = Deno.openSync("/proc/self/pagemap");
+    const entry = new Uint32Array(2);
+    if (readEntries(pagemap, page, 1, entry) !== 1) return undefined;
+    const pfn = pfnOf(entry[0], entry[1]);
+    if (pfn === 0) return undefined;
+    const flags = new Uint32Array(2);
+    if (readEntries(kpageflags, pfn, 1, flags) !== 1) return undefined;
+    return (flags[0] & (1 << KPF_KSM)) === 0;
+  } catch {
+    return undefined;
+  } finally {
+    pagemap?.close();
+    // Keep buf alive until the lookups are done.
+    buf[0]++;
+  }
+}

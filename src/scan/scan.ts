@@ -21,6 +21,7 @@ import {
 import { getChecksum } from "../hash/mod.ts";
 import { type Mapping, readSmaps } from "../pages/maps.ts";
 import {
+  kpageflagsKsmReliable,
   KPF_KSM,
   KPF_THP,
   KPF_ZERO_PAGE,
@@ -148,6 +149,13 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     kpf = null;
   }
   const root = kpf !== null;
+  // A kernel bug can mark every anonymous page KSM: then say "unknown".
+  const ksmFlag = kpf !== null && kpageflagsKsmReliable(kpf) !== false;
+  if (kpf !== null && !ksmFlag) {
+    warnings.push(
+      "this kernel's /proc/kpageflags marks every anonymous page as KSM; pages_ksm is unavailable",
+    );
+  }
   if (!pfns) {
     warnings.push(
       "no CAP_SYS_ADMIN: physical frame numbers are hidden, so already-shared pages are estimated from pagemap's exclusive bit and savings are estimates",
@@ -433,6 +441,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       t.pages_shared_already_estimate += mr.pages_shared_already_estimate;
       t.saveable_pages += mr.saveable_pages;
       if (t.pages_ksm !== null) t.pages_ksm += c.ksm[g];
+      if (!ksmFlag) t.pages_ksm = null;
       if (t.pages_thp !== null) t.pages_thp += c.thp[g];
     });
     t.pages_scanned = st.scanned;
@@ -448,6 +457,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       addTotals(totals, r.totals);
     }
   }
+  if (!ksmFlag) totals.pages_ksm = null;
   results.sort((a, b) => a.pid - b.pid);
   lap(prof, "results", tp);
   lastProfile = prof;
