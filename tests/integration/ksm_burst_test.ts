@@ -9,7 +9,6 @@ import {
 } from "node:assert/strict";
 import { runBurst } from "../../src/ksm/burst.ts";
 import { mergingPages } from "../../src/ksm/process.ts";
-import { readKsmNumber } from "../../src/ksm/sysfs.ts";
 import {
   haveGcc,
   ksmFile,
@@ -47,7 +46,6 @@ Deno.test({
     try {
       // Progress counted on the workers themselves, not the global
       // pages_sharing, so other KSM users on the host cannot disturb it.
-      const sharing0 = readKsmNumber("pages_sharing") ?? 0;
       const r = await runBurst({
         progress: () => mergingPages(a.pid) + mergingPages(b.pid),
         target: 2 * N,
@@ -55,7 +53,6 @@ Deno.test({
       });
       assertEquals(r.ended, "target");
       assertEquals(r.progress, 2 * N);
-      assert((readKsmNumber("pages_sharing") ?? 0) - sharing0 >= N);
       // restored exactly
       assertEquals(snapshot(), {
         run: "0",
