@@ -24,9 +24,9 @@ export const summary =
 
 const HELP = `Usage: mergemem merge [selection] [options]
 
-Hashes the selected processes' pages through /dev/mergemem, marks every
-mapping whose duplicate pages are worth it (whole mappings: KSM cannot do
-less), runs ksmd in a short burst until the merged pages reach the
+Scans the selected processes (hashing their pages through /dev/mergemem),
+marks every mapping whose duplicate pages are worth it (whole mappings: KSM
+cannot do less), runs ksmd in a short burst until the merged pages reach the
 prediction or stop rising, then restores ksmd's settings exactly (also on
 Ctrl-C). Needs the mergemem kernel module and root (or ptrace rights).
 
@@ -41,8 +41,8 @@ Options:
   --no-wait         mark, make sure ksmd runs (run=1), return at once
   --cross-user      allow a selection spanning several uids (dedup side
                     channels between them: only within one trust domain)
-  --backend B       kernel|auto (merge always hashes through the module;
-                    "user" is refused because marking needs it anyway)
+  --backend B       kernel|auto (merge always scans with the kernel
+                    back-end; "user" is refused: marking needs the module)
   --json            print the mergemem.merge/1 report as JSON
   -h, --help        this help
 `;

@@ -7,8 +7,12 @@
  * "ksm_merge_any: no" and "ksm_mergeable: no" (note the colon). The parser
  * accepts both spellings and keeps whatever it finds.
  *
+ * The /proc parsing itself lives in src/proc/ (pids, comm, uid) and
+ * src/pages/maps.ts (smaps).
+ *
  * @module
  */
+import { type Mapping, parseSmaps } from "../pages/maps.ts";
 
 /** One process's KSM counters. */
 export interface ProcessKsm {
@@ -65,70 +69,32 @@ export function mergingPages(pid: number, proc = "/proc"): number {
   return readProcessKsm(pid, proc)?.mergingPages ?? 0;
 }
 
+/** The mappings of smaps text whose VmFlags contain "mg" (mergeable). */
+export function parseMergeableMappings(text: string): Mapping[] {
+  return parseSmaps(text).filter((m) => m.vmFlags.includes("mg"));
+}
+
 /**
- * Counts a process's VMAs flagged mergeable ("mg" in smaps VmFlags) and
- * their total size in bytes. Undefined when smaps is unreadable.
+ * A process's mappings flagged mergeable ("mg" in smaps VmFlags); [] when
+ * smaps is unreadable (the process is gone, or no ptrace-read access).
  */
-export function mergeableVmas(
-  pid: number,
-  proc = "/proc",
-): { vmas: number; bytes: number } | undefined {
+export function readMergeableMappings(pid: number, proc = "/proc"): Mapping[] {
   let text: string;
   try {
     text = Deno.readTextFileSync(`${proc}/${pid}/smaps`);
   } catch {
-    return undefined;
+    return [];
   }
-  return parseMergeableVmas(text);
+  return parseMergeableMappings(text);
 }
 
-/** Parses smaps text for VMAs whose VmFlags contain "mg". */
+/** Counts the VMAs of smaps text flagged "mg" and their size in bytes. */
 export function parseMergeableVmas(
   text: string,
 ): { vmas: number; bytes: number } {
-  let vmas = 0, bytes = 0, size = 0;
-  for (const line of text.split("\n")) {
-    const range = /^([0-9a-f]+)-([0-9a-f]+)\s/.exec(line);
-    if (range) {
-      size = parseInt(range[2], 16) - parseInt(range[1], 16);
-      continue;
-    }
-    if (line.startsWith("VmFlags:")) {
-      const flags = line.slice(8).trim().split(/\s+/);
-      if (flags.includes("mg")) {
-        vmas++;
-        bytes += size;
-      }
-    }
-  }
-  return { vmas, bytes };
-}
-
-/** Lists the numeric pids under /proc. */
-export function listPids(proc = "/proc"): number[] {
-  const out: number[] = [];
-  for (const e of Deno.readDirSync(proc)) {
-    if (/^\d+$/.test(e.name)) out.push(Number(e.name));
-  }
-  return out.sort((a, b) => a - b);
-}
-
-/** The comm (short name) of a process, "" when gone. */
-export function readComm(pid: number, proc = "/proc"): string {
-  try {
-    return Deno.readTextFileSync(`${proc}/${pid}/comm`).trim();
-  } catch {
-    return "";
-  }
-}
-
-/** The real uid of a process (from status), undefined when gone. */
-export function readUid(pid: number, proc = "/proc"): number | undefined {
-  try {
-    const s = Deno.readTextFileSync(`${proc}/${pid}/status`);
-    const m = /^Uid:\s+(\d+)/m.exec(s);
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
+  const mg = parseMergeableMappings(text);
+  return {
+    vmas: mg.length,
+    bytes: mg.reduce((a, m) => a + m.end - m.start, 0),
+  };
 }

@@ -1,9 +1,11 @@
 /**
- * merge(): the whole merge as a library call. It hashes the selected
- * processes' pages through /dev/mergemem, chooses the VMAs worth marking
- * (src/merge/plan.ts), marks them with MERGEMEM_IOC_MERGE, runs ksmd in a
- * burst that restores its settings exactly (src/ksm/burst.ts), and reports
- * predicted against achieved savings as "mergemem.merge/1".
+ * merge(): the whole merge as a library call. It scans the selected
+ * processes with the kernel back-end (src/scan/, hashing through
+ * /dev/mergemem), chooses the VMAs worth marking from the scan's
+ * per-mapping counts (src/merge/plan.ts), marks them with
+ * MERGEMEM_IOC_MERGE, runs ksmd in a burst that restores its settings
+ * exactly (src/ksm/burst.ts), and reports predicted against achieved
+ * savings as "mergemem.merge/1".
  *
  * Achieved pages are the global delta of pages_sharing (plus ksm_zero_pages
  * where the kernel counts it): the pages KSM freed. It is global because
@@ -12,6 +14,7 @@
  * @module
  */
 import { ExitCode, MergememError } from "../errors.ts";
+import { createKernelBackend } from "../kmod/backend.ts";
 import {
   closeProcMem,
   type ModuleHandle,
@@ -28,15 +31,11 @@ import {
   runBurst,
   throwIfInterrupted,
 } from "../ksm/burst.ts";
-import { mergingPages, readComm, readUid } from "../ksm/process.ts";
+import { mergingPages } from "../ksm/process.ts";
 import { KSM_DIR, readKsm, readKsmNumber, requireKsm } from "../ksm/sysfs.ts";
+import { readUid } from "../proc/info.ts";
 import { VERSION } from "../version.ts";
-import {
-  DEFAULT_MIN_SAVING,
-  type MergePlan,
-  PAGE_SIZE,
-  planMerge,
-} from "./plan.ts";
+import { DEFAULT_MIN_SAVING, type MergePlan, planMerge } from "./plan.ts";
 import { checkTrustDomain, otherUidsMergeable } from "./trust.ts";
 
 /** What to merge and how. */
@@ -74,7 +73,11 @@ export interface MergeProcessReport {
   bytes_marked: number;
   vmas_already_mergeable: number;
   vmas_skipped: number;
+  /** VMAs the plan chose (marked, already mergeable or skipped). */
+  vmas_chosen: number;
   duplicate_pages: number;
+  /** This process's share of predicted_saveable_pages. */
+  predicted_saveable_pages: number;
   merging_pages_before: number;
   merging_pages_after: number;
 }
@@ -89,6 +92,8 @@ export interface MergeReport {
   min_saving_pages: number;
   page_size: number;
   pages_scanned: number;
+  /** Scans the plan took (src/merge/plan.ts). */
+  scans: number;
   predicted_saveable_pages: number;
   predicted_saveable_bytes: number;
   achieved_pages: number;
@@ -132,8 +137,10 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   const uids = new Map<number, number>();
   for (const pid of opts.pids) {
     const uid = readUid(pid);
-    if (uid === undefined) skipped.push({ pid, reason: "gone" });
-    else uids.set(pid, uid);
+    if (uid === undefined) {
+      skipped.push({ pid, reason: "gone" });
+      warnings.push(`skipped pid ${pid}: gone`);
+    } else uids.set(pid, uid);
   }
   if (uids.size === 0) {
     throw new MergememError(
@@ -150,21 +157,31 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     openModule({
       features: MERGEMEM_FEATURE_PAGEINFO | MERGEMEM_FEATURE_MERGE,
     });
-  const fds = new Map<number, number>();
+  const backend = createKernelBackend(mod);
   const guard = opts.signal ? undefined : guardSignals();
   const signal = opts.signal ?? guard!.signal;
+  const fds = new Map<number, number>();
   try {
-    let denied = 0;
-    for (const pid of uids.keys()) {
-      try {
-        fds.set(pid, openProcMem(pid));
-      } catch (err) {
-        if (!(err instanceof MergememError)) throw err;
-        if (err.exitCode === ExitCode.AllDenied) denied++;
-        skipped.push({ pid, reason: err.message });
-      }
+    const ksm = readKsm(dir);
+    const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
+    opts.onProgress?.("scan", `${uids.size} processes`);
+    const plan: MergePlan = await planMerge({
+      pids: [...uids.keys()],
+      backend,
+      minSaving,
+      onProgress: (n, done, total) => {
+        throwIfInterrupted(signal);
+        opts.onProgress?.("scan", `${n}: ${done}/${total} pages`);
+      },
+    });
+    throwIfInterrupted(signal);
+    warnings.push(...plan.warnings);
+    for (const s of plan.skipped) {
+      skipped.push({ pid: s.pid, reason: s.skip.message });
+      warnings.push(`skipped pid ${s.pid}: ${s.skip.message}`);
     }
-    if (fds.size === 0) {
+    if (plan.processes.length === 0) {
+      const denied = plan.skipped.some((s) => s.skip.reason !== "ESRCH");
       throw new MergememError(
         denied
           ? "permission denied for every selected process"
@@ -173,30 +190,23 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
         denied ? "run as root or as the processes' owner" : undefined,
       );
     }
-    for (const s of skipped) warnings.push(`skipped pid ${s.pid}: ${s.reason}`);
-
-    const ksm = readKsm(dir);
-    opts.onProgress?.("scan", `${fds.size} processes`);
-    const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
-    const plan: MergePlan = planMerge(mod, fds, {
-      minSaving,
-      maxPageSharing: Number(ksm.knobs.max_page_sharing ?? 256),
-      useZeroPages: ksm.knobs.use_zero_pages === "1",
-    });
-    throwIfInterrupted(signal);
 
     const rows = new Map<number, MergeProcessReport>();
     for (const p of plan.processes) {
       rows.set(p.pid, {
         pid: p.pid,
-        comm: readComm(p.pid),
-        uid: uids.get(p.pid) ?? null,
+        comm: p.comm,
+        uid: p.uid,
         vmas_marked: 0,
         bytes_marked: 0,
         vmas_already_mergeable: 0,
         vmas_skipped: 0,
-        duplicate_pages: p.vmas.filter((v) => v.selected)
-          .reduce((a, v) => a + v.duplicate, 0),
+        vmas_chosen: p.vmas.length,
+        duplicate_pages: p.vmas.reduce((a, v) => a + v.pages_duplicate, 0),
+        predicted_saveable_pages: p.vmas.reduce(
+          (a, v) => a + v.saveable_pages,
+          0,
+        ),
         merging_pages_before: mergingPages(p.pid),
         merging_pages_after: 0,
       });
@@ -212,12 +222,21 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
         `${plan.predictedSaveablePages} pages predicted`,
       );
       for (const p of plan.processes) {
+        if (p.vmas.length === 0) continue;
         const row = rows.get(p.pid)!;
+        let fd: number;
+        try {
+          fd = openProcMem(p.pid);
+        } catch (err) {
+          if (!(err instanceof MergememError)) throw err;
+          warnings.push(`pid ${p.pid}: ${err.message}`);
+          continue;
+        }
+        fds.set(p.pid, fd);
         for (const v of p.vmas) {
-          if (!v.selected) continue;
           throwIfInterrupted(signal);
           try {
-            const r = mod.merge(fds.get(p.pid)!, v.start, v.end);
+            const r = mod.merge(fd, BigInt(v.start), BigInt(v.end));
             row.vmas_marked += r.vmasChanged;
             row.bytes_marked += r.bytesChanged;
             row.vmas_already_mergeable += r.vmasUnchanged;
@@ -255,6 +274,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     }
     const after = readKsm(dir);
     const achieved = opts.dryRun ? 0 : saved(dir) - saved0;
+    const ps = plan.page_size;
     return {
       schema: "mergemem.merge/1",
       mergemem_version: VERSION,
@@ -262,12 +282,13 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       no_wait: opts.noWait ?? false,
       module: { api: mod.api, version: mod.moduleVersion },
       min_saving_pages: minSaving,
-      page_size: PAGE_SIZE,
+      page_size: ps,
       pages_scanned: plan.pagesScanned,
+      scans: plan.scans,
       predicted_saveable_pages: plan.predictedSaveablePages,
-      predicted_saveable_bytes: plan.predictedSaveablePages * PAGE_SIZE,
+      predicted_saveable_bytes: plan.predictedSaveablePages * ps,
       achieved_pages: achieved,
-      achieved_bytes: achieved * PAGE_SIZE,
+      achieved_bytes: achieved * ps,
       pages_sharing_before: sharing0,
       pages_sharing_after: after.counters.pages_sharing ?? 0,
       general_profit_before: profit0,
@@ -284,6 +305,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     };
   } finally {
     for (const fd of fds.values()) closeProcMem(fd);
+    backend.dispose?.();
     if (own) mod.close();
     guard?.dispose();
   }

@@ -1,278 +1,235 @@
 /**
  * Merge planning: which whole VMAs of the selected processes to mark
- * mergeable, and how many pages KSM should then free.
+ * mergeable, and how many pages KSM should then free. The counting is the
+ * scan's (src/scan/, docs/accounting.md): this file only chooses among the
+ * scan's per-mapping results.
  *
  * KSM can only be told about whole VMAs (split_vma is not exported), and
  * every page of a mergeable VMA costs KSM an rmap item (about 64 bytes) and
- * scanning time whether or not it ever merges. So a VMA is worth marking
- * only when its duplicate pages clearly outweigh that: mergemem marks a VMA
- * when (duplicate pages) − (present pages / 64) ≥ minSaving pages, with
- * minSaving defaulting to {@link DEFAULT_MIN_SAVING} (16 pages, 64 KiB).
+ * scanning time whether or not it ever merges. So a KSM-eligible mapping is
+ * worth marking only when its duplicate pages clearly outweigh that:
+ * pages_duplicate − pages_present / 64 ≥ minSaving pages, with minSaving
+ * defaulting to {@link DEFAULT_MIN_SAVING} (16 pages, 64 KiB). Mappings
+ * that already are mergeable (VmFlags "mg") stay in: ksmd scans them
+ * anyway.
  *
- * The page hashes come from the module's PAGEINFO (xxh64 in place, never
- * faulting pages in). The plan groups pages by hash; KSM compares bytes
- * itself before merging, so a hash collision can only make the prediction
- * slightly optimistic, never corrupt memory.
+ * The prediction is the scan's saveable_pages over the chosen mappings,
+ * counted as if only they had been scanned: a content that also sits in a
+ * mapping left out must not count, since KSM will not merge with it. When a
+ * mapping left out holds duplicate or zero-filled pages, the chosen
+ * mappings are therefore scanned again on their own (the other pages are
+ * hidden from the scan by {@link restrictBackend}) and the choice is
+ * re-checked on those counts; at most {@link MAX_SCANS} scans.
  *
  * @module
  */
-import type { ModuleHandle } from "../kmod/client.ts";
-import {
-  MERGEMEM_PAGEINFO_MAX,
-  MERGEMEM_PI_ANON,
-  MERGEMEM_PI_HASHED,
-  MERGEMEM_PI_KSM,
-  MERGEMEM_PI_ZEROFILLED,
-} from "../kmod/uapi.ts";
-
-/** The page size mergemem assumes (x86-64, arm64 with 4K pages). */
-export const PAGE_SIZE = 4096;
+import { readMergeableMappings } from "../ksm/process.ts";
+import type {
+  HashBackend,
+  HashTarget,
+  PageHashOutput,
+  PageRuns,
+} from "../scan/backend.ts";
+import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
+import { scan } from "../scan/scan.ts";
 
 /** The default --min-saving, in pages per VMA. */
 export const DEFAULT_MIN_SAVING = 16;
 
-/** One mapping of /proc/PID/maps. */
-export interface MapEntry {
-  start: bigint;
-  end: bigint;
-  perms: string;
-  path: string;
+/** The most scans one plan takes (the first one plus re-checks). */
+export const MAX_SCANS = 3;
+
+/** One chosen mapping: the scan's counts over the chosen set. */
+export interface PlannedVma extends MappingResult {
+  /** It already was mergeable (VmFlags "mg"). */
+  already_mergeable: boolean;
 }
 
-/** Parses /proc/PID/maps text. */
-export function parseMaps(text: string): MapEntry[] {
-  const out: MapEntry[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S+)\s+\S+\s+\S+\s+\S+\s*(.*)$/.exec(
-      line,
-    );
-    if (!m) continue;
-    out.push({
-      start: BigInt("0x" + m[1]),
-      end: BigInt("0x" + m[2]),
-      perms: m[3],
-      path: m[4].trim(),
-    });
-  }
-  return out;
-}
-
-/**
- * Whether KSM could ever merge pages of this mapping: private, and not one
- * of the kernel's special mappings. (The module asks ksm_madvise, which
- * rejects the rest itself and reports them as skipped.)
- */
-export function isCandidate(e: MapEntry): boolean {
-  if (e.perms[3] !== "p") return false;
-  if (e.perms[1] !== "w") return false; // read-only: no anonymous copies
-  return !["[vsyscall]", "[vvar]", "[vvar_vclock]", "[vdso]", "[uprobes]"]
-    .includes(e.path);
-}
-
-/** One VMA's analysis. */
-export interface VmaPlan {
-  start: bigint;
-  end: bigint;
-  path: string;
-  /** Present anonymous pages hashed. */
-  present: number;
-  /** Pages whose content also appears elsewhere in the selection. */
-  duplicate: number;
-  /** Pages already merged by KSM. */
-  ksm: number;
-  /** Whether the plan marks it. */
-  selected: boolean;
-  /** Whether it already is mergeable (VmFlags "mg"). */
-  alreadyMergeable: boolean;
-}
-
-/** One process's analysis. */
+/** One scanned process. */
 export interface ProcessPlan {
   pid: number;
-  vmas: VmaPlan[];
+  comm: string;
+  uid: number;
+  /** The mappings to mark, in address order. */
+  vmas: PlannedVma[];
 }
 
 /** The whole plan. */
 export interface MergePlan {
+  page_size: number;
+  /** The processes scanned (not skipped), by ascending pid. */
   processes: ProcessPlan[];
-  /** Pages KSM should free once the selected VMAs are merged. */
-  predictedSaveablePages: number;
-  /** Pages hashed in total. */
+  /** The processes the scan could not read. */
+  skipped: { pid: number; skip: Skip }[];
+  warnings: string[];
+  /** Present candidate pages the first (whole) scan read. */
   pagesScanned: number;
-}
-
-/** Page hashes collected from one VMA (columnar, to stay small). */
-interface VmaPages {
-  proc: number;
-  vma: number;
-  hashes: BigUint64Array;
-  ksm: Uint8Array;
+  /** Pages KSM should free once the chosen VMAs are merged. */
+  predictedSaveablePages: number;
+  /** Scans it took (1 when the first scan's counts were already exact). */
+  scans: number;
 }
 
 /** Options of {@link planMerge}. */
 export interface PlanOptions {
+  pids: number[];
+  /** The page-hash back-end (merge uses the kernel one). */
+  backend: HashBackend;
   /** Minimum net saving per VMA, in pages. */
   minSaving?: number;
-  /** KSM's max_page_sharing (sharers per KSM page), default 256. */
-  maxPageSharing?: number;
-  /** Whether KSM maps zero pages to the shared zero page (use_zero_pages). */
-  useZeroPages?: boolean;
-  /** Paths of /proc/PID/smaps VmFlags readers, for tests. */
-  proc?: string;
+  /** Called during the scans; may throw to abort (Ctrl-C). */
+  onProgress?: (scan: number, pagesDone: number, pagesTotal: number) => void;
 }
 
-/** Reads the start addresses of the VMAs flagged "mg" in smaps. */
-function mergeableStarts(pid: number, proc: string): Set<bigint> {
-  const out = new Set<bigint>();
-  let text = "";
-  try {
-    text = Deno.readTextFileSync(`${proc}/${pid}/smaps`);
-  } catch {
-    return out;
-  }
-  let cur: bigint | undefined;
-  for (const line of text.split("\n")) {
-    const r = /^([0-9a-f]+)-[0-9a-f]+\s/.exec(line);
-    if (r) cur = BigInt("0x" + r[1]);
-    else if (line.startsWith("VmFlags:") && cur !== undefined) {
-      if (line.slice(8).trim().split(/\s+/).includes("mg")) out.add(cur);
-    }
-  }
-  return out;
+/** Address ranges [start, end) per pid. */
+type Ranges = Map<number, [number, number][]>;
+
+/** The net saving rule of the module documentation. */
+export function worthMarking(
+  m: MappingResult,
+  minSaving: number,
+  alreadyMergeable: boolean,
+): boolean {
+  if (!m.ksm_eligible || m.pages_present === 0) return false;
+  return alreadyMergeable ||
+    m.pages_duplicate - m.pages_present / 64 >= minSaving;
 }
 
 /**
- * Hashes every candidate VMA of every process through PAGEINFO and decides
- * which VMAs to mark. `memFds` maps pid to an open /proc/PID/mem.
+ * Scans the selected processes and chooses the VMAs to mark. See the
+ * module documentation.
  */
-export function planMerge(
-  mod: ModuleHandle,
-  memFds: Map<number, number>,
-  opts: PlanOptions = {},
-): MergePlan {
-  const proc = opts.proc ?? "/proc";
+export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
   const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
-  const processes: ProcessPlan[] = [];
-  const pages: VmaPages[] = [];
-  let scanned = 0;
-  for (const [pid, fd] of memFds) {
-    let maps: MapEntry[];
-    try {
-      maps = parseMaps(Deno.readTextFileSync(`${proc}/${pid}/maps`));
-    } catch {
-      continue; // gone
-    }
-    const mg = mergeableStarts(pid, proc);
-    const plan: ProcessPlan = { pid, vmas: [] };
-    for (const e of maps.filter(isCandidate)) {
-      const hashes: bigint[] = [];
-      const ksm: number[] = [];
-      let addr = e.start;
-      while (addr < e.end) {
-        const n = Math.min(
-          Number((e.end - addr) / BigInt(PAGE_SIZE)),
-          MERGEMEM_PAGEINFO_MAX,
+  const mergeable = new Map<number, Set<string>>();
+  let keep: Ranges | undefined;
+  let first: ScanResult | undefined;
+  for (let n = 1;; n++) {
+    const r = await scan({
+      selection: { pids: opts.pids },
+      backend: keep ? restrictBackend(opts.backend, keep) : opts.backend,
+      onProgress: (p) => opts.onProgress?.(n, p.pagesDone, p.pagesTotal),
+    });
+    first ??= r;
+    const chosen = new Map<number, PlannedVma[]>();
+    for (const p of r.processes) {
+      if (p.skipped) continue;
+      if (!mergeable.has(p.pid)) {
+        mergeable.set(
+          p.pid,
+          new Set(readMergeableMappings(p.pid).map((m) => m.startHex)),
         );
-        const b = mod.pageinfo(fd, addr, n);
-        for (let i = 0; i < b.done; i++) {
-          const f = b.flags[i];
-          if (!(f & MERGEMEM_PI_ANON) || !(f & MERGEMEM_PI_HASHED)) continue;
-          hashes.push(
-            f & MERGEMEM_PI_ZEROFILLED && opts.useZeroPages ? 0n : b.hashes[i],
-          );
-          ksm.push(f & MERGEMEM_PI_KSM ? 1 : 0);
-        }
-        addr += BigInt(n * PAGE_SIZE);
       }
-      scanned += hashes.length;
-      const v: VmaPlan = {
-        start: e.start,
-        end: e.end,
-        path: e.path,
-        present: hashes.length,
-        duplicate: 0,
-        ksm: ksm.reduce((a, x) => a + x, 0),
-        selected: hashes.length > 0,
-        alreadyMergeable: mg.has(e.start),
-      };
-      pages.push({
-        proc: processes.length,
-        vma: plan.vmas.length,
-        hashes: BigUint64Array.from(hashes),
-        ksm: Uint8Array.from(ksm),
-      });
-      plan.vmas.push(v);
+      const mg = mergeable.get(p.pid)!;
+      const kept = n === MAX_SCANS ? keep?.get(p.pid) : undefined;
+      chosen.set(
+        p.pid,
+        p.mappings.filter((m) =>
+          // The last scan counted the kept mappings alone: keep them all,
+          // so that its counts are exactly the prediction.
+          keep !== undefined && n === MAX_SCANS
+            ? inRanges(kept, parseInt(m.start, 16))
+            : worthMarking(m, minSaving, mg.has(m.start))
+        ).map((m) => ({ ...m, already_mergeable: mg.has(m.start) })),
+      );
     }
-    processes.push(plan);
+    // Exact when no content of a chosen mapping can also sit in a mapping
+    // left out; otherwise scan the chosen ones alone and choose again.
+    const exact = n === MAX_SCANS ||
+      r.processes.every((p) =>
+        p.mappings.every((m) =>
+          (m.pages_duplicate === 0 && m.pages_zero === 0) ||
+          chosen.get(p.pid)?.some((c) => c.start === m.start)
+        )
+      );
+    if (exact) return result(r, first, chosen, n);
+    keep = new Map();
+    for (const [pid, vmas] of chosen) {
+      keep.set(
+        pid,
+        vmas.map((v) => [parseInt(v.start, 16), parseInt(v.end, 16)]),
+      );
+    }
   }
+}
 
-  // Choose VMAs; dropping one changes the others' duplicates, so repeat
-  // until the choice is stable (a few rounds at most in practice).
+function result(
+  r: ScanResult,
+  first: ScanResult,
+  chosen: Map<number, PlannedVma[]>,
+  scans: number,
+): MergePlan {
   let predicted = 0;
-  for (let round = 0; round < 8; round++) {
-    const r = evaluate(processes, pages, opts);
-    predicted = r.saveable;
-    let changed = false;
-    for (const p of processes) {
-      for (const v of p.vmas) {
-        if (!v.selected) continue;
-        // Already-mergeable VMAs stay in: KSM scans them anyway.
-        const worth = v.alreadyMergeable ||
-          v.duplicate - v.present / 64 >= minSaving;
-        if (!worth) {
-          v.selected = false;
-          changed = true;
-        }
-      }
-    }
-    if (!changed) break;
+  const processes: ProcessPlan[] = [];
+  for (const p of r.processes) {
+    if (p.skipped) continue;
+    const vmas = chosen.get(p.pid) ?? [];
+    predicted += vmas.reduce((a, v) => a + v.saveable_pages, 0);
+    processes.push({ pid: p.pid, comm: p.comm, uid: p.uid, vmas });
   }
   return {
+    page_size: r.page_size,
     processes,
+    skipped: r.processes.filter((p) => p.skipped).map((p) => ({
+      pid: p.pid,
+      skip: p.skipped!,
+    })),
+    warnings: first.warnings,
+    pagesScanned: first.totals.pages_present,
     predictedSaveablePages: predicted,
-    pagesScanned: scanned,
+    scans,
   };
 }
 
+function inRanges(
+  ranges: [number, number][] | undefined,
+  addr: number,
+): boolean {
+  return ranges?.some(([s, e]) => addr >= s && addr < e) ?? false;
+}
+
 /**
- * Counts, over the selected VMAs, each VMA's duplicate pages and the pages
- * KSM would free: per distinct content with n unmerged copies, n − ⌈n /
- * max_page_sharing⌉ (one KSM page per max_page_sharing sharers), or n when
- * a KSM page of that content already exists (all join it). With
- * use_zero_pages, zero-filled pages all map to the zero page: n.
+ * A back-end that hashes only the pages inside `keep` (per pid) and reports
+ * every other page as not read (flags 0), so that the scan counts the kept
+ * mappings as if nothing else had been scanned. The scan builds its runs
+ * per mapping, so a run lies wholly inside or outside a kept VMA. The
+ * hidden pages count as pages_vanished, which the plan does not use.
  */
-function evaluate(
-  processes: ProcessPlan[],
-  pages: VmaPages[],
-  opts: PlanOptions,
-): { saveable: number } {
-  const mps = opts.maxPageSharing ?? 256;
-  const groups = new Map<bigint, { n: number; ksm: number }>();
-  for (const vp of pages) {
-    if (!processes[vp.proc].vmas[vp.vma].selected) continue;
-    for (let i = 0; i < vp.hashes.length; i++) {
-      const h = vp.hashes[i];
-      let g = groups.get(h);
-      if (!g) groups.set(h, g = { n: 0, ksm: 0 });
-      if (vp.ksm[i]) g.ksm++;
-      else g.n++;
-    }
-  }
-  for (const vp of pages) {
-    const v = processes[vp.proc].vmas[vp.vma];
-    v.duplicate = 0;
-    if (!v.selected) continue;
-    for (let i = 0; i < vp.hashes.length; i++) {
-      const g = groups.get(vp.hashes[i])!;
-      if (!vp.ksm[i] && (g.n + g.ksm >= 2)) v.duplicate++;
-    }
-  }
-  let saveable = 0;
-  for (const [h, g] of groups) {
-    if (g.n === 0) continue;
-    if (h === 0n && opts.useZeroPages) saveable += g.n;
-    else if (g.ksm > 0) saveable += g.n;
-    else if (g.n >= 2) saveable += g.n - Math.ceil(g.n / mps);
-  }
-  return { saveable };
+export function restrictBackend(
+  inner: HashBackend,
+  keep: Ranges,
+): HashBackend {
+  return {
+    name: inner.name,
+    checksum: inner.checksum,
+    open: (pid: number) => inner.open(pid),
+    async hashPages(
+      target: HashTarget,
+      runs: PageRuns,
+      out: PageHashOutput,
+    ): Promise<number> {
+      const ranges = keep.get(target.pid);
+      let k = 0;
+      for (let i = 0; i < runs.count;) {
+        const inside = inRanges(ranges, runs.addr[i]);
+        let j = i, pages = 0;
+        while (j < runs.count && inRanges(ranges, runs.addr[j]) === inside) {
+          pages += runs.pages[j++];
+        }
+        const offset = out.offset + k;
+        if (inside) {
+          await inner.hashPages(target, {
+            count: j - i,
+            addr: runs.addr.subarray(i, j),
+            pages: runs.pages.subarray(i, j),
+            notExclusive: runs.notExclusive,
+          }, { ...out, offset });
+        } else out.flags.fill(0, offset, offset + pages);
+        k += pages;
+        i = j;
+      }
+      return k;
+    },
+    close: (target: HashTarget) => inner.close(target),
+  };
 }

@@ -9,7 +9,8 @@
  * @module
  */
 import { ExitCode, MergememError } from "../errors.ts";
-import { listPids, readComm, readProcessKsm, readUid } from "../ksm/process.ts";
+import { readProcessKsm } from "../ksm/process.ts";
+import { listPids, readComm, readUid } from "../proc/info.ts";
 
 /** The warning printed with --cross-user. */
 export const CROSS_USER_WARNING =

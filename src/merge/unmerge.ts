@@ -19,9 +19,10 @@ import {
 } from "../kmod/client.ts";
 import { MERGEMEM_FEATURE_UNMERGE } from "../kmod/uapi.ts";
 import { guardSignals, runBurst } from "../ksm/burst.ts";
-import { mergingPages, readComm } from "../ksm/process.ts";
+import { mergingPages, readMergeableMappings } from "../ksm/process.ts";
+import { systemPageSize } from "../pages/pagesize.ts";
+import { readComm } from "../proc/info.ts";
 import { VERSION } from "../version.ts";
-import { PAGE_SIZE } from "./plan.ts";
 
 /** Options of {@link unmerge}. */
 export interface UnmergeOptions {
@@ -76,29 +77,6 @@ export function reserveBytes(total: number): number {
   return Math.max(64 << 20, Math.floor(total * 0.02));
 }
 
-/** The starts and ends of the VMAs flagged "mg" in smaps. */
-export function mergeableRanges(
-  pid: number,
-  proc = "/proc",
-): [bigint, bigint][] {
-  let text = "";
-  try {
-    text = Deno.readTextFileSync(`${proc}/${pid}/smaps`);
-  } catch {
-    return [];
-  }
-  const out: [bigint, bigint][] = [];
-  let cur: [bigint, bigint] | undefined;
-  for (const line of text.split("\n")) {
-    const r = /^([0-9a-f]+)-([0-9a-f]+)\s/.exec(line);
-    if (r) cur = [BigInt("0x" + r[1]), BigInt("0x" + r[2])];
-    else if (line.startsWith("VmFlags:") && cur) {
-      if (line.slice(8).trim().split(/\s+/).includes("mg")) out.push(cur);
-    }
-  }
-  return out;
-}
-
 /**
  * Unmerges the selected processes.
  *
@@ -108,11 +86,12 @@ export function mergeableRanges(
 export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
   const before = new Map(opts.pids.map((p) => [p, mergingPages(p)]));
   const need = [...before.values()].reduce((a, b) => a + b, 0);
+  const pageSize = systemPageSize();
   const mem = parseMeminfo(Deno.readTextFileSync("/proc/meminfo"));
   const reserve = reserveBytes(mem.total);
   const warnings: string[] = [];
-  if (need * PAGE_SIZE + reserve > mem.available) {
-    const msg = `unmerging needs up to ${need * PAGE_SIZE} bytes for ${need} ` +
+  if (need * pageSize + reserve > mem.available) {
+    const msg = `unmerging needs up to ${need * pageSize} bytes for ${need} ` +
       `pages becoming private, but MemAvailable is ${mem.available} bytes ` +
       `(keeping ${reserve} in reserve)`;
     if (!opts.force) {
@@ -149,8 +128,8 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
         continue;
       }
       try {
-        for (const [start, end] of mergeableRanges(pid)) {
-          const r = mod.unmerge(fd, start, end);
+        for (const m of readMergeableMappings(pid)) {
+          const r = mod.unmerge(fd, BigInt(m.startHex), BigInt(m.endHex));
           row.vmas_unmarked += r.vmasChanged;
           row.bytes_unmarked += r.bytesChanged;
         }

@@ -95,11 +95,29 @@ export function isKernelThread(p: ProcInfo): boolean {
   return (p.flags & PF_KTHREAD) !== 0;
 }
 
-/** Every numeric entry of /proc, ascending. */
-export function listPids(): number[] {
+/** Every numeric entry of /proc (or `proc`), ascending. */
+export function listPids(proc = "/proc"): number[] {
   const pids: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
+  for (const e of Deno.readDirSync(proc)) {
     if (/^\d+$/.test(e.name)) pids.push(Number(e.name));
   }
   return pids.sort((a, b) => a - b);
+}
+
+/** /proc/PID/comm without its newline; "" when the process is gone. */
+export function readComm(pid: number, proc = "/proc"): string {
+  try {
+    return Deno.readTextFileSync(`${proc}/${pid}/comm`).trim();
+  } catch {
+    return "";
+  }
+}
+
+/** The real uid of a process; undefined when it is gone or unreadable. */
+export function readUid(pid: number, proc = "/proc"): number | undefined {
+  try {
+    return parseStatusUids(Deno.readTextFileSync(`${proc}/${pid}/status`)).uid;
+  } catch {
+    return undefined;
+  }
 }

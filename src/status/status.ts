@@ -8,7 +8,8 @@
  */
 import { MergememError } from "../errors.ts";
 import { featureNames, openModule } from "../kmod/client.ts";
-import { listPids, readComm, readProcessKsm, readUid } from "../ksm/process.ts";
+import { readProcessKsm } from "../ksm/process.ts";
+import { listPids, readComm, readUid } from "../proc/info.ts";
 import { KSM_DIR, ksmAvailable, readKsm } from "../ksm/sysfs.ts";
 import { VERSION } from "../version.ts";
 

@@ -1,38 +1,76 @@
-/** Pure parts of merge/unmerge: maps parsing, trust domains, meminfo. */
+/** Pure parts of merge/unmerge: the VMA choice, trust domains, meminfo. */
 import {
   deepStrictEqual as assertEquals,
   ok as assert,
   throws,
 } from "node:assert/strict";
-import { isCandidate, parseMaps } from "../../src/merge/plan.ts";
+import { restrictBackend, worthMarking } from "../../src/merge/plan.ts";
+import { type HashBackend, PAGE_HASHED } from "../../src/scan/backend.ts";
+import type { MappingResult } from "../../src/scan/result.ts";
 import { checkTrustDomain } from "../../src/merge/trust.ts";
 import { parseMeminfo, reserveBytes } from "../../src/merge/unmerge.ts";
 import { ExitCode, MergememError } from "../../src/errors.ts";
 
-Deno.test("parseMaps and isCandidate", () => {
-  const maps = parseMaps(
-    `55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0          [heap]
-7f0000000000-7f0000400000 rw-p 00000000 00:00 0
-7f0000400000-7f0000500000 rw-s 00000000 00:05 1234                      /dev/shm/x
-7f0000500000-7f0000600000 r--p 00000000 08:01 99                        /usr/lib/libc.so.6
-7f0000600000-7f0000601000 rw-p 00100000 08:01 99                        /usr/lib/libc.so.6
-7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                          [vdso]
-ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
-`,
+function mapping(present: number, duplicate: number): MappingResult {
+  return {
+    start: "0x1000",
+    end: "0x2000",
+    perms: "rw-p",
+    kind: "anon",
+    path: "",
+    deleted: false,
+    ksm_eligible: true,
+    rss_pages: present,
+    pages_present: present,
+    pages_zero: 0,
+    pages_duplicate: duplicate,
+    pages_shared_already: 0,
+    pages_shared_already_estimate: 0,
+    saveable_pages: duplicate,
+  };
+}
+
+Deno.test("worthMarking: duplicates minus 1/64 of the pages >= minSaving", () => {
+  assert(worthMarking(mapping(640, 26), 16, false));
+  assert(!worthMarking(mapping(640, 25), 16, false));
+  assert(worthMarking(mapping(640, 0), 16, true), "already mergeable");
+  assert(!worthMarking(mapping(0, 0), 16, true), "nothing present");
+  assert(
+    !worthMarking({ ...mapping(640, 600), ksm_eligible: false }, 16, false),
   );
-  assertEquals(maps.length, 7);
-  assertEquals(maps[0].path, "[heap]");
-  assertEquals(maps[1].end - maps[1].start, 0x400000n);
-  assertEquals(maps[6].start, 0xffffffffff600000n);
-  assertEquals(maps.map(isCandidate), [
-    true,
-    true,
-    false,
-    false,
-    true,
-    false,
-    false,
-  ]);
+});
+
+Deno.test("restrictBackend hashes only the kept ranges", async () => {
+  const seen: number[] = [];
+  const inner: HashBackend = {
+    name: "kernel",
+    checksum: "xxh64",
+    open: (pid) => ({ pid }),
+    hashPages(_t, runs, out) {
+      let k = out.offset;
+      for (let r = 0; r < runs.count; r++) {
+        seen.push(runs.addr[r]);
+        for (let i = 0; i < runs.pages[r]; i++) out.flags[k++] = PAGE_HASHED;
+      }
+      return Promise.resolve(k - out.offset);
+    },
+    close() {},
+  };
+  const b = restrictBackend(inner, new Map([[7, [[0x2000, 0x4000]]]]));
+  const runs = {
+    count: 3,
+    addr: Float64Array.from([0x1000, 0x2000, 0x5000]),
+    pages: Uint32Array.from([1, 2, 1]),
+  };
+  const out = {
+    hashLo: new Uint32Array(5),
+    hashHi: new Uint32Array(5),
+    flags: new Uint8Array(5).fill(9),
+    offset: 1,
+  };
+  assertEquals(await b.hashPages(b.open(7), runs, out), 4);
+  assertEquals(seen, [0x2000]);
+  assertEquals([...out.flags], [9, 0, PAGE_HASHED, PAGE_HASHED, 0]);
 });
 
 Deno.test("one uid passes, two uids are refused without crossUser", () => {
