@@ -141,9 +141,9 @@ extract_vmlinux() {
 build_initramfs() {
 	local k=$1 out=$2 d key m
 	local mods
-	mods=$(modprobe -S "$k" -a --show-depends 9p 9pnet_virtio virtio_pci |
+	mods=$(modprobe -S "$k" -a --show-depends 9p 9pnet_virtio virtio_pci virtio_mmio |
 		awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
-	key=$( { echo v2; echo "$mods"; sha256sum "$VMDIR/lib/init.sh" "$BUSYBOX"; } | sha256sum | cut -c1-16)
+	key=$( { echo v3; echo "$mods"; sha256sum "$VMDIR/lib/init.sh" "$BUSYBOX"; } | sha256sum | cut -c1-16)
 	if [[ -f $out && $(cat "$out.key" 2>/dev/null) == "$key" ]]; then
 		return 0
 	fi
@@ -175,8 +175,7 @@ run_vm() {
 		local khz
 		khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
 		append+=" tsc_early_khz=$khz"
-		# shellcheck disable=SC2054 # commas are QEMU's
-		qemu=(-M microvm,rtc=on -no-acpi)
+		qemu=(-M microvm)
 	else
 		dev=virtio-9p-pci
 		qemu=(-M pc)
@@ -194,9 +193,26 @@ run_vm() {
 		tail -n +1 -F "$serial" >&2 2>/dev/null &
 		tailpid=$!
 	fi
-	rc=0
 	timeout --kill-after=10 "$VM_TIMEOUT" qemu-system-x86_64 "${qemu[@]}" \
-		</dev/null >"$w/qemu.log" 2>&1 || rc=$?
+		</dev/null >"$w/qemu.log" 2>&1 &
+	local qpid=$! ended=
+	# Watchdog: once the guest is finished (or dead) but QEMU lingers, e.g.
+	# a halt instead of a power-off, stop it after a grace period.
+	while kill -0 "$qpid" 2>/dev/null; do
+		if [[ -z $ended ]] && grep -qE '^MERGEMEM-VM-(INIT RUNNER-EXIT|FATAL)|reboot: System halted|Kernel panic - not syncing' "$serial"; then
+			ended=$SECONDS
+		fi
+		if [[ -n $ended ]] && ((SECONDS - ended > 15)); then
+			log "the guest finished but QEMU did not exit; killing it"
+			kill "$qpid" 2>/dev/null || true
+			sleep 2
+			kill -9 "$qpid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.3
+	done
+	rc=0
+	wait "$qpid" || rc=$?
 	if [[ -n $tailpid ]]; then
 		sleep 0.2
 		kill "$tailpid" 2>/dev/null || true
@@ -218,6 +234,9 @@ for k in "${kernels[@]}"; do
 	w=$WORKROOT/$k
 	mkdir -p "$w"
 	exec {lockfd}>"$w/lock"
+	if ! flock -n "$lockfd"; then
+		log "waiting for another run.sh on $k (${w#"$REPO"/}/lock)"
+	fi
 	if ! flock -w 900 "$lockfd"; then
 		die "another run.sh holds $w/lock"
 	fi
