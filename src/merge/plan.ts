@@ -111,6 +111,9 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
       onProgress: (p) => opts.onProgress?.(n, p.pagesDone, p.pagesTotal),
     });
     first ??= r;
+    // The last scan counted the kept mappings alone: keep them all, so
+    // that its counts are exactly the prediction.
+    const last = keep !== undefined && n === MAX_SCANS;
     const chosen = new Map<number, PlannedVma[]>();
     for (const p of r.processes) {
       if (p.skipped) continue;
@@ -121,13 +124,11 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
         );
       }
       const mg = mergeable.get(p.pid)!;
-      const kept = n === MAX_SCANS ? keep?.get(p.pid) : undefined;
+      const kept = keep?.get(p.pid);
       chosen.set(
         p.pid,
         p.mappings.filter((m) =>
-          // The last scan counted the kept mappings alone: keep them all,
-          // so that its counts are exactly the prediction.
-          keep !== undefined && n === MAX_SCANS
+          last
             ? inRanges(kept, parseInt(m.start, 16))
             : worthMarking(m, minSaving, mg.has(m.start))
         ).map((m) => ({ ...m, already_mergeable: mg.has(m.start) })),
@@ -135,7 +136,7 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
     }
     // Exact when no content of a chosen mapping can also sit in a mapping
     // left out; otherwise scan the chosen ones alone and choose again.
-    const exact = n === MAX_SCANS ||
+    const exact = last || [...chosen.values()].every((v) => !v.length) ||
       r.processes.every((p) =>
         p.mappings.every((m) =>
           (m.pages_duplicate === 0 && m.pages_zero === 0) ||
