@@ -17,7 +17,12 @@ usage: tests/vm/run.sh [options]
   --only REGEX       run only guest tests whose name (t_10_module) matches
   --keep             keep the per-run DKMS tree and sources on success
   --no-dkms          do not build kmod/ (MERGEMEM_KO empty in the guest)
-  --timeout SECS     kill a VM after SECS (default 600, MERGEMEM_VM_TIMEOUT)
+  --timeout SECS     kill a VM after SECS (MERGEMEM_VM_TIMEOUT; default: 120 +
+                     the sum of the selected tests' timeouts)
+  --boot-timeout S   a boot that has not reached the runner after S seconds
+                     is killed and retried once (default 120)
+  --stall SECS       kill a VM whose console was silent for SECS once the
+                     runner started (it prints a heartbeat; default 180)
   --test-timeout S   default per-test timeout in the guest (default 300)
   --machine M        pc (default) or microvm
   -v, --verbose      stream the serial console to stderr
@@ -34,7 +39,9 @@ kernels=()
 ONLY=
 KEEP=0
 NO_DKMS=0
-VM_TIMEOUT=${MERGEMEM_VM_TIMEOUT:-600}
+VM_TIMEOUT=${MERGEMEM_VM_TIMEOUT:-}
+BOOT_TIMEOUT=${MERGEMEM_VM_BOOT_TIMEOUT:-120}
+STALL=${MERGEMEM_VM_STALL:-180}
 TEST_TIMEOUT=${MERGEMEM_VM_TEST_TIMEOUT:-300}
 MACHINE=${MERGEMEM_VM_MACHINE:-pc}
 VERBOSE=0
@@ -47,6 +54,8 @@ while (($#)); do
 	--keep) KEEP=1; shift ;;
 	--no-dkms) NO_DKMS=1; shift ;;
 	--timeout) VM_TIMEOUT=${2:?}; shift 2 ;;
+	--boot-timeout) BOOT_TIMEOUT=${2:?}; shift 2 ;;
+	--stall) STALL=${2:?}; shift 2 ;;
 	--test-timeout) TEST_TIMEOUT=${2:?}; shift 2 ;;
 	--machine) MACHINE=${2:?}; shift 2 ;;
 	-v | --verbose) VERBOSE=1; shift ;;
@@ -95,6 +104,19 @@ DENO=$REPO/tools/deno/node_modules/deno/deno
 if [[ ! -x $DENO ]]; then
 	log "Deno missing; scripts/ensure-deno.sh"
 	"$REPO/scripts/ensure-deno.sh" >/dev/null || log "WARNING: no Deno; guest tests that need it will fail"
+fi
+
+# The whole VM's timeout: boot plus every selected test's own timeout
+# (the runner's rule: a '# vm-timeout: N' line, else --test-timeout).
+if [[ -z $VM_TIMEOUT ]]; then
+	VM_TIMEOUT=120
+	for t in "$VMDIR"/guest/t_*.sh; do
+		[[ -e $t ]] || continue
+		n=$(basename "$t" .sh)
+		[[ -z $ONLY || $n =~ $ONLY ]] || continue
+		tt=$(sed -n 's/^# *vm-timeout: *\([0-9][0-9]*\).*/\1/p' "$t" | head -n1)
+		VM_TIMEOUT=$((VM_TIMEOUT + ${tt:-$TEST_TIMEOUT} + 15))
+	done
 fi
 
 WORKROOT=$REPO/.vm-work
@@ -164,6 +186,22 @@ build_initramfs() {
 	echo "$key" >"$out.key"
 }
 
+# serial_excerpt LOG: the first kernel crash report in a serial log (from a
+# few lines before it), plus the last lines; else the last 40 lines.
+serial_excerpt() {
+	local n
+	n=$(grep -nE -m1 'Kernel panic|BUG:|Oops|general protection fault|WARNING:|soft lockup|blocked for more than|MERGEMEM-VM-FATAL' "$1" | cut -d: -f1 || true)
+	if [[ -n $n ]]; then
+		echo "--- serial, from line $((n > 5 ? n - 5 : 1)):"
+		tail -n "+$((n > 5 ? n - 5 : 1))" "$1" | head -n 50
+		echo "--- serial tail:"
+		tail -n 10 "$1"
+	else
+		echo "--- serial tail:"
+		tail -n 40 "$1"
+	fi
+}
+
 # run_vm KVER WORK ATTEMPT: boots the VM once; returns QEMU's status.
 run_vm() {
 	local k=$1 w=$2 dev qemu rc tailpid=
@@ -195,21 +233,36 @@ run_vm() {
 	fi
 	timeout --kill-after=10 "$VM_TIMEOUT" qemu-system-x86_64 "${qemu[@]}" \
 		</dev/null >"$w/qemu.log" 2>&1 &
-	local qpid=$! ended=
-	# Watchdog: once the guest is finished (or dead) but QEMU lingers, e.g.
-	# a halt instead of a power-off, stop it after a grace period.
+	local qpid=$! ended='' started='' why='' start=$SECONDS age
+	# Watchdog: kill QEMU (i) when the boot has not reached the runner
+	# after BOOT_TIMEOUT, (ii) when the console has been silent for STALL
+	# seconds after that (the runner prints a heartbeat: a silent guest is
+	# hung), (iii) when the guest is finished or dead but QEMU lingers,
+	# e.g. a halt instead of a power-off.
 	while kill -0 "$qpid" 2>/dev/null; do
+		if [[ -z $started ]] && grep -q '^MERGEMEM-VM-RUNNER-START' "$serial"; then
+			started=$SECONDS
+		fi
 		if [[ -z $ended ]] && grep -qE '^MERGEMEM-VM-(INIT RUNNER-EXIT|FATAL)|reboot: System halted|Kernel panic - not syncing' "$serial"; then
 			ended=$SECONDS
 		fi
+		age=$(($(date +%s) - $(stat -c %Y "$serial")))
 		if [[ -n $ended ]] && ((SECONDS - ended > 15)); then
-			log "the guest finished but QEMU did not exit; killing it"
+			why="the guest finished but QEMU did not exit"
+		elif [[ -z $started ]] && ((SECONDS - start > BOOT_TIMEOUT)); then
+			why="the guest did not reach the runner in ${BOOT_TIMEOUT}s"
+		elif [[ -n $started && -z $ended ]] && ((age > STALL)); then
+			why="the guest's console was silent for ${age}s (hung?)"
+		fi
+		if [[ -n $why ]]; then
+			log "$why; killing QEMU"
+			echo "MERGEMEM-VM-HOST killed QEMU: $why" >>"$serial"
 			kill "$qpid" 2>/dev/null || true
 			sleep 2
 			kill -9 "$qpid" 2>/dev/null || true
 			break
 		fi
-		sleep 0.3
+		sleep 0.5
 	done
 	rc=0
 	wait "$qpid" || rc=$?
@@ -326,8 +379,7 @@ for k in "${kernels[@]}"; do
 		esac
 		[[ $state == noboot && $attempt == 1 ]] || break
 		log "the VM never reached the runner; retrying once"
-		echo "--- serial tail (attempt 1):" >&2
-		tail -n 20 "$w/serial.log" >&2
+		serial_excerpt "$w/serial.log" >&2
 	done
 	K_BOOT[$k]=$(sed -n 's/^MERGEMEM-VM-RUNNER-START \([0-9.]*\).*/\1/p' "$w/serial.log" | head -n1)
 	K_BOOT[$k]=${K_BOOT[$k]:--}
@@ -355,8 +407,7 @@ for k in "${kernels[@]}"; do
 		K_STATE[$k]="VM never reported ($state)"
 		bump 3
 		log "VM for $k never reported ($state); serial log: ${w#"$REPO"/}/serial.log"
-		echo "--- serial tail:" >&2
-		tail -n 40 "$w/serial.log" >&2
+		serial_excerpt "$w/serial.log" >&2
 	elif ((kfail)); then
 		K_STATE[$k]=FAIL
 		bump 1

@@ -39,13 +39,17 @@ logs=$WORK/logs
 mkdir -p "$logs"
 result=$WORK/result.txt
 : >"$result"
-# Quieter console: kernel messages go to the per-test logs instead.
-dmesg -n 4 2>/dev/null || true
+# Console: kernel warnings and worse; everything goes to the per-test logs.
+dmesg -n 5 2>/dev/null || true
 
 taint() { cat /proc/sys/kernel/tainted 2>/dev/null || echo 0; }
 # Bits of /proc/sys/kernel/tainted that mean a kernel bug was hit:
 # D (oops, 1<<7), W (warning, 1<<9), L (soft lockup, 1<<14).
 BAD_TAINT=$(((1 << 7) | (1 << 9) | (1 << 14)))
+
+# Heartbeat: the host kills a VM whose console stays silent (a hung kernel).
+(while sleep 30; do marker "HEARTBEAT $(cut -d' ' -f1 /proc/uptime)"; done) &
+heartbeat=$!
 
 pass=0 fail=0 skip=0
 shopt -s nullglob
@@ -91,6 +95,7 @@ for t in "$REPO"/tests/vm/guest/t_*.sh; do
 	sync
 	marker "RESULT $name $status ${secs}s $note"
 done
+kill "$heartbeat" 2>/dev/null || true
 dmesg >"$WORK/dmesg.txt" 2>&1 || true
 echo "DONE pass=$pass fail=$fail skip=$skip" >>"$result"
 sync
