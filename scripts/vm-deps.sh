@@ -45,22 +45,33 @@ update() {
 }
 
 # The 6.12 kernel: pinned, else the newest that apt knows about.
-k612=$(vm_kver_612_candidate || true)
-if [[ -z $k612 ]]; then
-	update
+resolve() {
 	k612=$(vm_kver_612_candidate || true)
-fi
-if [[ -z $k612 ]]; then
-	echo "vm-deps: no linux-image-6.12.*+deb12-amd64 available; is bookworm-security in the apt sources?" >&2
-	exit 2
-fi
-pkgs=("${base[@]}" "linux-image-$k612" "linux-headers-$k612")
-
+	if [[ -z $k612 && $updated -eq 0 ]]; then
+		update
+		k612=$(vm_kver_612_candidate || true)
+	fi
+	if [[ -z $k612 ]]; then
+		echo "vm-deps: no linux-image-6.12.*+deb12-amd64 available; is bookworm-security in the apt sources?" >&2
+		exit 2
+	fi
+	pkgs=("${base[@]}" "linux-image-$k612" "linux-headers-$k612")
+}
+resolve
 if installed "${pkgs[@]}"; then
 	echo "vm-deps: all installed (6.1: $(vm_kver_default), 6.12: $k612)" >&2
 	exit 0
 fi
-known "${pkgs[@]}" || update
+if ! known "${pkgs[@]}"; then
+	update
+	resolve
+fi
 echo "vm-deps: installing ${pkgs[*]}" >&2
-apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2
+if ! apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2; then
+	# Stale package lists (e.g. a superseded security update): refresh once.
+	((updated == 0)) || exit 1
+	update
+	resolve
+	apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2
+fi
 echo "vm-deps: done (6.1: $(vm_kver_default), 6.12: $k612)" >&2

@@ -399,7 +399,7 @@ for k in "${kernels[@]}"; do
 		done < <(grep '^MERGEMEM-VM-RESULT ' "$w/serial.log" || true)
 	fi
 	if [[ $state != finished ]]; then
-		cur=$(grep '^MERGEMEM-VM-TEST-START ' "$w/serial.log" | tail -n1 | cut -d' ' -f2)
+		cur=$(grep '^MERGEMEM-VM-TEST-START ' "$w/serial.log" | tail -n1 | cut -d' ' -f2 || true)
 		if [[ $state == lost && -n $cur ]] && ! grep -q "^$cur " "$w/result.txt" 2>/dev/null; then
 			ROWS+=("$k|$cur|VM-LOST|-")
 		fi
