@@ -8,6 +8,9 @@
 # 2 harness/setup error, 3 a VM never reported (boot hang, panic, timeout).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
+# The whole script is one compound command: bash parses it completely before
+# running it, so editing this file does not disturb runs in progress.
+{
 
 usage() {
 	cat <<'USAGE'
@@ -448,3 +451,4 @@ done
 	echo "total: $(elapsed "$T_START")s, exit $worst"
 } | tee "$WORKROOT/summary.txt" >&2
 exit "$worst"
+}

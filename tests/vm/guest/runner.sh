@@ -8,6 +8,9 @@
 # MERGEMEM-VM-* marker lines on the console and writes WORK/result.txt.
 # The /init powers the VM off when this returns.
 set -uo pipefail
+# One compound command: parsed completely before it runs, so editing this
+# file on the host does not disturb a VM that is running it.
+{
 
 REPO=${1:?repo}
 WORK=${2:?work dir}
@@ -100,3 +103,5 @@ dmesg >"$WORK/dmesg.txt" 2>&1 || true
 echo "DONE pass=$pass fail=$fail skip=$skip" >>"$result"
 sync
 marker "DONE pass=$pass fail=$fail skip=$skip"
+exit 0
+}
