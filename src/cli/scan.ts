@@ -167,7 +167,9 @@ export async function run(args: string[]): Promise<number> {
     }
     throw new MergememError(
       skipped.length > 0
-        ? "no selected process could be scanned (they exited)"
+        ? `no selected process could be scanned: ${
+          summarizeSkips(skipped)
+        } (ESRCH: no such process, or it exited)`
         : "no process matched the selection",
       ExitCode.NothingScannable,
     );

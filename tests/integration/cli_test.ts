@@ -1,0 +1,161 @@
+/**
+ * The command line as a user meets it: real processes, the real binary
+ * entry point (main.ts), documented exit codes, one-line errors and never
+ * a stack trace. Run as root (one test drops to the test user).
+ */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
+import { startWorker, testUser } from "../helpers/workers.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `mergemem ARGS`, optionally as another user. */
+async function mergemem(
+  args: string[],
+  user?: { uid: number; gid: number },
+): Promise<Run> {
+  const deno = [Deno.execPath(), "run", "--allow-all", "--no-lock", MAIN];
+  const cmd = user
+    ? new Deno.Command("setpriv", {
+      args: [
+        `--reuid=${user.uid}`,
+        `--regid=${user.gid}`,
+        "--clear-groups",
+        ...deno,
+        ...args,
+      ],
+      cwd: "/tmp",
+      env: { DENO_DIR: "/tmp/mergemem-test-deno", HOME: "/tmp" },
+    })
+    : new Deno.Command(deno[0], { args: [...deno.slice(1), ...args] });
+  const out = await cmd.output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+/** A user-facing failure: the exit code, and a message with no stack. */
+function assertCleanError(r: Run, code: number, pattern: RegExp) {
+  assertEquals(r.code, code, `exit code; stderr: ${r.stderr}`);
+  assert(pattern.test(r.stderr), `stderr matches ${pattern}: ${r.stderr}`);
+  assert(!/\n\s+at /.test(r.stderr), `no stack trace: ${r.stderr}`);
+  assert(!/internal error/.test(r.stderr), `not internal: ${r.stderr}`);
+}
+
+Deno.test("usage errors exit 2 with one line", async () => {
+  assertCleanError(await mergemem(["scan", "--bogus"]), 2, /bogus/);
+  assertCleanError(await mergemem(["scan", "--pid", "12x"]), 2, /--pid/);
+  assertCleanError(
+    await mergemem(["scan", "--checksum", "md5"]),
+    2,
+    /--checksum/,
+  );
+  assertCleanError(
+    await mergemem(["scan", "--comm", "a-name-longer-than-15"]),
+    2,
+    /--comm/,
+  );
+  assertCleanError(await mergemem(["frobnicate"]), 2, /unknown command/);
+  assertCleanError(
+    await mergemem(["scan", "--backend", "kernel", "--checksum", "crc32"]),
+    2,
+    /xxh64/,
+  );
+});
+
+Deno.test("--help and --version exit 0", async () => {
+  const v = await mergemem(["--version"]);
+  assertEquals(v.code, 0);
+  assert(/^mergemem \d+\.\d+\.\d+/.test(v.stdout));
+  for (const cmd of ["scan", "merge", "unmerge", "status"]) {
+    const h = await mergemem([cmd, "--help"]);
+    assertEquals(h.code, 0, cmd);
+    assert(h.stdout.includes("Usage: mergemem " + cmd), cmd);
+  }
+});
+
+Deno.test("nothing matched or nothing left exits 3", async () => {
+  assertCleanError(
+    await mergemem(["scan", "--comm", "no-such-comm-x"]),
+    3,
+    /no process matched/,
+  );
+  // A pid that cannot exist (above any pid_max in use here).
+  assertCleanError(
+    await mergemem(["scan", "--pid", "4194000"]),
+    3,
+    /ESRCH|exist/,
+  );
+});
+
+Deno.test("a partial scan warns and exits 0, or 5 with --strict", async () => {
+  const w = await startWorker({ dup: 4, unique: 2 });
+  try {
+    const ok = await mergemem(["scan", "--pid", `${w.pid},4194000`]);
+    assertEquals(ok.code, 0, ok.stderr);
+    assert(/warning: 1 process\(es\) skipped: 4194000: ESRCH/.test(ok.stderr));
+    const strict = await mergemem([
+      "scan",
+      "--pid",
+      `${w.pid},4194000`,
+      "--strict",
+    ]);
+    assertEquals(strict.code, 5);
+  } finally {
+    await w.stop();
+  }
+});
+
+Deno.test("scanning only root's processes as a user exits 4", async () => {
+  const user = await testUser();
+  const r = await mergemem(["scan", "--pid", "1"], user);
+  assertCleanError(r, 4, /permission denied/);
+});
+
+Deno.test("scan --json is the mergemem.scan/1 document with exact counts", async () => {
+  const a = await startWorker({ dup: 4, unique: 3 });
+  const b = await startWorker({ dup: 4, unique: 3 });
+  try {
+    const r = await mergemem(["scan", "--pid", `${a.pid},${b.pid}`, "--json"]);
+    assertEquals(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assertEquals(doc.schema, "mergemem.scan/1");
+    assertEquals(doc.totals.processes, 2);
+    const region = (pid: number) =>
+      doc.processes.find((p: { pid: number }) => p.pid === pid).mappings
+        .find((m: { start: string }) => m.start === a.addr);
+    // Each worker holds 4 copies of one page and 3 unique pages: together
+    // 8 frames of one content (7 saveable) and 6 unique frames.
+    const ra = region(a.pid), rb = region(b.pid);
+    assertEquals(ra.pages_present + rb.pages_present, 14);
+    assertEquals(ra.pages_duplicate + rb.pages_duplicate, 8);
+    assertEquals(ra.saveable_pages + rb.saveable_pages, 7);
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
+Deno.test("the table output names the workers and sizes", async () => {
+  const a = await startWorker({ dup: 4 });
+  try {
+    const r = await mergemem(["scan", "--pid", String(a.pid)]);
+    assertEquals(r.code, 0, r.stderr);
+    assert(r.stdout.includes("By process"));
+    assert(r.stdout.includes(String(a.pid)));
+    assert(!r.stdout.includes("\x1b["), "no colour when not a terminal");
+  } finally {
+    await a.stop();
+  }
+});
