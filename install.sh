@@ -50,6 +50,7 @@ done
 
 bindir=$prefix/bin
 libdir=$prefix/lib/mergemem
+docdir=$prefix/share/doc/mergemem
 unitdir=/etc/systemd/system
 dkms_src=/usr/src/mergemem-$VERSION
 conf=/etc/mergemem.conf
@@ -70,7 +71,7 @@ if [ "$uninstall" -eq 1 ]; then
 		say "kept $conf: it was edited"
 	fi
 	rm -f "$bindir/mergemem"
-	rm -rf "$libdir"
+	rm -rf "$libdir" "$docdir"
 	rm -f /etc/modules-load.d/mergemem.conf
 	if [ -e /sys/module/mergemem ]; then
 		rmmod mergemem 2>/dev/null || warn "could not unload the module (in use?)"
@@ -149,6 +150,8 @@ LAUNCHER
 	say "installed the launcher $bindir/mergemem (runs $entry)"
 fi
 "$bindir/mergemem" --version >/dev/null || die "the installed mergemem does not run"
+mkdir -p "$docdir"
+cp -R "$src/README.md" "$src/docs/." "$docdir/"
 
 # --------------------------------------------------------------- the module
 install_module() {
@@ -192,9 +195,10 @@ if [ "$with_module" -eq 1 ]; then install_module; fi
 # ------------------------------------------------------------------ systemd
 if [ "$with_systemd" -eq 1 ] && is_root && [ -d /etc/systemd ]; then
 	mkdir -p "$unitdir"
-	sed "s|@BINDIR@|$bindir|g" "$src/packaging/systemd/mergemem.service" \
-		>"$unitdir/mergemem.service"
-	install -m 0644 "$src/packaging/systemd/mergemem.timer" "$unitdir/mergemem.timer"
+	for unit in mergemem.service mergemem.timer; do
+		sed -e "s|@BINDIR@|$bindir|g" -e "s|@DOCDIR@|$docdir|g" \
+			"$src/packaging/systemd/$unit" >"$unitdir/$unit"
+	done
 	[ -f "$conf" ] || install -m 0644 "$src/packaging/mergemem.conf" "$conf"
 	have systemctl && systemctl daemon-reload >/dev/null 2>&1 || true
 	say "installed mergemem.timer (disabled; edit $conf, then: systemctl enable --now mergemem.timer)"
