@@ -28,6 +28,8 @@ usage: tests/vm/run.sh [options]
                      runner started (it prints a heartbeat; default 180)
   --test-timeout S   default per-test timeout in the guest (default 300)
   --machine M        pc (default) or microvm
+  -j, --jobs N       boot up to N kernels at once (default 1;
+                     MERGEMEM_VM_JOBS; each VM uses 2 vCPUs)
   -v, --verbose      stream the serial console to stderr
   -h, --help
 USAGE
@@ -48,6 +50,7 @@ STALL=${MERGEMEM_VM_STALL:-180}
 TEST_TIMEOUT=${MERGEMEM_VM_TEST_TIMEOUT:-300}
 MACHINE=${MERGEMEM_VM_MACHINE:-pc}
 VERBOSE=0
+JOBS=${MERGEMEM_VM_JOBS:-1}
 while (($#)); do
 	case $1 in
 	--kernel) kernels+=("${2:?--kernel needs a version}"); shift 2 ;;
@@ -61,6 +64,7 @@ while (($#)); do
 	--stall) STALL=${2:?}; shift 2 ;;
 	--test-timeout) TEST_TIMEOUT=${2:?}; shift 2 ;;
 	--machine) MACHINE=${2:?}; shift 2 ;;
+	-j | --jobs) JOBS=${2:?}; shift 2 ;;
 	-v | --verbose) VERBOSE=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -278,14 +282,11 @@ run_vm() {
 }
 
 # --- per kernel ---------------------------------------------------------------
-declare -A K_STATE K_DKMS K_BOOT K_VM K_TOTAL
-declare -a ROWS=()
-worst=0
-bump() { # bump EXIT: keep the worst exit status (3 > 1 > 0)
-	if (($1 == 3)) || { (($1 == 1)) && ((worst == 0)); }; then worst=$1; fi
-}
-
-for k in "${kernels[@]}"; do
+# run_kernel KVER: DKMS build, boot, results. Writes .vm-work/KVER/rows.txt
+# (KVER|test|status|secs) and kstate.txt (state|dkms|boot|vm|total|exit).
+run_kernel() {
+	local k=$1 kt0 w lockfd host_fail KO t0 dk mk st secs state attempt qrc kfail name cur
+	local kstate=- kdkms=- kboot=- kvm=- ktotal=- kexit=0
 	kt0=$(now)
 	w=$WORKROOT/$k
 	mkdir -p "$w"
@@ -297,12 +298,13 @@ for k in "${kernels[@]}"; do
 		die "another run.sh holds $w/lock"
 	fi
 	log "=== $k"
-	rm -rf "$w/dkms" "$w/src" "$w/logs" "$w/result.txt" "$w/guest.conf" "$w/dmesg.txt" "$w"/serial*.log "$w/dkms.log"
+	rm -rf "$w/dkms" "$w/src" "$w/logs" "$w/result.txt" "$w/guest.conf" "$w/dmesg.txt" "$w"/serial*.log "$w/dkms.log" "$w/rows.txt" "$w/kstate.txt"
+	: >"$w/rows.txt"
+	row() { echo "$k|$1" >>"$w/rows.txt"; }
 	host_fail=0
 
 	# DKMS build with a private tree.
 	KO=
-	K_DKMS[$k]=-
 	if ((!NO_DKMS)); then
 		t0=$(now)
 		mkdir -p "$w/src" "$w/dkms"
@@ -324,12 +326,12 @@ for k in "${kernels[@]}"; do
 			KO=$(find "$w/dkms/$PKG_NAME/$PKG_VER/$k" -path '*/module/*' -name "$PKG_NAME.ko*" 2>/dev/null | head -n1)
 			[[ -n $KO ]] || KO=$(find "$w/dkms/$PKG_NAME/$PKG_VER/$k" -path '*/module/*' -name '*.ko*' 2>/dev/null | head -n1)
 		fi
-		K_DKMS[$k]=$(elapsed "$t0")
+		kdkms=$(elapsed "$t0")
 		if [[ -n $KO ]]; then
-			ROWS+=("$k|host:dkms_build|PASS|${K_DKMS[$k]}")
-			log "dkms build ok (${K_DKMS[$k]}s): ${KO#"$REPO"/}"
+			row "host:dkms_build|PASS|${kdkms}"
+			log "dkms build ok (${kdkms}s): ${KO#"$REPO"/}"
 		else
-			ROWS+=("$k|host:dkms_build|FAIL|${K_DKMS[$k]}")
+			row "host:dkms_build|FAIL|${kdkms}"
 			host_fail=1
 			log "dkms build FAILED for $k; log: ${w#"$REPO"/}/dkms.log"
 			tail -n 20 "$w/dkms.log" >&2
@@ -339,7 +341,7 @@ for k in "${kernels[@]}"; do
 	fi
 	if [[ $GUEST_MAKE != none ]]; then
 		read -r st secs <<<"$GUEST_MAKE"
-		ROWS+=("$k|host:guest_make|$st|$secs")
+		row "host:guest_make|$st|$secs"
 		[[ $st == PASS ]] || host_fail=1
 	fi
 
@@ -366,7 +368,7 @@ for k in "${kernels[@]}"; do
 		t0=$(now)
 		qrc=0
 		run_vm "$k" "$w" "$attempt" || qrc=$?
-		K_VM[$k]=$(elapsed "$t0")
+		kvm=$(elapsed "$t0")
 		cp "$w/serial.log" "$w/serial.attempt$attempt.log"
 		if grep -q '^MERGEMEM-VM-DONE' "$w/serial.log" && grep -q '^DONE' "$w/result.txt" 2>/dev/null; then
 			state=finished
@@ -384,38 +386,38 @@ for k in "${kernels[@]}"; do
 		log "the VM never reached the runner; retrying once"
 		serial_excerpt "$w/serial.log" >&2
 	done
-	K_BOOT[$k]=$(sed -n 's/^MERGEMEM-VM-RUNNER-START \([0-9.]*\).*/\1/p' "$w/serial.log" | head -n1)
-	K_BOOT[$k]=${K_BOOT[$k]:--}
+	kboot=$(sed -n 's/^MERGEMEM-VM-RUNNER-START \([0-9.]*\).*/\1/p' "$w/serial.log" | head -n1)
+	kboot=${kboot:--}
 
 	# Results: the result file, else the serial markers (partial runs).
 	kfail=$host_fail
 	if [[ -f $w/result.txt ]]; then
 		while read -r name st secs _; do
 			[[ $name == DONE ]] && continue
-			ROWS+=("$k|$name|$st|$secs")
+			row "$name|$st|$secs"
 			[[ $st == PASS || $st == SKIP ]] || kfail=1
 		done <"$w/result.txt"
 	else
 		while read -r _ name st secs _; do
-			ROWS+=("$k|$name|$st|${secs%s}")
+			row "$name|$st|${secs%s}"
 			[[ $st == PASS || $st == SKIP ]] || kfail=1
 		done < <(grep '^MERGEMEM-VM-RESULT ' "$w/serial.log" || true)
 	fi
 	if [[ $state != finished ]]; then
 		cur=$(grep '^MERGEMEM-VM-TEST-START ' "$w/serial.log" | tail -n1 | cut -d' ' -f2 || true)
 		if [[ $state == lost && -n $cur ]] && ! grep -q "^$cur " "$w/result.txt" 2>/dev/null; then
-			ROWS+=("$k|$cur|VM-LOST|-")
+			row "$cur|VM-LOST|-"
 		fi
-		ROWS+=("$k|vm|NO-REPORT|${K_VM[$k]}")
-		K_STATE[$k]="VM never reported ($state)"
-		bump 3
+		row "vm|NO-REPORT|${kvm}"
+		kstate="VM never reported ($state)"
+		kexit=3
 		log "VM for $k never reported ($state); serial log: ${w#"$REPO"/}/serial.log"
 		serial_excerpt "$w/serial.log" >&2
 	elif ((kfail)); then
-		K_STATE[$k]=FAIL
-		bump 1
+		kstate=FAIL
+		kexit=1
 	else
-		K_STATE[$k]=PASS
+		kstate=PASS
 	fi
 	# Logs of failed guest tests.
 	if [[ -f $w/result.txt ]]; then
@@ -425,12 +427,46 @@ for k in "${kernels[@]}"; do
 			tail -n 40 "$w/logs/$name.log" >&2 2>/dev/null || true
 		done <"$w/result.txt"
 	fi
-	if ((!KEEP && !NO_DKMS)) && [[ ${K_STATE[$k]} == PASS ]]; then
+	if ((!KEEP && !NO_DKMS)) && [[ ${kstate} == PASS ]]; then
 		rm -rf "$w/src" "$w/dkms/$PKG_NAME/$PKG_VER/build" 2>/dev/null || true
 	fi
-	K_TOTAL[$k]=$(elapsed "$kt0")
+	ktotal=$(elapsed "$kt0")
+	echo "$kstate|$kdkms|$kboot|$kvm|$ktotal|$kexit" >"$w/kstate.txt"
 	flock -u "$lockfd"
 	exec {lockfd}>&-
+}
+
+worst=0
+bump() { # bump EXIT: keep the worst exit status (3 > 2 > 1 > 0)
+	if (($1 > worst)); then worst=$1; fi
+}
+if ((JOBS <= 1 || ${#kernels[@]} <= 1)); then
+	for k in "${kernels[@]}"; do
+		run_kernel "$k"
+	done
+else
+	# Kernels in parallel, at most JOBS at a time; output prefixed.
+	pids=()
+	for k in "${kernels[@]}"; do
+		while (($(jobs -rp | wc -l) >= JOBS)); do wait -n || true; done
+		(run_kernel "$k" 2>&1 | sed -u "s/^/[${k%%-*}] /" >&2) &
+		pids+=($!)
+	done
+	for pid in "${pids[@]}"; do wait "$pid" || true; done
+fi
+declare -A K_STATE K_DKMS K_BOOT K_VM K_TOTAL
+declare -a ROWS=()
+for k in "${kernels[@]}"; do
+	w=$WORKROOT/$k
+	if [[ -f $w/kstate.txt ]]; then
+		IFS='|' read -r ks kd kb kv kt kx <"$w/kstate.txt"
+		K_STATE[$k]=$ks K_DKMS[$k]=$kd K_BOOT[$k]=$kb K_VM[$k]=$kv K_TOTAL[$k]=$kt
+		bump "$kx"
+		mapfile -t -O "${#ROWS[@]}" ROWS <"$w/rows.txt"
+	else
+		K_STATE[$k]="harness error"
+		bump 2
+	fi
 done
 
 # --- summary ------------------------------------------------------------------
