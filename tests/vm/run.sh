@@ -28,8 +28,8 @@ usage: tests/vm/run.sh [options]
                      runner started (it prints a heartbeat; default 180)
   --test-timeout S   default per-test timeout in the guest (default 300)
   --machine M        pc (default) or microvm
-  -j, --jobs N       boot up to N kernels at once (default 1;
-                     MERGEMEM_VM_JOBS; each VM uses 2 vCPUs)
+  -j, --jobs N       boot up to N kernels at once (MERGEMEM_VM_JOBS; default
+                     auto: 2 on hosts with 4+ CPUs, else 1; a VM uses 2 vCPUs)
   -v, --verbose      stream the serial console to stderr
   -h, --help
 USAGE
@@ -50,7 +50,7 @@ STALL=${MERGEMEM_VM_STALL:-180}
 TEST_TIMEOUT=${MERGEMEM_VM_TEST_TIMEOUT:-300}
 MACHINE=${MERGEMEM_VM_MACHINE:-pc}
 VERBOSE=0
-JOBS=${MERGEMEM_VM_JOBS:-1}
+JOBS=${MERGEMEM_VM_JOBS:-auto}
 while (($#)); do
 	case $1 in
 	--kernel) kernels+=("${2:?--kernel needs a version}"); shift 2 ;;
@@ -85,6 +85,10 @@ BUSYBOX=/bin/busybox
 [[ -x $BUSYBOX ]] || missing+=(busybox-static)
 ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (run scripts/vm-deps.sh)"
 case $MACHINE in pc | microvm) ;; *) die "--machine must be pc or microvm" ;; esac
+if [[ $JOBS == auto ]]; then
+	JOBS=$(($(nproc) >= 4 ? 2 : 1))
+fi
+[[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive number"
 [[ $ONLY == "" ]] || [[ "t_00" =~ $ONLY ]] || [[ $? -ne 2 ]] || die "--only: bad regex: $ONLY"
 
 if ((${#kernels[@]} == 0)); then
