@@ -57,6 +57,13 @@ conf=/etc/mergemem.conf
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 have() { command -v "$1" >/dev/null 2>&1; }
+# apt-get install, refreshing the package lists once if they are stale.
+apt_install() {
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" \
+		>/dev/null 2>&1 && return 0
+	apt-get update -q >/dev/null 2>&1 || true
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
 
 # ---------------------------------------------------------------- uninstall
 if [ "$uninstall" -eq 1 ]; then
@@ -92,7 +99,7 @@ is_root || [ -w "$(dirname "$prefix")" ] || [ -w "$prefix" ] || \
 if ! have npm && ! [ -x "$src/tools/deno/node_modules/deno/deno" ]; then
 	is_root || die "npm is needed to install Deno: apt-get install npm"
 	say "installing npm (to fetch the pinned Deno)"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >/dev/null
+	apt_install npm || die "could not install npm"
 fi
 deno=$("$src/scripts/ensure-deno.sh")
 say "using $($deno --version | head -1)"
@@ -161,8 +168,7 @@ install_module() {
 	fi
 	if ! have dkms || ! [ -d "/lib/modules/$kver/build" ]; then
 		say "installing dkms and the headers for $kver"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			dkms "linux-headers-$kver" >/dev/null 2>&1 || true
+		apt_install dkms "linux-headers-$kver" 2>/dev/null || true
 	fi
 	if ! have dkms || ! [ -d "/lib/modules/$kver/build" ]; then
 		warn "no dkms or no headers for the running kernel $kver (apt-get install dkms linux-headers-$kver):"
