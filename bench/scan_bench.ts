@@ -11,12 +11,15 @@
  *       divided by the difference in pages (the marginal cost of a page;
  *       fixed costs such as Deno itself, JIT code and the read buffers
  *       cancel out), and, for reference, the plain increase per page,
- * for strategies hash/equalv and checksums fast/xxh64. Each figure is the
- * median of --runs runs (raw read and full scan); the per-phase wall
- * times of the median scan are printed too.
+ * for strategies hash/equalv and checksums fast/xxh64 with the user
+ * back-end and, with --backend kernel (needs /dev/mergemem), hash/xxh64
+ * with the kernel back-end (PAGEINFO: xxh64 in place, no copy). Each
+ * figure is the median of --runs runs (raw read and full scan); the
+ * per-phase wall times of the median scan are printed too.
  *
  *   deno run --allow-all bench/scan_bench.ts [--workers 4] [--mib 256]
- *     [--runs 3]
+ *     [--runs 3] [--backend user|kernel|user,kernel]
+ *     [--only hash/xxh64,...] [--json FILE]
  *
  * @module
  */
@@ -31,11 +34,16 @@ import {
 } from "../src/pages/vmread.ts";
 import { readSmaps } from "../src/pages/maps.ts";
 import { startWorker, type Worker } from "../tests/helpers/workers.ts";
+import { createKernelBackend } from "../src/kmod/backend.ts";
 
 const PS = 4096;
 
 async function child(): Promise<void> {
   const opts = JSON.parse(Deno.args[1]);
+  if (opts.backend === "kernel") {
+    opts.backend = createKernelBackend();
+    delete opts.checksum;
+  } else delete opts.backend;
   const hwm = () => {
     const s = Deno.readTextFileSync("/proc/self/status");
     return {
@@ -98,8 +106,23 @@ async function main(): Promise<void> {
       workers: { type: "string" },
       mib: { type: "string" },
       runs: { type: "string" },
+      backend: { type: "string" },
+      only: { type: "string" },
+      json: { type: "string" },
     },
   });
+  const backends = (a.values.backend ?? "user").split(",");
+  for (const b of backends) {
+    if (b !== "user" && b !== "kernel") throw new Error(`bad backend ${b}`);
+  }
+  if (backends.includes("kernel")) {
+    try {
+      Deno.statSync("/dev/mergemem");
+    } catch {
+      throw new Error("--backend kernel needs /dev/mergemem (the module)");
+    }
+  }
+  const only = a.values.only?.split(",");
   const runs = Number(a.values.runs ?? 3);
   const nw = Number(a.values.workers ?? 4);
   const pages = (Number(a.values.mib ?? 256) * 1024 * 1024) / PS;
@@ -132,35 +155,44 @@ async function main(): Promise<void> {
       if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
       return JSON.parse(new TextDecoder().decode(out.stdout));
     };
-    for (
-      const [strategy, checksum] of [
-        ["hash", "fast"],
-        ["hash", "xxh64"],
-        ["equalv", "fast"],
-      ]
-    ) {
+    const configs = [
+      ["user", "hash", "fast"],
+      ["user", "hash", "xxh64"],
+      ["user", "equalv", "fast"],
+      ["kernel", "hash", "xxh64"],
+    ].filter(([b, s, c]) =>
+      backends.includes(b) &&
+      (!only || only.includes(`${s}/${s === "equalv" ? "none" : c}`))
+    );
+    for (const [backend, strategy, checksum] of configs) {
       const raws = [], scans = [];
       for (let i = 0; i < runs; i++) {
         raws.push(rawRead(pids));
-        scans.push(await child({ selection: { pids }, strategy, checksum }));
+        scans.push(
+          await child({ selection: { pids }, strategy, checksum, backend }),
+        );
       }
       const one = await child({
         selection: { pids: pids.slice(0, Math.max(1, pids.length >> 1)) },
         strategy,
         checksum,
+        backend,
       });
       const raw = median(raws, (x) => x.bytes / x.seconds);
       const r = median(scans, (x) => x.present / x.elapsed);
       const inc = median(scans, (x) => x.rss_increase).rss_increase;
       const rawGBs = raw.bytes / raw.seconds / 1e9;
       const scanGBs = (r.present * PS) / r.elapsed / 1e9;
-      const name = `${strategy}/${strategy === "equalv" ? "none" : checksum}`;
+      const name = `${backend}:${strategy}/${
+        strategy === "equalv" ? "none" : checksum
+      }`;
       phases[name] = Object.fromEntries(
         Object.entries(r.profile as Record<string, number>).map((
           [k, v],
         ) => [k, Math.round(v)]),
       );
       rows.push({
+        backend,
         strategy,
         checksum: strategy === "equalv" ? "none" : checksum,
         pages: r.present,
@@ -178,9 +210,15 @@ async function main(): Promise<void> {
       console.log(k, JSON.stringify(v));
     }
     console.table(rows);
-    console.log(
-      JSON.stringify({ workers: nw, mib_each: pages * PS / 2 ** 20, rows }),
-    );
+    const summary = JSON.stringify({
+      workers: nw,
+      mib_each: pages * PS / 2 ** 20,
+      kernel: Deno.osRelease(),
+      rows,
+      phases,
+    });
+    console.log(summary);
+    if (a.values.json) Deno.writeTextFileSync(a.values.json, summary + "\n");
   } finally {
     for (const w of workers) await w.stop();
   }
