@@ -79,6 +79,13 @@ export interface AnalyzeOptions {
   batchPages?: number;
   /** Adds wall times (ms) per sub-phase here when given. */
   profile?: Record<string, number>;
+  /**
+   * Also label the rows whose hash is unique, so that afterwards hashLo
+   * holds a content label for EVERY row: 0 for zero-filled content, else a
+   * label ≥ 1 shared exactly by the rows of byte-equal content (default:
+   * such rows keep their hash in hashLo).
+   */
+  labelAll?: boolean;
 }
 
 const ZERO_LABEL = 0;
@@ -180,18 +187,45 @@ export function analyze(
       const t0 = performance.now();
       const r0 = rows[k];
       if (!(flags[r0] & F_EXCLUSIVE)) {
-        const f = memOf(pidOf(r0));
-        let good = false;
-        try {
-          good = f !== null && readMem(f, addrOf(r0), one);
-        } catch {
-          good = false;
+        // Coalesce rows at consecutive addresses of one process into one
+        // read; if it fails, read them one by one.
+        const pid = pidOf(r0);
+        const f = memOf(pid);
+        const a0 = addrOf(r0);
+        let e = k + 1;
+        while (
+          e < count && e - k < batchPages && !(flags[rows[e]] & F_EXCLUSIVE) &&
+          pidOf(rows[e]) === pid && addrOf(rows[e]) === a0 + (e - k) * ps
+        ) e++;
+        let all = false;
+        if (e - k > 1 && f !== null) {
+          try {
+            all = readMem(f, a0, batch.bytes.subarray(0, (e - k) * ps));
+          } catch {
+            all = false;
+          }
         }
-        const t1 = performance.now();
-        tRead += t1 - t0;
-        visit(k, good ? oneWords : null, 0);
-        tCmp += performance.now() - t1;
-        k++;
+        if (all) {
+          const t1 = performance.now();
+          tRead += t1 - t0;
+          for (let j = k; j < e; j++) visit(j, batch.words, (j - k) * words);
+          tCmp += performance.now() - t1;
+          k = e;
+          continue;
+        }
+        for (; k < e; k++) {
+          const t2 = performance.now();
+          let good = false;
+          try {
+            good = f !== null && readMem(f, addrOf(rows[k]), one);
+          } catch {
+            good = false;
+          }
+          const t1 = performance.now();
+          tRead += t1 - t2;
+          visit(k, good ? oneWords : null, 0);
+          tCmp += performance.now() - t1;
+        }
         continue;
       }
       const pid = pidOf(r0);
@@ -383,6 +417,9 @@ export function analyze(
     let e = s + 1;
     while (e < n && hashLo[order[e]] === lo && hashHi[order[e]] === hi) e++;
     if (e - s === 1) {
+      if (opts.labelAll) {
+        label[r0] = flags[r0] & F_ZERO ? ZERO_LABEL : nextLabel++;
+      }
       basic(r0);
       s = e;
       continue;

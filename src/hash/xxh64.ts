@@ -207,6 +207,9 @@ function mergeRound(hh: number, hl: number, vh: number, vl: number): void {
   add(rh, rl, P4H, P4L);
 }
 
+const cell64 = new BigUint64Array(1);
+const cell32 = new Uint32Array(cell64.buffer);
+
 type Xxh64Ffi = (ptr: number, len: number, seed: number) => number | bigint;
 let native: Xxh64Ffi | null | undefined;
 
@@ -262,9 +265,17 @@ export const xxh64Checksum: Checksum = {
         Deno.UnsafePointer.value(Deno.UnsafePointer.of(words)),
       );
       for (let k = 0; k < count; k++, w += n) {
-        const h = BigInt(ffi(base + w * 4, pageSize, 0));
-        out.hashLo[outIndex + k] = Number(h & 0xffffffffn);
-        out.hashHi[outIndex + k] = Number(h >> 32n);
+        // Split the u64 through a shared 8-byte cell: no BigInt arithmetic
+        // (each & or >> would allocate another BigInt per page).
+        const h = ffi(base + w * 4, pageSize, 0);
+        if (typeof h === "bigint") {
+          cell64[0] = h;
+          out.hashLo[outIndex + k] = cell32[0];
+          out.hashHi[outIndex + k] = cell32[1];
+        } else {
+          out.hashLo[outIndex + k] = h >>> 0;
+          out.hashHi[outIndex + k] = Math.floor(h / 4294967296);
+        }
         out.flags[outIndex + k] = isZero(words, w, n) ? 3 : 1;
       }
       return;

@@ -86,8 +86,9 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     }
   }
 
-  // Non-exclusive pages: read through /proc/PID/mem, one page at a time
-  // into the first buffer (see PageRuns.notExclusive).
+  // Non-exclusive pages: read through /proc/PID/mem (see
+  // PageRuns.notExclusive), a run of up to `cap` contiguous pages per read
+  // into the first buffer; a run that fails is redone page by page.
   function hashUnpinned(pid: number, runs: PageRuns, out: PageHashOutput) {
     const b = slots[0];
     const page = b.bytes.subarray(0, pageSize);
@@ -103,10 +104,20 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     let at = out.offset;
     try {
       for (let i = 0; i < runs.count; i++) {
-        for (let j = 0; j < runs.pages[i]; j++, at++) {
-          if (readMem(mem, runs.addr[i] + j * pageSize, page)) {
-            cs.hashPages(b.words, 0, 1, pageSize, out, at);
-          } else out.flags[at] = 0;
+        for (let j = 0; j < runs.pages[i];) {
+          const n = Math.min(cap, runs.pages[i] - j);
+          const addr = runs.addr[i] + j * pageSize;
+          if (n > 1 && readMem(mem, addr, b.bytes.subarray(0, n * pageSize))) {
+            cs.hashPages(b.words, 0, n, pageSize, out, at);
+          } else {
+            for (let k = 0; k < n; k++) {
+              if (readMem(mem, addr + k * pageSize, page)) {
+                cs.hashPages(b.words, 0, 1, pageSize, out, at + k);
+              } else out.flags[at + k] = 0;
+            }
+          }
+          j += n;
+          at += n;
         }
       }
     } finally {
