@@ -41,6 +41,8 @@ const TICK = 100; // USER_HZ
 const ksm = (n: string) => Deno.readTextFileSync(`${KSM}/${n}`).trim();
 const setKsm = (n: string, v: string) =>
   Deno.writeTextFileSync(`${KSM}/${n}`, v);
+const now = (t0: number) =>
+  Number(((performance.now() - t0) / 1000).toFixed(3));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function ksmdPid(): number {
@@ -81,11 +83,17 @@ interface Row {
   ksmd_cpu_after: number;
   achieved_pages: number;
   achievable_pages: number;
+  /** mergemem only: seconds from the clock's start to each phase. */
+  phases?: Record<string, number>;
+  /** mergemem only: from the merge report. */
+  scans?: number;
+  ksmd_full_scans?: number;
+  burst_seconds?: number;
 }
 
 async function measure(
   config: string,
-  start: (ws: Worker[]) => Promise<void>,
+  start: (ws: Worker[], t0: number) => Promise<Partial<Row> | void>,
   optin: boolean,
 ): Promise<Row> {
   await resetKsm();
@@ -106,8 +114,9 @@ async function measure(
       cpu95 = cpuSeconds(ksmd) - cpu0;
     }
   }, 20);
+  let extra: Partial<Row> | void = undefined;
   try {
-    await start(ws);
+    extra = await start(ws, t0);
     const deadline = performance.now() + 600_000;
     while (t95 === null && performance.now() < deadline) await sleep(20);
   } finally {
@@ -123,21 +132,49 @@ async function measure(
     config,
     seconds_to_95: t95,
     ksmd_cpu_to_95: cpu95,
-    tool_cpu: config === "mergemem" ? tool : 0,
+    tool_cpu: config.startsWith("mergemem") ? tool : 0,
     ksmd_cpu_after: after,
     achieved_pages: achieved,
     achievable_pages: achievable,
+    ...extra,
   };
   console.log(JSON.stringify(row));
   return row;
 }
 
 const rows: Row[] = [];
-rows.push(
-  await measure("mergemem", async (ws) => {
-    await merge({ pids: ws.map((w) => w.pid), timeoutSeconds: 600 });
-  }, false),
-);
+for (const rescan of [false, true]) {
+  rows.push(
+    await measure(rescan ? "mergemem-rescan" : "mergemem", async (ws, t0) => {
+      // Phase starts (s since t0): "scan N" (first progress of scan N),
+      // "mark", "ksmd", "done".
+      const phases: Record<string, number> = {};
+      const at = (k: string) => {
+        phases[k] ??= now(t0);
+      };
+      at("start");
+      const r = await merge({
+        pids: ws.map((w) => w.pid),
+        timeoutSeconds: 600,
+        rescan,
+        onProgress: (phase, detail) => {
+          if (phase === "scan") {
+            const m = /^(\d+):/.exec(detail);
+            at(m ? `scan ${m[1]}` : "scan");
+            if (m) phases[`scan ${m[1]} last`] = now(t0);
+          } else at(phase);
+        },
+      });
+      at("done");
+      return {
+        phases,
+        scans: r.scans,
+        ksmd_full_scans: r.ksmd_full_scans,
+        burst_seconds: Number(r.seconds.toFixed(3)),
+      };
+    }, false),
+  );
+}
 rows.push(
   await measure("ksm-default", () => {
     setKsm("run", "1");
@@ -175,6 +212,11 @@ for (const r of rows) {
     } | ${fmt(r.ksmd_cpu_after)} | ${ratio} |`,
   );
 }
+console.log(
+  `\nmergemem phases: ${
+    JSON.stringify(base.phases)
+  }, scans ${base.scans}, ksmd full scans ${base.ksmd_full_scans}, burst ${base.burst_seconds} s`,
+);
 if (values.json) {
   Deno.writeTextFileSync(values.json, JSON.stringify(rows, null, 2) + "\n");
 }

@@ -84,7 +84,7 @@ export interface BurstOptions {
   target?: number;
   /** Give up after this many milliseconds (default 60000). */
   timeoutMs?: number;
-  /** How often to poll (default 50 ms). */
+  /** How often to poll (default 20 ms). */
   pollMs?: number;
   /**
    * Leave ksmd running at its own settings instead of bursting: only make
@@ -208,7 +208,7 @@ export async function runBurst(opts: BurstOptions): Promise<BurstResult> {
   }
 
   const timeoutMs = opts.timeoutMs ?? 60000;
-  const pollMs = opts.pollMs ?? 50;
+  const pollMs = opts.pollMs ?? 20;
   let ended: BurstEnd = "timeout";
   let progress = opts.progress();
   let scans = scans0;

@@ -54,6 +54,12 @@ export interface MergeOptions {
   crossUser?: boolean;
   /** pages_to_scan during the burst (default 10000). */
   burstPagesToScan?: number;
+  /**
+   * Re-check the plan by scanning the chosen VMAs again instead of
+   * recounting the first scan in memory (PlanOptions.rescan; default
+   * false, for comparison and cross-checks).
+   */
+  rescan?: boolean;
   /** A module handle to use (default: open /dev/mergemem). */
   module?: ModuleHandle;
   /** The KSM sysfs directory. */
@@ -169,6 +175,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       pids: [...uids.keys()],
       backend,
       minSaving,
+      rescan: opts.rescan,
       onProgress: (n, done, total) => {
         throwIfInterrupted(signal);
         opts.onProgress?.("scan", `${n}: ${done}/${total} pages`);

@@ -15,11 +15,15 @@
  *
  * The prediction is the scan's saveable_pages over the chosen mappings,
  * counted as if only they had been scanned: a content that also sits in a
- * mapping left out must not count, since KSM will not merge with it. When a
- * mapping left out holds duplicate or zero-filled pages, the chosen
- * mappings are therefore scanned again on their own (the other pages are
- * hidden from the scan by {@link restrictBackend}) and the choice is
- * re-checked on those counts; at most {@link MAX_SCANS} scans.
+ * mapping left out must not count, since KSM will not merge with it. The
+ * scan hands over its confirmed content class and frame per page
+ * (ScanOptions.onPages), so the chosen mappings are recounted alone in
+ * memory ({@link recount}, the scan's rules of docs/accounting.md) and the
+ * choice is re-checked on those counts until it no longer changes: one
+ * scan. With `rescan: true` the plan instead scans the chosen mappings
+ * again on their own (the other pages hidden by {@link restrictBackend}),
+ * at most {@link MAX_SCANS} scans; that older way re-reads the pages and is
+ * kept as a cross-check.
  *
  * @module
  */
@@ -31,7 +35,7 @@ import type {
   PageRuns,
 } from "../scan/backend.ts";
 import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
-import { scan } from "../scan/scan.ts";
+import { scan, type ScanPages } from "../scan/scan.ts";
 
 /** The default --min-saving, in pages per VMA. */
 export const DEFAULT_MIN_SAVING = 16;
@@ -79,6 +83,12 @@ export interface PlanOptions {
   minSaving?: number;
   /** Called during the scans; may throw to abort (Ctrl-C). */
   onProgress?: (scan: number, pagesDone: number, pagesTotal: number) => void;
+  /**
+   * Re-check the choice by scanning the chosen mappings again (up to
+   * {@link MAX_SCANS} scans) instead of recounting the first scan's pages
+   * in memory (default false).
+   */
+  rescan?: boolean;
 }
 
 /** Address ranges [start, end) per pid. */
@@ -100,6 +110,7 @@ export function worthMarking(
  * module documentation.
  */
 export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
+  if (!opts.rescan) return await planInMemory(opts);
   const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
   const mergeable = new Map<number, Set<string>>();
   let keep: Ranges | undefined;
@@ -152,6 +163,166 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
       );
     }
   }
+}
+
+/** One scan; the choice is re-checked on in-memory recounts. */
+async function planInMemory(opts: PlanOptions): Promise<MergePlan> {
+  const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
+  let pages: ScanPages | undefined;
+  const r = await scan({
+    selection: { pids: opts.pids },
+    backend: opts.backend,
+    onProgress: (p) => opts.onProgress?.(1, p.pagesDone, p.pagesTotal),
+    onPages: (p) => pages = p,
+  });
+  if (!pages) throw new Error("scan did not report its pages");
+  // The scan's mapping index of each (pid, start).
+  const index = new Map<string, number>();
+  pages.mappings.forEach((m, g) => index.set(`${m.pid}:${m.start}`, g));
+  const gOf = (pid: number, m: MappingResult) =>
+    index.get(`${pid}:${parseInt(m.start, 16)}`) ?? -1;
+
+  // First choice on the whole scan's counts, then on recounts of the
+  // chosen mappings alone until nothing more drops out (it only shrinks).
+  const chosenG = new Uint8Array(pages.mappings.length);
+  const mg = new Map<number, Set<string>>();
+  for (const p of r.processes) {
+    if (p.skipped) continue;
+    const set = new Set(readMergeableMappings(p.pid).map((m) => m.startHex));
+    mg.set(p.pid, set);
+    for (const m of p.mappings) {
+      const g = gOf(p.pid, m);
+      if (g >= 0 && worthMarking(m, minSaving, set.has(m.start))) {
+        chosenG[g] = 1;
+      }
+    }
+  }
+  let counts = recount(pages, chosenG);
+  for (;;) {
+    let dropped = false;
+    for (const p of r.processes) {
+      if (p.skipped) continue;
+      const set = mg.get(p.pid)!;
+      for (const m of p.mappings) {
+        const g = gOf(p.pid, m);
+        if (g < 0 || !chosenG[g]) continue;
+        if (!worthMarking(alone(m, g, counts), minSaving, set.has(m.start))) {
+          chosenG[g] = 0;
+          dropped = true;
+        }
+      }
+    }
+    if (!dropped) break;
+    counts = recount(pages, chosenG);
+  }
+  const chosen = new Map<number, PlannedVma[]>();
+  for (const p of r.processes) {
+    if (p.skipped) continue;
+    const set = mg.get(p.pid)!;
+    const vmas: PlannedVma[] = [];
+    for (const m of p.mappings) {
+      const g = gOf(p.pid, m);
+      if (g < 0 || !chosenG[g]) continue;
+      vmas.push({
+        ...alone(m, g, counts),
+        already_mergeable: set.has(m.start),
+      });
+    }
+    chosen.set(p.pid, vmas);
+  }
+  return result(r, r, chosen, 1);
+}
+
+/** A mapping's scan counts with the recounted ones put in. */
+function alone(m: MappingResult, g: number, c: Recount): MappingResult {
+  return {
+    ...m,
+    pages_duplicate: c.duplicate[g],
+    saveable_pages: c.saveable[g],
+    pages_shared_already: m.pages_shared_already === null
+      ? null
+      : c.sharedAlready[g],
+  };
+}
+
+/** Per-mapping counts of {@link recount} (index: the scan's mapping). */
+export interface Recount {
+  duplicate: Float64Array;
+  saveable: Float64Array;
+  sharedAlready: Float64Array;
+}
+
+/**
+ * Counts pages_duplicate, saveable_pages and pages_shared_already of the
+ * mappings with `chosen[g]` set as if only they had been scanned, from a
+ * scan's confirmed content classes and frames, by the rules of
+ * docs/accounting.md as src/dedup/analyze.ts applies them: within one
+ * content, a frame is counted once (rows with frame 0, which have no
+ * frame number, count as one frame per content); a content on two or
+ * more frames makes every non-zero-filled page of it a duplicate and
+ * every frame but one (the first by mapping and page) saveable, charged
+ * to the mapping of the frame's first page; a page is shared already
+ * when another counted page has its (non-zero) frame.
+ */
+export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
+  const m = pages.mappings.length;
+  const c: Recount = {
+    duplicate: new Float64Array(m),
+    saveable: new Float64Array(m),
+    sharedAlready: new Float64Array(m),
+  };
+  const { mapping, page, frame, content } = pages;
+  // Bucket the chosen rows by content (a counting sort), then order each
+  // bucket by (frame, row).
+  let maxLabel = 0, n = 0;
+  for (let i = 0; i < pages.count; i++) {
+    if (!chosen[mapping[i]]) continue;
+    n++;
+    if (content[i] > maxLabel) maxLabel = content[i];
+  }
+  const start = new Uint32Array(maxLabel + 2);
+  for (let i = 0; i < pages.count; i++) {
+    if (chosen[mapping[i]]) start[content[i] + 1]++;
+  }
+  for (let l = 0; l <= maxLabel; l++) start[l + 1] += start[l];
+  const rows = new Uint32Array(n);
+  const fill = start.slice(0, maxLabel + 1);
+  for (let i = 0; i < pages.count; i++) {
+    if (chosen[mapping[i]]) rows[fill[content[i]]++] = i;
+  }
+  const before = (i: number, j: number) =>
+    mapping[i] < mapping[j] || (mapping[i] === mapping[j] && page[i] < page[j]);
+  const byFrame = (a: number, b: number) =>
+    frame[a] !== frame[b] ? frame[a] - frame[b] : a - b;
+  for (let l = 0; l <= maxLabel; l++) {
+    const s = start[l], e = start[l + 1];
+    if (e - s < 2) continue;
+    const b = rows.subarray(s, e);
+    b.sort(byFrame);
+    // Frame heads: the first row of each frame (frame 0: of the content).
+    let frames = 0, keeper = -1;
+    for (let j = 0; j < b.length; j++) {
+      const i = b[j];
+      const head = j === 0 || frame[i] !== frame[b[j - 1]];
+      if (!head) continue;
+      frames++;
+      if (keeper < 0 || before(i, keeper)) keeper = i;
+    }
+    for (let j = 0; j < b.length; j++) {
+      const i = b[j];
+      const f = frame[i];
+      if (
+        f !== 0 &&
+        ((j > 0 && frame[b[j - 1]] === f) ||
+          (j + 1 < b.length && frame[b[j + 1]] === f))
+      ) c.sharedAlready[mapping[i]]++;
+      if (frames < 2) continue;
+      if (l !== 0) c.duplicate[mapping[i]]++;
+      const head = j === 0 || f !== frame[b[j - 1]];
+      if (head && i !== keeper) c.saveable[mapping[i]]++;
+    }
+  }
+  return c;
 }
 
 function result(

@@ -83,6 +83,38 @@ export interface ScanOptions {
   onProgress?: (p: ScanProgress) => void | Promise<void>;
   /** Pagemap entries read per call (default 65536). */
   pagemapBatch?: number;
+  /**
+   * Opt-in: called once, after byte confirmation and before the scan
+   * returns, with every counted page (see {@link ScanPages}), so that a
+   * caller can recount any subset of the mappings without scanning again
+   * (src/merge/plan.ts does). The arrays are handed over: the scan does
+   * not use them afterwards.
+   */
+  onPages?: (pages: ScanPages) => void;
+}
+
+/**
+ * Every page a scan counted, as columns indexed by row (0 ≤ row < count,
+ * in no particular order). Two rows have the same `content` exactly when
+ * their bytes were confirmed equal (0 is the zero-filled content); rows
+ * with the same non-zero `frame` share one physical frame.
+ */
+export interface ScanPages {
+  /** Rows in use. */
+  count: number;
+  /** The scan's mappings: row i lies in mappings[mapping[i]]. */
+  mappings: readonly MappingRef[];
+  /** Index into `mappings` per row. */
+  mapping: Uint32Array;
+  /** The page's index within its mapping. */
+  page: Uint32Array;
+  /**
+   * The PFN, or without PFNs a stand-in: unique per exclusive page, 0 for
+   * a non-exclusive one (count those as one frame per content).
+   */
+  frame: Uint32Array | Float64Array;
+  /** The confirmed content class. */
+  content: Uint32Array;
 }
 
 interface ProcState {
@@ -400,8 +432,22 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   kpf?.close();
   sortOrder(table, "hash", order);
   tp = lap(prof, "3.sort.hash", tp);
-  const c = analyze(table, refs, { pageSize: ps, pfns, order, profile: prof });
+  const c = analyze(table, refs, {
+    pageSize: ps,
+    pfns,
+    order,
+    profile: prof,
+    labelAll: opts.onPages !== undefined,
+  });
   tp = lap(prof, "3.analyze", tp);
+  opts.onPages?.({
+    count: table.length,
+    mappings: refs,
+    mapping: table.mapIdx,
+    page: table.pageIdx,
+    frame: table.pfn,
+    content: table.hashLo,
+  });
 
   const totals = {
     ...emptyTotals(pfns, root),
