@@ -28,6 +28,7 @@ usage: tests/vm/run.sh [options]
                      runner started (it prints a heartbeat; default 180)
   --test-timeout S   default per-test timeout in the guest (default 300)
   --machine M        pc (default) or microvm
+  --append ARGS      extra kernel command line (MERGEMEM_VM_APPEND)
   -j, --jobs N       boot up to N kernels at once (MERGEMEM_VM_JOBS; default
                      auto: 2 on hosts with 4+ CPUs, else 1; a VM uses 2 vCPUs)
   -v, --verbose      stream the serial console to stderr
@@ -50,6 +51,7 @@ STALL=${MERGEMEM_VM_STALL:-180}
 TEST_TIMEOUT=${MERGEMEM_VM_TEST_TIMEOUT:-300}
 MACHINE=${MERGEMEM_VM_MACHINE:-pc}
 VERBOSE=0
+APPEND=${MERGEMEM_VM_APPEND:-}
 JOBS=${MERGEMEM_VM_JOBS:-auto}
 while (($#)); do
 	case $1 in
@@ -64,6 +66,7 @@ while (($#)); do
 	--stall) STALL=${2:?}; shift 2 ;;
 	--test-timeout) TEST_TIMEOUT=${2:?}; shift 2 ;;
 	--machine) MACHINE=${2:?}; shift 2 ;;
+	--append) APPEND=${2?}; shift 2 ;;
 	-j | --jobs) JOBS=${2:?}; shift 2 ;;
 	-v | --verbose) VERBOSE=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -218,7 +221,7 @@ run_vm() {
 	local k=$1 w=$2 dev qemu rc tailpid=
 	local serial=$w/serial.log
 	: >"$serial"
-	local append="console=ttyS0 panic=-1 loglevel=5 mergemem.repo=$REPO mergemem.work=$w"
+	local append="console=ttyS0 panic=-1 loglevel=5 mergemem.repo=$REPO mergemem.work=$w${APPEND:+ $APPEND}"
 	if [[ $MACHINE == microvm ]]; then
 		dev=virtio-9p-device
 		local khz
