@@ -20,6 +20,12 @@
  * group (many copies of one page) thus costs one read and one comparison
  * per copy, whatever its size.
  *
+ * With `confirm: false` nothing is re-read at all: rows of one group
+ * (equal 64-bit hash) that are not zero-filled share one content label,
+ * i.e. the hash is trusted. That is for predictions only (merge planning,
+ * where KSM compares the bytes itself before merging); see
+ * {@link AnalyzeOptions.confirm}.
+ *
  * Labels overwrite the hashLo column once a group's bounds are known, so
  * the analysis needs no memory per row beyond the table (and the order).
  *
@@ -86,6 +92,17 @@ export interface AnalyzeOptions {
    * such rows keep their hash in hashLo).
    */
   labelAll?: boolean;
+  /**
+   * Confirm equal hashes by comparing bytes (default true). false trusts
+   * the hash: rows with equal (hashHi, hashLo) that are not zero-filled
+   * get one content label without any page being re-read. Only sound for
+   * a real 64-bit hash (the caller checks), and meant only for
+   * predictions such as merge planning, where KSM compares the bytes
+   * itself before it merges: a collision then makes the prediction off
+   * by a page, never a false merge. Zero detection, frames and the
+   * accounting are the same either way.
+   */
+  confirm?: boolean;
 }
 
 const ZERO_LABEL = 0;
@@ -118,13 +135,14 @@ export function analyze(
   const chunkGroups = Math.min(opts.chunkGroups ?? 1024, 65535);
   const batchPages = opts.batchPages ?? 256;
   const prof = opts.profile;
+  const confirm = opts.confirm ?? true;
   const n = t.length;
   const order = opts.order ?? identity(n);
   const { hashHi, hashLo, pfn, mapIdx, pageIdx, flags } = t;
   const label = hashLo; // reused, see module doc
   let nextLabel = 1;
 
-  const repWords = new Uint32Array(chunkGroups * words);
+  const repWords = new Uint32Array((confirm ? chunkGroups : 1) * words);
   const repRow = new Uint32Array(chunkGroups);
   const repOk = new Uint8Array(chunkGroups);
   const grpS = new Uint32Array(chunkGroups);
@@ -437,12 +455,16 @@ export function analyze(
         heads++;
       } else label[i] = NONE;
     }
-    if (heads <= 1) {
-      // One frame (and maybe zero pages): no read needed.
+    if (heads <= 1 || !confirm) {
+      // One frame (and maybe zero pages), or the hash is trusted: no read
+      // needed; every head of the group gets the group's one label.
+      let l = -1;
       for (let j = s; j < e; j++) {
         const i = order[j];
-        if (label[i] === HEAD) label[i] = nextLabel++;
-        else if (label[i] === NONE) label[i] = label[order[j - 1]];
+        if (label[i] === HEAD) {
+          if (l < 0) l = nextLabel++;
+          label[i] = l;
+        } else if (label[i] === NONE) label[i] = label[order[j - 1]];
       }
       account(s, e);
     } else {

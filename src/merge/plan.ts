@@ -16,7 +16,7 @@
  * The prediction is the scan's saveable_pages over the chosen mappings,
  * counted as if only they had been scanned: a content that also sits in a
  * mapping left out must not count, since KSM will not merge with it. The
- * scan hands over its confirmed content class and frame per page
+ * scan hands over its content class and frame per page
  * (ScanOptions.onPages), so the chosen mappings are recounted alone in
  * memory ({@link recount}, the scan's rules of docs/accounting.md) and the
  * choice is re-checked on those counts until it no longer changes: one
@@ -24,6 +24,16 @@
  * again on their own (the other pages hidden by {@link restrictBackend}),
  * at most {@link MAX_SCANS} scans; that older way re-reads the pages and is
  * kept as a cross-check.
+ *
+ * The in-memory plan scans with `confirm: false` (ScanOptions.confirm)
+ * when the back-end's checksum is a 64-bit hash (the kernel back-end's
+ * xxh64): pages with equal hashes count as equal without being re-read
+ * for a byte comparison, the largest part of the scan's time otherwise.
+ * That is safe because the plan is only a prediction: KSM compares the
+ * bytes itself (memcmp_pages) before it merges, so a hash collision could
+ * at worst make the prediction off by a page, never merge different
+ * pages. `mergemem scan` always confirms. The `rescan` cross-check
+ * confirms too.
  *
  * @module
  */
@@ -35,7 +45,7 @@ import type {
   PageRuns,
 } from "../scan/backend.ts";
 import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
-import { scan, type ScanPages } from "../scan/scan.ts";
+import { scan, type ScanPages, TRUSTED_HASHES } from "../scan/scan.ts";
 
 /** The default --min-saving, in pages per VMA. */
 export const DEFAULT_MIN_SAVING = 16;
@@ -174,6 +184,9 @@ async function planInMemory(opts: PlanOptions): Promise<MergePlan> {
     backend: opts.backend,
     onProgress: (p) => opts.onProgress?.(1, p.pagesDone, p.pagesTotal),
     onPages: (p) => pages = p,
+    // A prediction: trust the 64-bit hash (KSM compares bytes before it
+    // merges), see the module documentation.
+    confirm: !TRUSTED_HASHES.includes(opts.backend.checksum),
   });
   if (!pages) throw new Error("scan did not report its pages");
   // The scan's mapping index of each (pid, start).
@@ -255,7 +268,7 @@ export interface Recount {
 /**
  * Counts pages_duplicate, saveable_pages and pages_shared_already of the
  * mappings with `chosen[g]` set as if only they had been scanned, from a
- * scan's confirmed content classes and frames, by the rules of
+ * scan's content classes and frames, by the rules of
  * docs/accounting.md as src/dedup/analyze.ts applies them: within one
  * content, a frame is counted once (rows with frame 0, which have no
  * frame number, count as one frame per content); a content on two or

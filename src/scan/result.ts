@@ -120,6 +120,12 @@ export interface ScanResult {
   totals: ScanTotals;
   processes: ProcessResult[];
   warnings: string[];
+  /**
+   * Present (false) only when the scan trusted the 64-bit hash instead of
+   * confirming matches byte by byte (ScanOptions.confirm false, for
+   * predictions such as merge planning). Absent: every match confirmed.
+   */
+  confirmed?: false;
 }
 
 /** Zeroed {@link Totals}. */

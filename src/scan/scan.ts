@@ -91,6 +91,18 @@ export interface ScanOptions {
    * not use them afterwards.
    */
   onPages?: (pages: ScanPages) => void;
+  /**
+   * Confirm every hash match by comparing the pages' bytes (default true;
+   * `mergemem scan` always does). false trusts the 64-bit hash: pages
+   * with equal hashes count as equal content without being re-read, which
+   * saves most of the analysis time. Meant ONLY for predictions such as
+   * merge planning, where KSM compares the bytes itself (memcmp_pages)
+   * before it merges anything, so a hash collision can at worst make the
+   * prediction off by a page, never a false merge. Allowed only with a
+   * real 64-bit hash ("xxh64" or "fast") and the "hash" strategy, else a
+   * usage error; the result then says `confirmed: false`.
+   */
+  confirm?: boolean;
 }
 
 /**
@@ -113,7 +125,7 @@ export interface ScanPages {
    * a non-exclusive one (count those as one frame per content).
    */
   frame: Uint32Array | Float64Array;
-  /** The confirmed content class. */
+  /** The content class (confirmed by bytes unless `confirm: false`). */
   content: Uint32Array;
 }
 
@@ -129,10 +141,14 @@ interface ProcState {
   scanned: number;
 }
 
+/** The checksums that {@link ScanOptions.confirm} false may trust. */
+export const TRUSTED_HASHES: readonly string[] = ["xxh64", "fast"];
+
 /**
  * Scans the selected processes for pages KSM could merge.
  * @throws {MergememError} for a bad option (unknown checksum, a checksum
- *   that the given back-end does not compute, an unknown user).
+ *   that the given back-end does not compute, an unknown user, `confirm:
+ *   false` without a 64-bit hash).
  */
 export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   const t0 = performance.now();
@@ -161,6 +177,22 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       throw usageError((err as Error).message);
     }
     backend = createUserBackend({ checksum: cs });
+  }
+  const confirm = opts.confirm ?? true;
+  if (!confirm) {
+    const why = strategy !== "hash"
+      ? `the ${strategy} strategy`
+      : !TRUSTED_HASHES.includes(backend.checksum)
+      ? `checksum ${backend.checksum}`
+      : null;
+    if (why !== null) {
+      if (ownBackend) backend.dispose?.();
+      throw usageError(
+        `confirm: false trusts a 64-bit hash (${
+          TRUSTED_HASHES.join(" or ")
+        } with the hash strategy), not ${why}`,
+      );
+    }
   }
   let sel;
   try {
@@ -438,6 +470,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     order,
     profile: prof,
     labelAll: opts.onPages !== undefined,
+    confirm,
   });
   tp = lap(prof, "3.analyze", tp);
   opts.onPages?.({
@@ -518,6 +551,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     totals,
     processes: results,
     warnings,
+    ...(confirm ? {} : { confirmed: false }),
   };
 }
 
