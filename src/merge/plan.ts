@@ -130,6 +130,7 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
       selection: { pids: opts.pids },
       backend: keep ? restrictBackend(opts.backend, keep) : opts.backend,
       onProgress: (p) => opts.onProgress?.(n, p.pagesDone, p.pagesTotal),
+      kpageflags: false,
     });
     first ??= r;
     // The last scan counted the kept mappings alone: keep them all, so
@@ -184,6 +185,8 @@ async function planInMemory(opts: PlanOptions): Promise<MergePlan> {
     backend: opts.backend,
     onProgress: (p) => opts.onProgress?.(1, p.pagesDone, p.pagesTotal),
     onPages: (p) => pages = p,
+    // pages_ksm and pages_thp play no part in the plan.
+    kpageflags: false,
     // A prediction: trust the 64-bit hash (KSM compares bytes before it
     // merges), see the module documentation.
     confirm: !TRUSTED_HASHES.includes(opts.backend.checksum),

@@ -103,6 +103,12 @@ export interface ScanOptions {
    * usage error; the result then says `confirmed: false`.
    */
   confirm?: boolean;
+  /**
+   * Read /proc/kpageflags (root only) for pages_ksm and pages_thp (default
+   * true). False skips it and those figures are null: for callers that do
+   * not report them, such as merge planning.
+   */
+  kpageflags?: boolean;
 }
 
 /**
@@ -208,7 +214,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   const pfns = hasCapability(CAP_SYS_ADMIN);
   let kpf: Deno.FsFile | null = null;
   try {
-    kpf = Deno.openSync("/proc/kpageflags");
+    if (opts.kpageflags !== false) kpf = Deno.openSync("/proc/kpageflags");
   } catch {
     kpf = null;
   }
