@@ -78,42 +78,8 @@ export function readEntries(
 }
 
 /**
- * Looks up kpageflags for many PFNs with few reads: `pfns` (count values,
- * in any order) are visited in sorted order and neighbours within `gap`
- * entries share one read. Calls `visit(k, flagsLo, flagsHi)` for each
- * input index k whose PFN could be read.
- */
-export function lookupKpageflags(
-  file: Deno.FsFile,
-  pfns: Float64Array,
-  count: number,
-  visit: (k: number, lo: number, hi: number) => void,
-  gap = 256,
-): void {
-  const order = new Uint32Array(count);
-  for (let k = 0; k < count; k++) order[k] = k;
-  order.sort((a, b) => pfns[a] - pfns[b]);
-  const buf = new Uint32Array(2 * 4096);
-  let k = 0;
-  while (k < count) {
-    const first = pfns[order[k]];
-    let j = k + 1;
-    while (
-      j < count && pfns[order[j]] - first < 4096 &&
-      pfns[order[j]] - pfns[order[j - 1]] <= gap
-    ) j++;
-    const span = pfns[order[j - 1]] - first + 1;
-    const got = readEntries(file, first, span, buf);
-    for (let t = k; t < j; t++) {
-      const idx = pfns[order[t]] - first;
-      if (idx < got) visit(order[t], buf[2 * idx], buf[2 * idx + 1]);
-    }
-    k = j;
-  }
-}
-
-/**
- * Like {@link lookupKpageflags}, for PFNs already in ascending order:
+ * Looks up kpageflags for many PFNs with few reads, for PFNs already in
+ * ascending order (neighbours within `gap` entries share one read):
  * `order[0..count)` indexes `pfns` by ascending PFN (0 entries are
  * skipped). Calls `visit(order[j], flagsLo, flagsHi)` for each readable
  * one. No sort and no allocation per PFN.
