@@ -7,19 +7,7 @@
 
 const here = new URL(".", import.meta.url).pathname;
 
-/** True when gcc is available. */
-export function haveGcc(): boolean {
-  try {
-    return new Deno.Command("gcc", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+export { haveGcc } from "../helpers/gcc.ts";
 
 let workerBin: string | undefined;
 

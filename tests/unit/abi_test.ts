@@ -8,21 +8,9 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { CONSTANTS, LAYOUTS } from "../../src/kmod/uapi.ts";
+import { haveGcc } from "../helpers/gcc.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
-
-function haveGcc(): boolean {
-  try {
-    return new Deno.Command("gcc", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
 
 const gcc = haveGcc();
 if (!gcc) {
