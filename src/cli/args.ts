@@ -25,7 +25,7 @@ export const SELECTOR_HELP =
   --comm NAME       exact command name, as in 'pgrep -x NAME' (repeatable)
   --pid PID[,PID]   process ids (repeatable, or a comma list)
   --user USER|UID   every process of this user (repeatable)
-  --all             every process the caller may read (the default)`;
+  --all             every process the caller may read`;
 
 /** Parsed selectors, in the shape the library's Selection takes. */
 export interface SelectorArgs {

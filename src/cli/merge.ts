@@ -45,6 +45,16 @@ Options:
                     back-end; "user" is refused: marking needs the module)
   --json            print the mergemem.merge/1 report as JSON
   -h, --help        this help
+
+Examples:
+  sudo mergemem merge --comm httpd                  merge the httpd workers now
+  sudo mergemem merge --user www-data --dry-run     what would be marked
+  sudo mergemem merge --comm php-fpm8.2 --no-wait   from cron
+  sudo mergemem merge --pid 1234,1240 --json
+
+Exit codes: 0 ok, 2 usage, 3 nothing matched, 6 no module, 7 module
+mismatch, 8 no KSM, 9 refused (several uids without --cross-user),
+10 failed, 130 interrupted (ksmd settings restored first).
 `;
 
 /** Runs `mergemem merge`. */

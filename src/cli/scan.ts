@@ -47,6 +47,7 @@ command, per process and per mapping. Needs no kernel module; as root it
 sees every process and exact physical sharing.
 
 ${SELECTOR_HELP}
+With no selection, every process the caller may read, grouped by command.
 
 Options:
   --checksum NAME   ${CHECKSUM_NAMES.join("|")} (default fast); matches are

@@ -20,6 +20,17 @@ Options:
                        PATH (a file, or a directory: PATH/mergemem.prom) for
                        node_exporter's textfile collector (docs/metrics.md)
   -h, --help           this help
+
+Shows whether /dev/mergemem is loaded (and its API version), ksmd's
+settings and counters, and merged pages and profit per process.
+
+Examples:
+  mergemem status
+  mergemem status --json
+  sudo mergemem status --prometheus /var/lib/prometheus/node-exporter
+
+Exit codes: 0 ok (also without the module or KSM: status says so), 2 usage,
+10 the metrics file could not be written.
 `;
 
 /** Runs `mergemem status`. */

@@ -30,6 +30,13 @@ Options:
   --force     unmerge even when memory looks insufficient
   --json      print the mergemem.unmerge/1 report as JSON
   -h, --help  this help
+
+Examples:
+  sudo mergemem unmerge --comm httpd
+  sudo mergemem unmerge --pid 1234 --force --json
+
+Exit codes: 0 ok, 2 usage, 3 nothing matched, 6 no module, 9 refused
+(not enough MemAvailable; --force overrides), 10 failed (ENOMEM, EINTR).
 `;
 
 /** Runs `mergemem unmerge`. */
