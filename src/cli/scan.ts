@@ -148,13 +148,6 @@ export async function run(args: string[]): Promise<number> {
   const skipped = result.processes.filter((p) => p.skipped !== null);
   const scanned = result.processes.filter((p) => p.skipped === null);
 
-  if (values.json) {
-    console.log(JSON.stringify(result, null, 2));
-  } else {
-    printReport(result, top, noSelector(selection));
-  }
-  for (const w of result.warnings) console.error(`mergemem: warning: ${w}`);
-
   if (scanned.length === 0) {
     const denied = skipped.filter((p) =>
       p.skipped && p.skipped.reason !== "ESRCH"
@@ -173,8 +166,18 @@ export async function run(args: string[]): Promise<number> {
         } (ESRCH: no such process, or it exited)`
         : "no process matched the selection",
       ExitCode.NothingScannable,
+      Deno.uid() !== 0 && noSelector(selection)
+        ? "without root only your own processes are scanned: try sudo"
+        : undefined,
     );
   }
+  if (values.json) {
+    console.log(JSON.stringify(result, null, 2));
+  } else {
+    printReport(result, top, noSelector(selection));
+  }
+  for (const w of result.warnings) console.error(`mergemem: warning: ${w}`);
+
   if (skipped.length > 0) {
     console.error(
       `mergemem: warning: ${skipped.length} process(es) skipped: ${

@@ -159,3 +159,10 @@ Deno.test("the table output names the workers and sizes", async () => {
     await a.stop();
   }
 });
+
+Deno.test("a user with no processes of their own gets exit 3 and a hint", async () => {
+  const user = await testUser();
+  const r = await mergemem(["scan"], user);
+  assertCleanError(r, 3, /no process matched[\s\S]*try sudo/);
+  assertEquals(r.stdout, "", "no report before the error");
+});
