@@ -40,10 +40,11 @@ export DENO_NO_UPDATE_CHECK=1
 "$deno" --version | head -1
 
 if [ "$run_host" -eq 1 ]; then
-	step "format, lint and type checks"
+	step "format, lint and type checks; checkpatch --strict on the module"
 	"$deno" fmt --check
 	"$deno" lint
 	"$deno" task check
+	./scripts/checkpatch.sh
 
 	step "unit and host integration tests"
 	"$deno" task test
