@@ -11,5 +11,13 @@ if [ ! -x "$deno" ]; then
 	fi
 	(cd "$root/tools/deno" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
+# The package's postinstall links the platform binary into place; when npm
+# skips install scripts, do the same here.
+if [ ! -x "$deno" ]; then
+	for p in "$root"/tools/deno/node_modules/@deno/linux-*/deno; do
+		[ -x "$p" ] && ln -f "$p" "$deno" 2>/dev/null || cp "$p" "$deno"
+		break
+	done
+fi
 "$deno" --version >/dev/null
 echo "$deno"
