@@ -61,7 +61,9 @@ if [ "$run_host" -eq 1 ]; then
 		./install.sh --prefix "$prefix" --kernel "$kver61"
 		dkms status "mergemem/0.1.0" -k "$kver61" | grep -q installed
 		[ -d /usr/src/mergemem-0.1.0 ] && [ -f /etc/modules-load.d/mergemem.conf ]
-		[ -f /etc/systemd/system/mergemem.timer ] && [ -f /etc/mergemem.conf ]
+		if [ -d /etc/systemd ]; then
+			[ -f /etc/systemd/system/mergemem.timer ] && [ -f /etc/mergemem.conf ]
+		fi
 	else
 		./install.sh --prefix "$prefix" --no-module --no-systemd
 	fi
