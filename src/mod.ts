@@ -2,21 +2,87 @@
  * mergemem as a library: the typed API the `mergemem` command is built on.
  *
  * ```ts
- * import { scan } from "./src/mod.ts";
+ * import { merge, scan } from "./src/mod.ts";
  * const r = await scan({ selection: { comms: ["httpd"] } });
  * console.log(`${r.totals.saveable_bytes} bytes saveable`);
+ * const m = await merge({ pids: r.processes.map((p) => p.pid) });
+ * console.log(`${m.achieved_pages} of ${m.predicted_saveable_pages} pages`);
  * ```
  *
  * - Scanning: {@link scan}, {@link selectProcesses}, the result types
- *   ("mergemem.scan/1", see docs/json-schema.md) and page-hash back-ends.
- * - The kernel module: {@link openModule} and the kernel back-end.
- * - KSM: reading and driving ksmd ({@link readKsmSettings} and friends).
- * - Merging: {@link merge}, {@link unmerge}; status: {@link getStatus}.
+ *   ("mergemem.scan/1", docs/json-schema.md) and the page-hash back-ends
+ *   ({@link createUserBackend}, {@link createKernelBackend}).
+ * - The kernel module: {@link openModule} (handshake, PAGEINFO, MERGE,
+ *   UNMERGE) and {@link openProcMem}.
+ * - KSM: {@link readKsm} and the ksmd burst {@link runBurst}, which
+ *   restores ksmd's settings exactly.
+ * - Merging: {@link planMerge}, {@link merge}, {@link unmerge}; state:
+ *   {@link status} and {@link formatPrometheus}.
  *
- * Errors meant for users are {@link MergememError}s with an exit code.
+ * Errors meant for users are {@link MergememError}s carrying an exit code.
  *
  * @module
  */
 export * from "./scan/mod.ts";
 export * from "./errors.ts";
 export { VERSION } from "./version.ts";
+export type { MappingKind } from "./pages/maps.ts";
+export type { MappingRef } from "./dedup/analyze.ts";
+export type { Checksum } from "./hash/mod.ts";
+export type { SelectionResult, SkippedProcess } from "./proc/select.ts";
+export type { ProcInfo } from "./proc/info.ts";
+export {
+  type BackendChoice,
+  createKernelBackend,
+  resolveBackend,
+} from "./kmod/backend.ts";
+export {
+  closeProcMem,
+  DEVICE_PATH,
+  type ModuleHandle,
+  openModule,
+  type OpenModuleOptions,
+  openProcMem,
+  type PageInfoBatch,
+  type RangeResult,
+} from "./kmod/client.ts";
+export { ksmAvailable, type KsmState, readKsm } from "./ksm/sysfs.ts";
+export {
+  type BurstEnd,
+  type BurstOptions,
+  type BurstResult,
+  runBurst,
+} from "./ksm/burst.ts";
+export {
+  mergingPages,
+  type ProcessKsm,
+  readProcessKsm,
+} from "./ksm/process.ts";
+export {
+  DEFAULT_MIN_SAVING,
+  type MergePlan,
+  planMerge,
+  type PlannedVma,
+  type PlanOptions,
+  type ProcessPlan,
+} from "./merge/plan.ts";
+export {
+  merge,
+  type MergeOptions,
+  type MergeProcessReport,
+  type MergeReport,
+} from "./merge/merge.ts";
+export {
+  unmerge,
+  type UnmergeOptions,
+  type UnmergeProcessReport,
+  type UnmergeReport,
+} from "./merge/unmerge.ts";
+export {
+  type ModuleStatus,
+  type ProcessStatus,
+  status,
+  type StatusOptions,
+  type StatusReport,
+} from "./status/status.ts";
+export { formatPrometheus, writeAtomic } from "./status/prometheus.ts";
