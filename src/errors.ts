@@ -47,6 +47,7 @@ export class MergememError extends Error {
   /** An optional second line telling the user what to do about it. */
   readonly hint?: string;
 
+  /** Builds the error from its message, exit code and optional hint. */
   constructor(message: string, exitCode: ExitCodeValue, hint?: string) {
     super(message);
     this.name = "MergememError";
@@ -69,6 +70,7 @@ export class SyscallError extends Error {
   /** The call that failed, such as "process_vm_readv". */
   readonly syscall: string;
 
+  /** Builds "syscall: CODE (detail)" from the failed call and its errno. */
   constructor(syscall: string, errno: number, code: string, detail?: string) {
     super(`${syscall}: ${code}${detail ? ` (${detail})` : ""}`);
     this.name = "SyscallError";

@@ -72,53 +72,88 @@ export interface MergeOptions {
 
 /** One process in the merge report. */
 export interface MergeProcessReport {
+  /** Process id. */
   pid: number;
+  /** Command name (/proc/PID/comm). */
   comm: string;
+  /** Real uid of the process. */
   uid: number | null;
+  /** VMAs newly marked mergeable by MERGE. */
   vmas_marked: number;
+  /** Total size of the newly marked VMAs, in bytes. */
   bytes_marked: number;
+  /** Chosen VMAs that already were mergeable (left as they were). */
   vmas_already_mergeable: number;
+  /** Chosen VMAs KSM cannot handle (shared, VM_IO, ...), left untouched. */
   vmas_skipped: number;
   /** VMAs the plan chose (marked, already mergeable or skipped). */
   vmas_chosen: number;
+  /** pages_duplicate summed over its chosen VMAs (candidate pages). */
   duplicate_pages: number;
   /** This process's share of predicted_saveable_pages. */
   predicted_saveable_pages: number;
+  /** /proc/PID/ksm_merging_pages before marking, in pages. */
   merging_pages_before: number;
+  /** /proc/PID/ksm_merging_pages at the end, in pages. */
   merging_pages_after: number;
 }
 
 /** The "mergemem.merge/1" report (docs/json-schema.md). */
 export interface MergeReport {
+  /** The schema identifier, "mergemem.merge/1". */
   schema: "mergemem.merge/1";
+  /** The mergemem version that made the report. */
   mergemem_version: string;
+  /** Planned only (--dry-run): nothing marked, ksmd untouched. */
   dry_run: boolean;
+  /** Marked and run=1 ensured without a burst or restore (--no-wait). */
   no_wait: boolean;
+  /** The module's API version and version string. */
   module: { api: number; version: string };
+  /** Minimum net saving per VMA, in pages (--min-saving). */
   min_saving_pages: number;
+  /** Page size in bytes. */
   page_size: number;
+  /** Present candidate pages the first (whole) scan read. */
   pages_scanned: number;
   /** Scans the plan took (src/merge/plan.ts). */
   scans: number;
+  /** Pages KSM should free: saveable_pages of the chosen VMAs alone. */
   predicted_saveable_pages: number;
+  /** predicted_saveable_pages * page_size, in bytes. */
   predicted_saveable_bytes: number;
+  /** Pages freed: global delta of pages_sharing (+ ksm_zero_pages). */
   achieved_pages: number;
+  /** achieved_pages * page_size, in bytes. */
   achieved_bytes: number;
+  /** KSM's global pages_sharing before marking, in pages. */
   pages_sharing_before: number;
+  /** KSM's global pages_sharing at the end, in pages. */
   pages_sharing_after: number;
+  /** KSM's general_profit before marking, in bytes; null if absent. */
   general_profit_before: number | null;
+  /** KSM's general_profit at the end, in bytes; null if absent. */
   general_profit_after: number | null;
+  /** Seconds from run=1 to the end of the burst; 0 if none was waited for. */
   seconds: number;
+  /** Why the ksmd burst ended; "not-run" when there was none. */
   ksmd_end: BurstResult["ended"] | "not-run";
+  /** Full scans ksmd completed during the burst. */
   ksmd_full_scans: number;
+  /** Every writable /sys/kernel/mm/ksm setting before, as strings. */
   ksm_settings_before: Record<string, string>;
+  /** The same settings after the burst (restored), as strings. */
   ksm_settings_after: Record<string, string>;
+  /** Settings that could not be restored exactly (name: wanted/got). */
   ksm_settings_restore_mismatch: Record<
     string,
     { wanted: string; got: string }
   >;
+  /** Notes for the user (cross-user, other uids' mergeable memory, skips). */
   warnings: string[];
+  /** Selected processes left out, with the reason. */
   skipped: { pid: number; reason: string }[];
+  /** One row per scanned process, by ascending pid. */
   processes: MergeProcessReport[];
 }
 

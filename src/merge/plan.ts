@@ -61,8 +61,11 @@ export interface PlannedVma extends MappingResult {
 
 /** One scanned process. */
 export interface ProcessPlan {
+  /** Process id. */
   pid: number;
+  /** Command name (/proc/PID/comm). */
   comm: string;
+  /** Real uid of the process. */
   uid: number;
   /** The mappings to mark, in address order. */
   vmas: PlannedVma[];
@@ -70,11 +73,13 @@ export interface ProcessPlan {
 
 /** The whole plan. */
 export interface MergePlan {
+  /** Page size in bytes. */
   page_size: number;
   /** The processes scanned (not skipped), by ascending pid. */
   processes: ProcessPlan[];
   /** The processes the scan could not read. */
   skipped: { pid: number; skip: Skip }[];
+  /** The scan's notes for the user. */
   warnings: string[];
   /** Present candidate pages the first (whole) scan read. */
   pagesScanned: number;
@@ -86,6 +91,7 @@ export interface MergePlan {
 
 /** Options of {@link planMerge}. */
 export interface PlanOptions {
+  /** The process ids to scan. */
   pids: number[];
   /** The page-hash back-end (merge uses the kernel one). */
   backend: HashBackend;

@@ -26,9 +26,11 @@ import { VERSION } from "../version.ts";
 
 /** Options of {@link unmerge}. */
 export interface UnmergeOptions {
+  /** The process ids to unmerge. */
   pids: number[];
   /** Unmerge even if MemAvailable looks too small. */
   force?: boolean;
+  /** A module handle to use (default: open /dev/mergemem). */
   module?: ModuleHandle;
   /** Skip the ksmd pass that brings ksm_merging_pages up to date. */
   noRefresh?: boolean;
@@ -38,26 +40,41 @@ export interface UnmergeOptions {
 
 /** One process in the unmerge report. */
 export interface UnmergeProcessReport {
+  /** Process id. */
   pid: number;
+  /** Command name (/proc/PID/comm); "" when the process is gone. */
   comm: string;
+  /** Mergeable VMAs UNMERGE unmarked. */
   vmas_unmarked: number;
+  /** Total size of the unmarked VMAs, in bytes. */
   bytes_unmarked: number;
+  /** /proc/PID/ksm_merging_pages before unmerging, in pages. */
   merging_pages_before: number;
+  /** /proc/PID/ksm_merging_pages at the end, in pages. */
   merging_pages_after: number;
+  /** Why this process failed; absent when it did not. */
   error?: string;
 }
 
 /** The "mergemem.unmerge/1" report. */
 export interface UnmergeReport {
+  /** The schema identifier, "mergemem.unmerge/1". */
   schema: "mergemem.unmerge/1";
+  /** The mergemem version that made the report. */
   mergemem_version: string;
+  /** Sum of ksm_merging_pages: at most this many pages become private. */
   pages_to_unshare: number;
+  /** MemAvailable from /proc/meminfo, in bytes. */
   mem_available_bytes: number;
+  /** Bytes kept free besides the unshared pages: max(64 MiB, 2% of RAM). */
   reserve_bytes: number;
+  /** Whether force (--force) was given. */
   forced: boolean;
   /** The short ksmd pass that refreshes the counters, if one ran. */
   ksmd_refresh: { ended: string; seconds: number } | null;
+  /** Notes for the user (a memory check overridden by --force). */
   warnings: string[];
+  /** One row per selected pid, in the order given. */
   processes: UnmergeProcessReport[];
 }
 

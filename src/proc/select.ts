@@ -39,8 +39,11 @@ export type SkipReason = "ESRCH" | "EACCES" | "EPERM";
 
 /** A selected process that could not be looked at. */
 export interface SkippedProcess {
+  /** Process id. */
   pid: number;
+  /** Why it was skipped (errno name). */
   reason: SkipReason;
+  /** One-line message for the user. */
   message: string;
 }
 

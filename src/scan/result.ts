@@ -64,6 +64,7 @@ export interface MappingResult extends PageCounts {
   end: string;
   /** "rw-p" and the like. */
   perms: string;
+  /** What the mapping is (heap, stack, anon, file, shared, special). */
   kind: MappingKind;
   /** Path or pseudo-name, without " (deleted)"; "" for anonymous memory. */
   path: string;
@@ -77,13 +78,17 @@ export interface MappingResult extends PageCounts {
 
 /** Why a process was not scanned. */
 export interface Skip {
+  /** Why (errno name). */
   reason: SkipReason;
+  /** One-line message for the user. */
   message: string;
 }
 
 /** One selected process. */
 export interface ProcessResult {
+  /** Process id. */
   pid: number;
+  /** Command name (/proc/PID/comm). */
   comm: string;
   /** Real uid (-1 if unknown because the process was gone). */
   uid: number;
@@ -91,7 +96,9 @@ export interface ProcessResult {
   exe: string | null;
   /** null when scanned; otherwise why not (its counts are then all 0). */
   skipped: Skip | null;
+  /** The process's totals over its mappings (all 0 when skipped). */
   totals: Totals;
+  /** Its mappings in address order; [] when skipped. */
   mappings: MappingResult[];
 }
 
@@ -105,8 +112,11 @@ export interface ScanTotals extends Totals {
 
 /** The result of a scan: the "mergemem.scan/1" document. */
 export interface ScanResult {
+  /** The schema identifier, "mergemem.scan/1". */
   schema: typeof SCAN_SCHEMA;
+  /** Page size in bytes. */
   page_size: number;
+  /** How duplicates were looked for. */
   strategy: Strategy;
   /** The checksum used ("none" for equalv, which compares directly). */
   checksum: string;
@@ -117,8 +127,11 @@ export interface ScanResult {
   pfns_available: boolean;
   /** Seconds the scan took. */
   elapsed_seconds: number;
+  /** Totals over every selected process. */
   totals: ScanTotals;
+  /** Every selected process, by ascending pid. */
   processes: ProcessResult[];
+  /** Notes for the user (missing privileges, selection notes, ...). */
   warnings: string[];
   /**
    * Present (false) only when the scan trusted the 64-bit hash instead of

@@ -15,9 +15,13 @@ import { VERSION } from "../version.ts";
 
 /** The module part of the status. */
 export interface ModuleStatus {
+  /** /dev/mergemem was opened and the handshake succeeded. */
   loaded: boolean;
+  /** The module's API version; null when not loaded. */
   api: number | null;
+  /** The module's version string; null when not loaded. */
   version: string | null;
+  /** Feature names the module offers ("pageinfo", ...); [] when not loaded. */
   features: string[];
   /** Why it is not usable, when not loaded or mismatched. */
   error: string | null;
@@ -25,11 +29,17 @@ export interface ModuleStatus {
 
 /** One process with KSM activity. */
 export interface ProcessStatus {
+  /** Process id. */
   pid: number;
+  /** Command name (/proc/PID/comm). */
   comm: string;
+  /** Real uid; null when unreadable. */
   uid: number | null;
+  /** /proc/PID/ksm_merging_pages, in pages. */
   merging_pages: number;
+  /** KSM rmap items (ksm_stat ksm_rmap_items); null when not reported. */
   rmap_items: number | null;
+  /** KSM zero pages (ksm_stat ksm_zero_pages, 6.12+), in pages; else null. */
   zero_pages: number | null;
   /** Bytes saved minus KSM's rmap overhead (6.12+), else null. */
   process_profit: number | null;
@@ -37,17 +47,25 @@ export interface ProcessStatus {
 
 /** The "mergemem.status/1" report. */
 export interface StatusReport {
+  /** The schema identifier, "mergemem.status/1". */
   schema: "mergemem.status/1";
+  /** The mergemem version that made the report. */
   mergemem_version: string;
+  /** When the report was made (ISO 8601, UTC). */
   timestamp: string;
+  /** Page size in bytes (always 4096 here). */
   page_size: number;
+  /** The /dev/mergemem module's state. */
   module: ModuleStatus;
+  /** KSM (/sys/kernel/mm/ksm): available, settings and counters. */
   ksm: {
     available: boolean;
     settings: Record<string, string>;
     counters: Record<string, number>;
   };
+  /** Processes with KSM activity, most merging pages first. */
   processes: ProcessStatus[];
+  /** Sums over processes (process_profit in bytes, null if none has it). */
   totals: {
     processes: number;
     merging_pages: number;
@@ -82,8 +100,11 @@ export function moduleStatus(path?: string): ModuleStatus {
 
 /** Options of {@link status}. */
 export interface StatusOptions {
+  /** The KSM sysfs directory (default /sys/kernel/mm/ksm). */
   ksmDir?: string;
+  /** The procfs root (default /proc). */
   proc?: string;
+  /** The module's device file (default /dev/mergemem). */
   devicePath?: string;
 }
 
