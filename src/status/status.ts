@@ -11,6 +11,7 @@ import { featureNames, openModule } from "../kmod/client.ts";
 import { readProcessKsm } from "../ksm/process.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
 import { KSM_DIR, ksmAvailable, readKsm } from "../ksm/sysfs.ts";
+import { systemPageSize } from "../pages/pagesize.ts";
 import { VERSION } from "../version.ts";
 
 /** The module part of the status. */
@@ -53,7 +54,7 @@ export interface StatusReport {
   mergemem_version: string;
   /** When the report was made (ISO 8601, UTC). */
   timestamp: string;
-  /** Page size in bytes (always 4096 here). */
+  /** Page size in bytes. */
   page_size: number;
   /** The /dev/mergemem module's state. */
   module: ModuleStatus;
@@ -140,7 +141,7 @@ export function status(opts: StatusOptions = {}): StatusReport {
     schema: "mergemem.status/1",
     mergemem_version: VERSION,
     timestamp: new Date().toISOString(),
-    page_size: 4096,
+    page_size: systemPageSize(),
     module: moduleStatus(opts.devicePath),
     ksm: { available, settings: ksm.knobs, counters: ksm.counters },
     processes,
