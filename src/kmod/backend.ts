@@ -25,6 +25,7 @@ import {
   MERGEMEM_PI_ZERO_PAGE,
   MERGEMEM_PI_ZEROFILLED,
 } from "./uapi.ts";
+import { systemPageSize } from "../pages/pagesize.ts";
 
 /** A target of the kernel back-end: the pid and its /proc/PID/mem fd. */
 export interface KernelTarget extends HashTarget {
@@ -32,12 +33,11 @@ export interface KernelTarget extends HashTarget {
   readonly memFd: number;
 }
 
-const PAGE_SIZE = 4096;
 let zeroPageHash: bigint | undefined;
 
 /** xxh64 of an all-zero page, for pages mapped to the shared zero page. */
 function zeroHash(): bigint {
-  zeroPageHash ??= xxh64Ref(new Uint8Array(PAGE_SIZE));
+  zeroPageHash ??= xxh64Ref(new Uint8Array(systemPageSize()));
   return zeroPageHash;
 }
 
@@ -99,7 +99,7 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
             out.flags[k] = flags;
           }
           left -= n;
-          addr += BigInt(n * PAGE_SIZE);
+          addr += BigInt(n * systemPageSize());
         }
       }
       return Promise.resolve(k - out.offset);

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { systemPageSize } from "./pagesize.ts";
 
 /** In the high u32 of an entry: bit 63, present in RAM. */
 export const PM_PRESENT_HI = 0x80000000;
@@ -124,7 +125,7 @@ export function lookupKpageflagsOrdered(
 export function kpageflagsKsmReliable(
   kpageflags: Deno.FsFile,
 ): boolean | undefined {
-  const ps = 4096;
+  const ps = systemPageSize();
   const buf = new Uint8Array(3 * ps);
   for (let i = 0; i < buf.length; i += 64) buf[i] = (i * 131 + 7) & 0xff;
   const addr = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
