@@ -1,7 +1,6 @@
 /**
  * Duplicate detection and accounting over a {@link PageTable} in hash
- * order (an order array from sortOrder "hash", or a table sorted in place
- * by sortTable).
+ * order (an order array from sortOrder "hash").
  *
  * Rows with the same hash form a group. Within a group, contents are
  * decided ONLY by byte comparison: one page per frame (a head) is re-read

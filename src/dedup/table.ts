@@ -93,89 +93,12 @@ export function reserve(t: PageTable, extra: number): void {
 }
 
 /**
- * Sorts rows [0, length) in place by (hashHi, hashLo, pfn, mapIdx,
- * pageIdx), or by PFN alone: equal contents become neighbours, and within them each
- * frame's rows are contiguous and in scan order. An in-place quicksort
- * that swaps every column, so sorting needs no extra memory per row.
- */
-export function sortTable(t: PageTable, by: "hash" | "pfn" = "hash"): void {
-  const { hashHi, hashLo, mapIdx, pageIdx, flags } = t;
-  const pfn = t.pfn;
-  const less = by === "pfn"
-    ? (i: number, j: number) => pfn[i] < pfn[j]
-    : (i: number, j: number): boolean => {
-      if (hashHi[i] !== hashHi[j]) return hashHi[i] < hashHi[j];
-      if (hashLo[i] !== hashLo[j]) return hashLo[i] < hashLo[j];
-      if (pfn[i] !== pfn[j]) return pfn[i] < pfn[j];
-      if (mapIdx[i] !== mapIdx[j]) return mapIdx[i] < mapIdx[j];
-      return pageIdx[i] < pageIdx[j];
-    };
-  const swap = (i: number, j: number): void => {
-    let x = hashHi[i];
-    hashHi[i] = hashHi[j];
-    hashHi[j] = x;
-    x = hashLo[i];
-    hashLo[i] = hashLo[j];
-    hashLo[j] = x;
-    x = pfn[i];
-    pfn[i] = pfn[j];
-    pfn[j] = x;
-    x = mapIdx[i];
-    mapIdx[i] = mapIdx[j];
-    mapIdx[j] = x;
-    x = pageIdx[i];
-    pageIdx[i] = pageIdx[j];
-    pageIdx[j] = x;
-    x = flags[i];
-    flags[i] = flags[j];
-    flags[j] = x;
-  };
-  const stack: number[] = [0, t.length - 1];
-  while (stack.length) {
-    let hi = stack.pop()!;
-    let lo = stack.pop()!;
-    while (hi - lo > 16) {
-      // Median of three to the front as the pivot.
-      const mid = (lo + hi) >>> 1;
-      if (less(mid, lo)) swap(mid, lo);
-      if (less(hi, lo)) swap(hi, lo);
-      if (less(hi, mid)) swap(hi, mid);
-      swap(lo, mid);
-      let i = lo + 1, j = hi;
-      for (;;) {
-        while (i <= j && less(i, lo)) i++;
-        while (j >= i && less(lo, j)) j--;
-        if (i >= j) break;
-        swap(i++, j--);
-      }
-      swap(lo, j);
-      // Recurse into the smaller side, loop on the larger.
-      if (j - lo < hi - j) {
-        stack.push(j + 1, hi);
-        hi = j - 1;
-      } else {
-        stack.push(lo, j - 1);
-        lo = j + 1;
-      }
-    }
-    for (let i = lo + 1; i <= hi; i++) {
-      for (let j = i; j > lo && less(j, j - 1); j--) swap(j, j - 1);
-    }
-  }
-}
-
-/**
  * Sets {@link F_SHARED} on every row whose PFN another row has too: a frame
  * mapped twice among the scanned pages (fork COW, KSM, the zero page).
- * `order` must list the rows sorted by PFN ({@link sortOrder} "pfn");
- * without it the table itself is sorted by PFN. PFN 0 (no PFN known) is
- * never shared.
+ * `order` must list the rows sorted by PFN ({@link sortOrder} "pfn").
+ * PFN 0 (no PFN known) is never shared.
  */
-export function markSharedFrames(t: PageTable, order?: Uint32Array): void {
-  if (!order) {
-    sortTable(t, "pfn");
-    order = identity(t.length);
-  }
+export function markSharedFrames(t: PageTable, order: Uint32Array): void {
   const { pfn, flags } = t;
   const n = t.length;
   for (let j = 0; j < n; j++) {

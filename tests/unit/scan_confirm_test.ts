@@ -1,6 +1,6 @@
 import { deepStrictEqual as eq, rejects } from "node:assert/strict";
 import { analyze } from "../../src/dedup/analyze.ts";
-import { F_EXCLUSIVE, newTable, sortTable } from "../../src/dedup/table.ts";
+import { F_EXCLUSIVE, newTable, sortOrder } from "../../src/dedup/table.ts";
 import { MergememError } from "../../src/errors.ts";
 import type { ScanResult } from "../../src/scan/result.ts";
 import { scan, type ScanPages } from "../../src/scan/scan.ts";
@@ -98,10 +98,11 @@ Deno.test("dedup: confirm false trusts the hash, reads nothing", () => {
     t.hashHi[i] = 7;
     t.flags[i] = F_EXCLUSIVE;
   }
-  sortTable(t);
+  const order = sortOrder(t, "hash", new Uint32Array(t.length));
   const c = analyze(t, [{ pid: 0x3ffffff0, start: 0x1000 }], {
     pageSize: 4096,
     pfns: true,
+    order,
     confirm: false,
     labelAll: true,
   });

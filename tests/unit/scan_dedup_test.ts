@@ -4,7 +4,7 @@ import {
   F_EXCLUSIVE,
   F_ZERO,
   newTable,
-  sortTable,
+  sortOrder,
 } from "../../src/dedup/table.ts";
 import { CHECKSUMS } from "../../src/hash/mod.ts";
 import { addressOf } from "../../src/pages/vmread.ts";
@@ -38,10 +38,11 @@ function run(checksum: string) {
     t.pfn[i] = 100 + i; // 8 distinct frames
     t.flags[i] |= F_EXCLUSIVE;
   }
-  sortTable(t);
+  const order = sortOrder(t, "hash", new Uint32Array(t.length));
   const c = analyze(t, [{ pid: Deno.pid, start }], {
     pageSize: PS,
     pfns: true,
+    order,
   });
   return [c.present[0], c.zero[0], c.duplicate[0], c.saveable[0]];
 }
