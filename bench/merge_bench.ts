@@ -157,12 +157,11 @@ for (const rescan of [false, true]) {
         pids: ws.map((w) => w.pid),
         timeoutSeconds: 600,
         rescan,
-        onProgress: (phase, detail) => {
-          if (phase === "scan") {
-            const m = /^(\d+):/.exec(detail);
-            at(m ? `scan ${m[1]}` : "scan");
-            if (m) phases[`scan ${m[1]} last`] = now(t0);
-          } else at(phase);
+        onProgress: (p) => {
+          if (p.phase === "scan") {
+            at(`scan ${p.scan}`);
+            phases[`scan ${p.scan} last`] = now(t0);
+          } else at(p.phase);
         },
       });
       at("done");

@@ -70,6 +70,7 @@ export {
   merge,
   type MergeOptions,
   type MergeProcessReport,
+  type MergeProgress,
   type MergeReport,
 } from "./merge/merge.ts";
 export {

@@ -15,6 +15,7 @@ import {
   SELECTOR_OPTIONS,
 } from "./args.ts";
 import { formatBytes, renderTable, styles, useColor } from "./format.ts";
+import { createProgress } from "./progress.ts";
 import { selectPids } from "./select_common.ts";
 import { usageError } from "../errors.ts";
 
@@ -93,22 +94,27 @@ export async function run(args: string[]): Promise<number> {
   );
   const timeout = parseSecondsOption("timeout", values.timeout, 60);
   const { pids, warnings } = selectPids("merge", sel);
-  const progress = !values.json && Deno.stderr.isTerminal();
-  const report = await merge({
-    pids,
-    minSaving,
-    timeoutSeconds: timeout,
-    dryRun: values["dry-run"],
-    noWait: values["no-wait"],
-    crossUser: values["cross-user"],
-    onProgress: progress
-      ? (phase, detail) =>
-        Deno.stderr.writeSync(
-          new TextEncoder().encode(`\r\x1b[K${phase}: ${detail}`),
-        )
-      : undefined,
+  const progress = createProgress({
+    unit: "pages",
+    enabled: !values.json && Deno.stderr.isTerminal(),
   });
-  if (progress) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
+  let report;
+  try {
+    report = await merge({
+      pids,
+      minSaving,
+      timeoutSeconds: timeout,
+      dryRun: values["dry-run"],
+      noWait: values["no-wait"],
+      crossUser: values["cross-user"],
+      // Pages hashed, then pages merged; marking takes milliseconds.
+      onProgress: (p) => {
+        if (p.phase !== "mark") progress.update(p.done, p.total, p.phase);
+      },
+    });
+  } finally {
+    progress.done();
+  }
   report.warnings.unshift(...warnings);
   for (const w of report.warnings) console.error(`mergemem: warning: ${w}`);
   if (values.json) console.log(JSON.stringify(report, null, 2));

@@ -38,6 +38,22 @@ import { VERSION } from "../version.ts";
 import { DEFAULT_MIN_SAVING, type MergePlan, planMerge } from "./plan.ts";
 import { checkTrustDomain, otherUidsMergeable } from "./trust.ts";
 
+/**
+ * Progress of a merge: `done` of `total` units of the current phase.
+ * scan: pages hashed (`scan` numbers the scan, 1 unless rescanning);
+ * mark: processes marked; ksmd: pages merged of the prediction.
+ */
+export interface MergeProgress {
+  /** The current phase. */
+  phase: "scan" | "mark" | "ksmd";
+  /** Units done in this phase. */
+  done: number;
+  /** Units expected in this phase. */
+  total: number;
+  /** Which scan (1 = the first), during the scan phase. */
+  scan?: number;
+}
+
 /** What to merge and how. */
 export interface MergeOptions {
   /** The selected process ids. */
@@ -64,8 +80,8 @@ export interface MergeOptions {
   module?: ModuleHandle;
   /** The KSM sysfs directory. */
   ksmDir?: string;
-  /** Progress callback: phase and a detail. */
-  onProgress?: (phase: "scan" | "mark" | "ksmd", detail: string) => void;
+  /** Progress callback, called often; see {@link MergeProgress}. */
+  onProgress?: (p: MergeProgress) => void;
   /** Abort signal; by default SIGINT/SIGTERM are caught while merging. */
   signal?: AbortSignal;
 }
@@ -205,7 +221,6 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   try {
     const ksm = readKsm(dir);
     const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
-    opts.onProgress?.("scan", `${uids.size} processes`);
     const plan: MergePlan = await planMerge({
       pids: [...uids.keys()],
       backend,
@@ -213,7 +228,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       rescan: opts.rescan,
       onProgress: (n, done, total) => {
         throwIfInterrupted(signal);
-        opts.onProgress?.("scan", `${n}: ${done}/${total} pages`);
+        opts.onProgress?.({ phase: "scan", scan: n, done, total });
       },
     });
     throwIfInterrupted(signal);
@@ -259,11 +274,13 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
 
     let burst: BurstResult | undefined;
     if (!opts.dryRun) {
-      opts.onProgress?.(
-        "mark",
-        `${plan.predictedSaveablePages} pages predicted`,
-      );
+      let marked = 0;
       for (const p of plan.processes) {
+        opts.onProgress?.({
+          phase: "mark",
+          done: marked++,
+          total: plan.processes.length,
+        });
         if (p.vmas.length === 0) continue;
         const row = rows.get(p.pid)!;
         let fd: number;
@@ -298,7 +315,8 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
         r.vmas_marked + r.vmas_already_mergeable > 0
       );
       if (anything) {
-        opts.onProgress?.("ksmd", "burst");
+        const predicted = plan.predictedSaveablePages;
+        opts.onProgress?.({ phase: "ksmd", done: 0, total: predicted });
         burst = await runBurst({
           dir,
           noWait: opts.noWait,
@@ -307,7 +325,8 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
           target: plan.predictedSaveablePages,
           progress: () => saved(dir) - saved0,
           signal,
-          onProgress: (n) => opts.onProgress?.("ksmd", `${n} pages merged`),
+          onProgress: (n) =>
+            opts.onProgress?.({ phase: "ksmd", done: n, total: predicted }),
         });
       }
     }
