@@ -81,6 +81,14 @@ export class SyscallError extends Error {
 }
 
 /**
+ * The error for a target process that no longer exists (ESRCH), which the
+ * scan reports as skipped. `syscall` and `detail` say where it was noticed.
+ */
+export function processGone(syscall: string, detail: string): SyscallError {
+  return new SyscallError(syscall, 3, "ESRCH", detail);
+}
+
+/**
  * The errno code ("ENOENT", "EACCES", ...) of an error thrown by Deno's
  * file APIs or by {@link SyscallError}, or undefined.
  */

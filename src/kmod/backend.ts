@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { MergememError, SyscallError } from "../errors.ts";
+import { MergememError, processGone, SyscallError } from "../errors.ts";
 import { closeFd, O_RDONLY, openFd } from "../ffi/libc.ts";
 import { xxh64Ref } from "../hash/xxh64.ts";
 import {
@@ -60,7 +60,7 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
         return { pid, memFd: openFd(`/proc/${pid}/mem`, O_RDONLY) };
       } catch (err) {
         if (err instanceof SyscallError && err.code === "ENOENT") {
-          throw new SyscallError("open", 3, "ESRCH", `/proc/${pid}/mem`);
+          throw processGone("open", `/proc/${pid}/mem`);
         }
         throw err;
       }

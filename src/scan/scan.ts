@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { SyscallError, usageError } from "../errors.ts";
+import { processGone, usageError } from "../errors.ts";
 import { analyze, type MappingRef } from "../dedup/analyze.ts";
 import {
   F_EXCLUSIVE,
@@ -334,7 +334,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
           const n = Math.min(chunk, npages - off);
           let tq = performance.now();
           if (readEntries(file, vpn0 + off, n, pm) < n) {
-            throw new SyscallError("read", 3, "ESRCH", "address space gone");
+            throw processGone("read", "address space gone");
           }
           tq = lap(prof, "2.pagemap", tq);
           reserve(table, n);

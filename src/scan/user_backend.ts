@@ -20,7 +20,7 @@ import {
   readMem,
   resetBatch,
 } from "../pages/vmread.ts";
-import { SyscallError } from "../errors.ts";
+import { processGone } from "../errors.ts";
 import type {
   HashBackend,
   HashTarget,
@@ -97,7 +97,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
       mem = Deno.openSync(`/proc/${pid}/mem`);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new SyscallError("open", 3, "ESRCH", `/proc/${pid}/mem`);
+        throw processGone("open", `/proc/${pid}/mem`);
       }
       throw err;
     }
