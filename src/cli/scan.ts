@@ -161,9 +161,9 @@ export async function run(args: string[]): Promise<number> {
     }
     throw new MergememError(
       skipped.length > 0
-        ? `no selected process could be scanned: ${
-          summarizeSkips(skipped)
-        } (ESRCH: no such process, or it exited)`
+        ? `no such process (ESRCH; it may have exited): ${
+          skipped.slice(0, 5).map((p) => p.pid).join(", ")
+        }${skipped.length > 5 ? ", ..." : ""}`
         : "no process matched the selection",
       ExitCode.NothingScannable,
       Deno.uid() !== 0 && noSelector(selection)
