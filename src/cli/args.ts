@@ -17,6 +17,8 @@ export const SELECTOR_OPTIONS = {
   pid: { type: "string", multiple: true },
   user: { type: "string", multiple: true },
   all: { type: "boolean" },
+  cgroup: { type: "string", multiple: true },
+  unit: { type: "string", multiple: true },
 } as const satisfies OptionSpecs;
 
 /** Help text for the selector options. */
@@ -25,6 +27,10 @@ export const SELECTOR_HELP =
   --comm NAME       exact command name, as in 'pgrep -x NAME' (repeatable)
   --pid PID[,PID]   process ids (repeatable, or a comma list)
   --user USER|UID   every process of this user (repeatable)
+  --cgroup PATH     every process of a cgroup v2 and its children
+                    (e.g. system.slice/apache2.service; repeatable)
+  --unit NAME       every process of a systemd unit, through its cgroup
+                    (apache2 means apache2.service; repeatable)
   --all             every process the caller may read`;
 
 /** Parsed selectors, in the shape the library's Selection takes. */
@@ -33,6 +39,8 @@ export interface SelectorArgs {
   pids: number[];
   users: (string | number)[];
   all: boolean;
+  cgroups: string[];
+  units: string[];
 }
 
 /**
@@ -107,6 +115,8 @@ export function parseSelectors(values: {
   pid?: string[];
   user?: string[];
   all?: boolean;
+  cgroup?: string[];
+  unit?: string[];
 }): SelectorArgs {
   const pids: number[] = [];
   for (const item of values.pid ?? []) {
@@ -130,11 +140,23 @@ export function parseSelectors(values: {
   const users: (string | number)[] = (values.user ?? []).map((u) =>
     /^\d+$/.test(u) ? Number(u) : u
   );
-  return { comms, pids, users, all: values.all ?? false };
+  for (const u of values.unit ?? []) {
+    if (!/^[\w:.@\\-]+$/.test(u)) {
+      throw usageError(`--unit: '${u}' is not a unit name`);
+    }
+  }
+  return {
+    comms,
+    pids,
+    users,
+    all: values.all ?? false,
+    cgroups: values.cgroup ?? [],
+    units: values.unit ?? [],
+  };
 }
 
 /** True when no selector was given at all. */
 export function noSelector(s: SelectorArgs): boolean {
   return !s.all && s.comms.length === 0 && s.pids.length === 0 &&
-    s.users.length === 0;
+    s.users.length === 0 && s.cgroups.length === 0 && s.units.length === 0;
 }

@@ -134,6 +134,8 @@ export async function run(args: string[]): Promise<number> {
         pids: selection.pids,
         users: selection.users,
         all: selection.all,
+        cgroups: selection.cgroups,
+        units: selection.units,
       },
       strategy,
       backend,

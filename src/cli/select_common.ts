@@ -18,7 +18,7 @@ export function selectPids(
 ): { pids: number[]; warnings: string[] } {
   if (noSelector(sel)) {
     throw usageError(
-      `${cmd} needs a process selection: --comm, --pid, --user or --all`,
+      `${cmd} needs a process selection: --comm, --pid, --user, --cgroup, --unit or --all`,
     );
   }
   const r = selectProcesses({
@@ -26,6 +26,8 @@ export function selectPids(
     pids: sel.pids,
     users: sel.users,
     all: sel.all,
+    cgroups: sel.cgroups,
+    units: sel.units,
   });
   const warnings = [...r.warnings, ...r.skipped.map((s) => s.message)];
   const pids = r.processes.map((p) => p.pid);

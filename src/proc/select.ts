@@ -1,8 +1,8 @@
 /**
  * Choosing the processes to scan.
  *
- * Criteria combine as a union: a process matching any given comm, pid or
- * user is selected (`{comms: ["httpd"], pids: [42]}` is every httpd plus
+ * Criteria combine as a union: a process matching any given comm, pid,
+ * user, cgroup or unit is selected (`{comms: ["httpd"], pids: [42]}` is every httpd plus
  * process 42). An empty selection, or `all: true`, means
  * every process the caller may read: all of them for root (or anyone with
  * CAP_SYS_PTRACE), otherwise those whose real uid is the caller's.
@@ -21,6 +21,16 @@ import {
   readProcInfo,
 } from "./info.ts";
 import { resolveUsers } from "./users.ts";
+import { cgroupPids, resolveCgroup, unitCgroup } from "./cgroup.ts";
+
+/** The processes of the selection's cgroups and units. */
+function servicePids(sel: Selection): Set<number> {
+  const dirs = [
+    ...(sel.cgroups ?? []).map((c) => resolveCgroup(c)),
+    ...(sel.units ?? []).map((u) => unitCgroup(u)),
+  ];
+  return new Set(dirs.flatMap((d) => cgroupPids(d)));
+}
 
 /** Which processes to scan. */
 export interface Selection {
@@ -32,6 +42,10 @@ export interface Selection {
   users?: (string | number)[];
   /** Every readable process (the same as an empty selection). */
   all?: boolean;
+  /** cgroup v2 paths: every process in them and below (src/proc/cgroup.ts). */
+  cgroups?: string[];
+  /** systemd units: every process in the unit's cgroup. */
+  units?: string[];
 }
 
 /** The reasons a process can be skipped. */
@@ -100,12 +114,15 @@ export function selectProcesses(sel: Selection = {}): SelectionResult {
   const uids = sel.users?.length ? new Set(resolveUsers(sel.users)) : null;
   const comms = sel.comms?.length ? new Set(sel.comms) : null;
   const explicit = sel.pids?.length ? [...new Set(sel.pids)] : null;
-  const everything = !sel.all && !uids && !comms && !explicit;
+  const inCgroups = sel.cgroups?.length || sel.units?.length
+    ? servicePids(sel)
+    : null;
+  const everything = !sel.all && !uids && !comms && !explicit && !inCgroups;
   const privileged = hasCapability(CAP_SYS_PTRACE);
   const myUid = Deno.uid() ?? -1;
 
   const result: SelectionResult = { processes: [], skipped: [], warnings: [] };
-  const onlyPids = explicit && !uids && !comms && !sel.all;
+  const onlyPids = explicit && !uids && !comms && !sel.all && !inCgroups;
   const candidates = onlyPids ? explicit : listPids();
   if (explicit && !onlyPids) {
     // Named pids that are not in /proc at all are still reported.
@@ -152,7 +169,8 @@ export function selectProcesses(sel: Selection = {}): SelectionResult {
     if (everyReadable) {
       if (!privileged && info.uid !== myUid) continue;
     } else if (
-      !named.has(pid) && !comms?.has(info.comm) && !uids?.has(info.uid)
+      !named.has(pid) && !comms?.has(info.comm) && !uids?.has(info.uid) &&
+      !inCgroups?.has(pid)
     ) continue;
     result.processes.push(info);
   }
