@@ -7,6 +7,7 @@
 import { merge, type MergeReport } from "../merge/merge.ts";
 import { DEFAULT_MIN_SAVING } from "../merge/plan.ts";
 import {
+  parseChoice,
   parseIntOption,
   parseSecondsOption,
   parseSelectors,
@@ -25,11 +26,17 @@ export const summary =
 
 const HELP = `Usage: mergemem merge [selection] [options]
 
-Scans the selected processes (hashing their pages through /dev/mergemem),
-marks every mapping whose duplicate pages are worth it (whole mappings: KSM
-cannot do less), runs ksmd in a short burst until the merged pages reach the
-prediction or stop rising, then restores ksmd's settings exactly (also on
-Ctrl-C). Needs the mergemem kernel module and root (or ptrace rights).
+Scans the selected processes, marks every mapping whose duplicate pages are
+worth it (whole mappings: KSM cannot do less), runs ksmd in a short burst
+until the selection's freed pages reach the prediction or stop rising, then
+restores ksmd's settings exactly (also on Ctrl-C). Marking uses the
+/dev/mergemem module when it is loaded, else the ptrace engine (the target
+itself calls madvise, as under a debugger). Needs root (or ptrace rights).
+
+A selection by name, user, cgroup or unit that spans several uids (a root
+master and www-data workers) merges the uid holding the most saveable memory
+and skips the others, with a notice; explicit --pid lists spanning uids are
+refused (exit 9). --cross-user merges across them.
 
 ${SELECTOR_HELP}
 
@@ -40,10 +47,13 @@ Options:
   --timeout S       stop waiting for ksmd after S seconds (default 60)
   --dry-run         plan and report, mark nothing
   --no-wait         mark, make sure ksmd runs (run=1), return at once
-  --cross-user      allow a selection spanning several uids (dedup side
+  --cross-user      merge across all uids of the selection (dedup side
                     channels between them: only within one trust domain)
-  --backend B       kernel|auto (merge always scans with the kernel
-                    back-end; "user" is refused: marking needs the module)
+  --engine E        auto|module|ptrace: how mappings are marked (default
+                    auto: the module if loaded, else ptrace)
+  --whole-process   ptrace engine: mark whole processes with
+                    PR_SET_MEMORY_MERGE (6.4+; covers later mappings and
+                    children too) instead of the chosen mappings
   --json            print the mergemem.merge/1 report as JSON
   -h, --help        this help
 
@@ -52,10 +62,12 @@ Examples:
   sudo mergemem merge --user www-data --dry-run     what would be marked
   sudo mergemem merge --comm php-fpm8.2 --no-wait   from cron
   sudo mergemem merge --pid 1234,1240 --json
+  sudo mergemem merge --unit php8.2-fpm --engine ptrace
 
-Exit codes: 0 ok, 2 usage, 3 nothing matched, 6 no module, 7 module
-mismatch, 8 no KSM, 9 refused (several uids without --cross-user),
-10 failed, 130 interrupted (ksmd settings restored first).
+Exit codes: 0 ok, 2 usage, 3 nothing matched, 4 permission denied for
+all, 6 no module (--engine module), 7 module mismatch, 8 no KSM, 9 refused
+(explicit pids of several uids without --cross-user), 10 failed,
+130 interrupted (ksmd settings restored first).
 `;
 
 /** Runs `mergemem merge`. */
@@ -67,7 +79,8 @@ export async function run(args: string[]): Promise<number> {
     "dry-run": { type: "boolean" },
     "no-wait": { type: "boolean" },
     "cross-user": { type: "boolean" },
-    backend: { type: "string" },
+    engine: { type: "string" },
+    "whole-process": { type: "boolean" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
@@ -75,12 +88,14 @@ export async function run(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (
-    values.backend !== undefined && !["kernel", "auto"].includes(values.backend)
-  ) {
-    throw usageError(
-      `--backend: merge needs the kernel module; '${values.backend}' is not kernel or auto`,
-    );
+  const engine = parseChoice(
+    "engine",
+    values.engine,
+    ["auto", "module", "ptrace"] as const,
+    "auto",
+  );
+  if (values["whole-process"] && engine === "module") {
+    throw usageError("--whole-process needs the ptrace engine");
   }
   if (values["dry-run"] && values["no-wait"]) {
     throw usageError("--dry-run and --no-wait exclude each other");
@@ -93,7 +108,7 @@ export async function run(args: string[]): Promise<number> {
     0,
   );
   const timeout = parseSecondsOption("timeout", values.timeout, 60);
-  const { pids, warnings } = selectPids("merge", sel);
+  const { pids, warnings, onlyPids } = selectPids("merge", sel);
   const progress = createProgress({
     unit: "pages",
     enabled: !values.json && Deno.stderr.isTerminal(),
@@ -107,6 +122,9 @@ export async function run(args: string[]): Promise<number> {
       dryRun: values["dry-run"],
       noWait: values["no-wait"],
       crossUser: values["cross-user"],
+      domainPolicy: onlyPids ? "refuse" : "largest",
+      engine: values["whole-process"] && engine === "auto" ? "ptrace" : engine,
+      wholeProcess: values["whole-process"],
       // Pages hashed, then pages merged; marking takes milliseconds.
       onProgress: (p) => {
         if (p.phase !== "mark") progress.update(p.done, p.total, p.phase);
@@ -116,6 +134,7 @@ export async function run(args: string[]): Promise<number> {
     progress.done();
   }
   report.warnings.unshift(...warnings);
+  console.error(`mergemem: engine: ${report.engine} (${report.engine_reason})`);
   for (const w of report.warnings) console.error(`mergemem: warning: ${w}`);
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else console.log(formatMerge(report));
@@ -151,6 +170,11 @@ export function formatMerge(r: MergeReport): string {
   const lines = [
     renderTable(rows, ["right", "left", "right", "right", "right", "right"]),
     "",
+    ...(r.skipped.length
+      ? [
+        `skipped: ${r.skipped.map((x) => `${x.pid} (${x.reason})`).join(", ")}`,
+      ]
+      : []),
     `predicted saving: ${
       formatBytes(r.predicted_saveable_bytes)
     } (${r.predicted_saveable_pages} pages)`,

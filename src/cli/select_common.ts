@@ -15,7 +15,7 @@ import { noSelector, type SelectorArgs } from "./args.ts";
 export function selectPids(
   cmd: string,
   sel: SelectorArgs,
-): { pids: number[]; warnings: string[] } {
+): { pids: number[]; warnings: string[]; onlyPids: boolean } {
   if (noSelector(sel)) {
     throw usageError(
       `${cmd} needs a process selection: --comm, --pid, --user, --cgroup, --unit or --all`,
@@ -37,5 +37,10 @@ export function selectPids(
       ExitCode.NothingScannable,
     );
   }
-  return { pids, warnings };
+  // Named pids are a deliberate choice: merge refuses them across uids
+  // rather than choosing a trust domain for the user.
+  const onlyPids = sel.pids.length > 0 && sel.comms.length === 0 &&
+    sel.users.length === 0 && !sel.all && sel.cgroups.length === 0 &&
+    sel.units.length === 0;
+  return { pids, warnings, onlyPids };
 }

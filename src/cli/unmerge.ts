@@ -5,6 +5,7 @@
  */
 import { unmerge } from "../merge/unmerge.ts";
 import {
+  parseChoice,
   parseSelectors,
   parseStrict,
   SELECTOR_HELP,
@@ -28,6 +29,8 @@ ${SELECTOR_HELP}
 
 Options:
   --force     unmerge even when memory looks insufficient
+  --engine E  auto|module|ptrace: how mappings are unmarked (default auto:
+              the module if loaded, else ptrace)
   --json      print the mergemem.unmerge/1 report as JSON
   -h, --help  this help
 
@@ -35,7 +38,8 @@ Examples:
   sudo mergemem unmerge --comm httpd
   sudo mergemem unmerge --pid 1234 --force --json
 
-Exit codes: 0 ok, 2 usage, 3 nothing matched, 6 no module, 9 refused
+Exit codes: 0 ok, 2 usage, 3 nothing matched, 4 permission denied for
+all, 6 no module (--engine module), 9 refused
 (not enough MemAvailable; --force overrides), 10 failed (ENOMEM, EINTR).
 `;
 
@@ -44,6 +48,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseStrict(args, {
     ...SELECTOR_OPTIONS,
     force: { type: "boolean" },
+    engine: { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
@@ -52,8 +57,15 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const { pids, warnings } = selectPids("unmerge", parseSelectors(values));
-  const r = await unmerge({ pids, force: values.force });
+  const engine = parseChoice(
+    "engine",
+    values.engine,
+    ["auto", "module", "ptrace"] as const,
+    "auto",
+  );
+  const r = await unmerge({ pids, force: values.force, engine });
   r.warnings.unshift(...warnings);
+  console.error(`mergemem: engine: ${r.engine}`);
   for (const w of r.warnings) console.error(`mergemem: warning: ${w}`);
   for (const p of r.processes) {
     if (p.error) console.error(`mergemem: warning: pid ${p.pid}: ${p.error}`);

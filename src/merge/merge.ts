@@ -1,30 +1,23 @@
 /**
  * merge(): the whole merge as a library call. It scans the selected
- * processes with the kernel back-end (src/scan/, hashing through
- * /dev/mergemem), chooses the VMAs worth marking from the scan's
- * per-mapping counts (src/merge/plan.ts), marks them with
- * MERGEMEM_IOC_MERGE, runs ksmd in a burst that restores its settings
- * exactly (src/ksm/burst.ts), and reports predicted against achieved
- * savings as "mergemem.merge/1".
+ * processes (through /dev/mergemem when it is loaded, else from user
+ * space), keeps one trust domain (src/merge/trust.ts), chooses the VMAs
+ * worth marking (src/merge/plan.ts), marks them with the module or the
+ * ptrace engine (src/merge/marker.ts), runs ksmd in a burst that restores
+ * its settings exactly (src/ksm/burst.ts), and reports predicted against
+ * achieved savings as "mergemem.merge/2" (docs/json-schema.md).
  *
- * Achieved pages are the global delta of pages_sharing (plus ksm_zero_pages
- * where the kernel counts it): the pages KSM freed. It is global because
- * KSM is; other mergeable memory on the host can add to it.
+ * Achieved pages are measured on the selection itself
+ * (src/merge/achieved.ts): the distinct frames behind the chosen VMAs'
+ * candidate pages, before marking and after the burst. KSM's global
+ * counters are reported beside it, since other KSM users on the host move
+ * them too.
  *
  * @module
  */
-import { ExitCode, MergememError } from "../errors.ts";
-import { createKernelBackend } from "../kmod/backend.ts";
-import {
-  closeProcMem,
-  type ModuleHandle,
-  openModule,
-  openProcMem,
-} from "../kmod/client.ts";
-import {
-  MERGEMEM_FEATURE_MERGE,
-  MERGEMEM_FEATURE_PAGEINFO,
-} from "../kmod/uapi.ts";
+import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { resolveBackend } from "../kmod/backend.ts";
+import type { ModuleHandle } from "../kmod/client.ts";
 import {
   type BurstResult,
   guardSignals,
@@ -33,15 +26,38 @@ import {
 } from "../ksm/burst.ts";
 import { mergingPages } from "../ksm/process.ts";
 import { KSM_DIR, readKsm, readKsmNumber, requireKsm } from "../ksm/sysfs.ts";
-import { readUid } from "../proc/info.ts";
+import { readComm, readUid } from "../proc/info.ts";
+import { createUserBackend } from "../scan/user_backend.ts";
+import { getChecksum } from "../hash/mod.ts";
 import { VERSION } from "../version.ts";
+import {
+  type FrameSets,
+  framesFreed,
+  FramesUnavailable,
+  readSelectionFrames,
+  ZeroPages,
+} from "./achieved.ts";
+import {
+  addOutcome,
+  emptyOutcome,
+  type EngineChoice,
+  type MarkEngine,
+  type Marker,
+  openMarker,
+  ProcessSkipped,
+  type VmaRange,
+} from "./marker.ts";
 import { DEFAULT_MIN_SAVING, type MergePlan, planMerge } from "./plan.ts";
-import { checkTrustDomain, otherUidsMergeable } from "./trust.ts";
+import {
+  chooseDomain,
+  type DomainPolicy,
+  otherUidsMergeable,
+} from "./trust.ts";
 
 /**
  * Progress of a merge: `done` of `total` units of the current phase.
- * scan: pages hashed (`scan` numbers the scan, 1 unless rescanning);
- * mark: processes marked; ksmd: pages merged of the prediction.
+ * scan: pages hashed; mark: processes marked; ksmd: pages freed of the
+ * prediction.
  */
 export interface MergeProgress {
   /** The current phase. */
@@ -50,14 +66,29 @@ export interface MergeProgress {
   done: number;
   /** Units expected in this phase. */
   total: number;
-  /** Which scan (1 = the first), during the scan phase. */
-  scan?: number;
 }
 
 /** What to merge and how. */
 export interface MergeOptions {
   /** The selected process ids. */
   pids: number[];
+  /**
+   * A selection spanning several uids without crossUser: "refuse" it
+   * (exit 9; the default, right for explicit pids), or merge the
+   * "largest" domain, the uid holding the most saveable memory, and skip
+   * the others (right for --comm/--user/--all on servers whose master
+   * runs as root and whose workers as www-data).
+   */
+  domainPolicy?: DomainPolicy;
+  /** Allow a selection spanning several uids (one merge across them). */
+  crossUser?: boolean;
+  /** Marking engine (default "auto": the module if loaded, else ptrace). */
+  engine?: EngineChoice;
+  /**
+   * Mark whole processes with PR_SET_MEMORY_MERGE (6.4+, ptrace engine)
+   * instead of the chosen VMAs: also covers mappings created later.
+   */
+  wholeProcess?: boolean;
   /** Minimum net saving per VMA in pages (default 16). */
   minSaving?: number;
   /** Give up waiting for ksmd after this many seconds (default 60). */
@@ -66,18 +97,12 @@ export interface MergeOptions {
   dryRun?: boolean;
   /** Mark, make sure ksmd runs, and return without waiting. */
   noWait?: boolean;
-  /** Allow a selection spanning several uids. */
-  crossUser?: boolean;
   /** pages_to_scan during the burst (default 10000). */
   burstPagesToScan?: number;
-  /**
-   * Re-check the plan by scanning the chosen VMAs again instead of
-   * recounting the first scan in memory (PlanOptions.rescan; default
-   * false, for comparison and cross-checks).
-   */
-  rescan?: boolean;
-  /** A module handle to use (default: open /dev/mergemem). */
+  /** A module handle to use (implies the module engine). */
   module?: ModuleHandle;
+  /** A marker to use (tests); overrides engine and module. */
+  marker?: Marker;
   /** The KSM sysfs directory. */
   ksmDir?: string;
   /** Progress callback, called often; see {@link MergeProgress}. */
@@ -94,7 +119,7 @@ export interface MergeProcessReport {
   comm: string;
   /** Real uid of the process. */
   uid: number | null;
-  /** VMAs newly marked mergeable by MERGE. */
+  /** VMAs newly marked mergeable. */
   vmas_marked: number;
   /** Total size of the newly marked VMAs, in bytes. */
   bytes_marked: number;
@@ -112,40 +137,77 @@ export interface MergeProcessReport {
   merging_pages_before: number;
   /** /proc/PID/ksm_merging_pages at the end, in pages. */
   merging_pages_after: number;
+  /** ptrace engine: the longest time the process was held stopped, ms. */
+  hold_ms_max: number | null;
 }
 
-/** The "mergemem.merge/1" report (docs/json-schema.md). */
+/** The trust domain the merge kept to. */
+export interface TrustDomainReport {
+  /** How it was chosen: one uid in the selection, the largest of several
+   * (others skipped), or all of them (--cross-user). */
+  policy: "single-uid" | "largest-domain" | "cross-user";
+  /** The uids whose processes were merged. */
+  uids: number[];
+  /** Every uid in the selection. */
+  uids_selected: number[];
+  /** Processes left out because they belong to another domain. */
+  skipped_by_policy: { pid: number; comm: string; uid: number }[];
+}
+
+/** The "mergemem.merge/2" report (docs/json-schema.md). */
 export interface MergeReport {
-  /** The schema identifier, "mergemem.merge/1". */
-  schema: "mergemem.merge/1";
+  /** The schema identifier. */
+  schema: "mergemem.merge/2";
   /** The mergemem version that made the report. */
   mergemem_version: string;
   /** Planned only (--dry-run): nothing marked, ksmd untouched. */
   dry_run: boolean;
   /** Marked and run=1 ensured without a burst or restore (--no-wait). */
   no_wait: boolean;
-  /** The module's API version and version string. */
-  module: { api: number; version: string };
+  /** The marking engine used, and why it was chosen. */
+  engine: MarkEngine;
+  /** Why that engine ("--engine ptrace", "auto: /dev/mergemem is loaded"). */
+  engine_reason: string;
+  /** Whole processes were marked (PR_SET_MEMORY_MERGE). */
+  whole_process: boolean;
+  /** Where the scan hashed pages: "kernel" or "user". */
+  scan_backend: string;
+  /** The trust domain kept to. */
+  trust_domain: TrustDomainReport;
   /** Minimum net saving per VMA, in pages (--min-saving). */
   min_saving_pages: number;
   /** Page size in bytes. */
   page_size: number;
-  /** Present candidate pages the first (whole) scan read. */
+  /** Present candidate pages the scan read (chosen domain). */
   pages_scanned: number;
-  /** Scans the plan took (src/merge/plan.ts). */
-  scans: number;
   /** Pages KSM should free: saveable_pages of the chosen VMAs alone. */
   predicted_saveable_pages: number;
   /** predicted_saveable_pages * page_size, in bytes. */
   predicted_saveable_bytes: number;
-  /** Pages freed: global delta of pages_sharing (+ ksm_zero_pages). */
+  /**
+   * Pages this selection freed: distinct frames behind the chosen VMAs'
+   * candidate pages before marking minus after the burst, over the
+   * processes alive at both ends ("selection-frames"); or, without PFNs
+   * (no CAP_SYS_ADMIN), the global delta of pages_sharing +
+   * ksm_zero_pages ("global-counters").
+   */
   achieved_pages: number;
   /** achieved_pages * page_size, in bytes. */
   achieved_bytes: number;
+  /** How achieved_pages was measured. */
+  achieved_method: "selection-frames" | "global-counters";
+  /** Distinct frames of the chosen VMAs before marking (null without PFNs). */
+  frames_before: number | null;
+  /** The same at the end (null without PFNs). */
+  frames_after: number | null;
   /** KSM's global pages_sharing before marking, in pages. */
   pages_sharing_before: number;
   /** KSM's global pages_sharing at the end, in pages. */
   pages_sharing_after: number;
+  /** KSM's global ksm_zero_pages before (null where the kernel lacks it). */
+  ksm_zero_pages_before: number | null;
+  /** The same at the end. */
+  ksm_zero_pages_after: number | null;
   /** KSM's general_profit before marking, in bytes; null if absent. */
   general_profit_before: number | null;
   /** KSM's general_profit at the end, in bytes; null if absent. */
@@ -165,39 +227,52 @@ export interface MergeReport {
     string,
     { wanted: string; got: string }
   >;
-  /** Notes for the user (cross-user, other uids' mergeable memory, skips). */
+  /** Notes for the user (trust domain, other uids' mergeable memory). */
   warnings: string[];
   /** Selected processes left out, with the reason. */
   skipped: { pid: number; reason: string }[];
-  /** One row per scanned process, by ascending pid. */
+  /** One row per merged process, by ascending pid. */
   processes: MergeProcessReport[];
 }
 
-function saved(dir: string): number {
+function globalSaved(dir: string): number {
   return (readKsmNumber("pages_sharing", dir) ?? 0) +
     (readKsmNumber("ksm_zero_pages", dir) ?? 0);
+}
+
+/** The chosen VMAs of a plan, per pid, as byte ranges. */
+function chosenRanges(plan: MergePlan): Map<number, VmaRange[]> {
+  const out = new Map<number, VmaRange[]>();
+  for (const p of plan.processes) {
+    out.set(
+      p.pid,
+      p.vmas.map((v) => ({ start: BigInt(v.start), end: BigInt(v.end) })),
+    );
+  }
+  return out;
 }
 
 /**
  * Merges the selected processes' duplicate pages. See the module doc.
  *
- * @throws MergememError NoKsm, NoModule, ModuleMismatch, Refused (uids),
- *   AllDenied (no process accessible), NothingScannable, Interrupted.
+ * @throws MergememError NoKsm, NoModule (engine "module"), ModuleMismatch,
+ *   Refused (uids, policy "refuse"), AllDenied (no process accessible),
+ *   NothingScannable, Interrupted.
  */
 export async function merge(opts: MergeOptions): Promise<MergeReport> {
   const dir = opts.ksmDir ?? KSM_DIR;
   requireKsm(dir);
   const warnings: string[] = [];
   const skipped: { pid: number; reason: string }[] = [];
+  const skip = (pid: number, reason: string) => {
+    skipped.push({ pid, reason });
+  };
 
-  // Trust domain first: refuse before touching anything.
   const uids = new Map<number, number>();
   for (const pid of opts.pids) {
     const uid = readUid(pid);
-    if (uid === undefined) {
-      skipped.push({ pid, reason: "gone" });
-      warnings.push(`skipped pid ${pid}: gone`);
-    } else uids.set(pid, uid);
+    if (uid === undefined) skip(pid, "gone");
+    else uids.set(pid, uid);
   }
   if (uids.size === 0) {
     throw new MergememError(
@@ -205,38 +280,84 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       ExitCode.NothingScannable,
     );
   }
-  const trust = checkTrustDomain(uids, opts.crossUser ?? false);
-  warnings.push(...trust.warnings);
-  warnings.push(...otherUidsMergeable(trust.uids, new Set(uids.keys())));
 
-  const own = opts.module === undefined;
-  const mod = opts.module ??
-    openModule({
-      features: MERGEMEM_FEATURE_PAGEINFO | MERGEMEM_FEATURE_MERGE,
-    });
-  const backend = createKernelBackend(mod);
+  const marker = opts.marker ??
+    await openMarker(opts.engine ?? "auto", opts.module);
+  const engineReason = opts.marker
+    ? "given"
+    : opts.module
+    ? "module handle given"
+    : opts.engine && opts.engine !== "auto"
+    ? `--engine ${opts.engine}`
+    : marker.engine === "module"
+    ? "auto: /dev/mergemem is loaded"
+    : "auto: /dev/mergemem is not loaded";
+  if (opts.wholeProcess && !marker.markWholeProcess) {
+    marker.close();
+    throw new MergememError(
+      `--whole-process needs the ptrace engine (PR_SET_MEMORY_MERGE), not ${marker.engine}`,
+      ExitCode.Usage,
+    );
+  }
+  const { backend, why: _ } = resolveBackend(
+    "auto",
+    () => createUserBackend({ checksum: getChecksum("xxh64") }),
+  );
   const guard = opts.signal ? undefined : guardSignals();
   const signal = opts.signal ?? guard!.signal;
-  const fds = new Map<number, number>();
+  const zero = new ZeroPages();
   try {
     const ksm = readKsm(dir);
-    const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
-    const plan: MergePlan = await planMerge({
-      pids: [...uids.keys()],
-      backend,
-      minSaving,
-      rescan: opts.rescan,
-      onProgress: (n, done, total) => {
-        throwIfInterrupted(signal);
-        opts.onProgress?.({ phase: "scan", scan: n, done, total });
+    // With --whole-process every eligible mapping gets marked, so the
+    // prediction counts them all.
+    const minSaving = opts.wholeProcess
+      ? 0
+      : opts.minSaving ?? DEFAULT_MIN_SAVING;
+    const plans = new Map<number, MergePlan>();
+    const planDomain = async (pids: number[]) => {
+      const plan = await planMerge({
+        pids,
+        backend,
+        minSaving,
+        onProgress: (_n, done, total) => {
+          throwIfInterrupted(signal);
+          opts.onProgress?.({ phase: "scan", done, total });
+        },
+      });
+      throwIfInterrupted(signal);
+      return plan;
+    };
+    const domain = await chooseDomain(
+      uids,
+      opts.crossUser ? "cross-user" : opts.domainPolicy ?? "refuse",
+      async (uid, pids) => {
+        const plan = await planDomain(pids);
+        plans.set(uid, plan);
+        return plan.predictedSaveablePages;
       },
-    });
-    throwIfInterrupted(signal);
-    warnings.push(...plan.warnings);
-    for (const s of plan.skipped) {
-      skipped.push({ pid: s.pid, reason: s.skip.message });
-      warnings.push(`skipped pid ${s.pid}: ${s.skip.message}`);
+    );
+    warnings.push(...domain.warnings);
+    const plan = domain.chosen.length === 1
+      ? plans.get(domain.chosen[0])!
+      : await planDomain(
+        [...uids].filter(([, u]) => domain.chosen.includes(u))
+          .map(([p]) => p),
+      );
+    const skippedByPolicy = [...uids]
+      .filter(([, u]) => !domain.chosen.includes(u))
+      .map(([pid, uid]) => ({ pid, uid, comm: readComm(pid) }));
+    for (const s of skippedByPolicy) {
+      skip(
+        s.pid,
+        `uid ${s.uid}: another trust domain (--cross-user to include)`,
+      );
     }
+    const merged = new Set(
+      [...uids].filter(([, u]) => domain.chosen.includes(u)).map(([p]) => p),
+    );
+    warnings.push(...otherUidsMergeable(domain.chosen, merged));
+    warnings.push(...plan.warnings);
+    for (const s of plan.skipped) skip(s.pid, s.skip.message);
     if (plan.processes.length === 0) {
       const denied = plan.skipped.some((s) => s.skip.reason !== "ESRCH");
       throw new MergememError(
@@ -266,51 +387,66 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
         ),
         merging_pages_before: mergingPages(p.pid),
         merging_pages_after: 0,
+        hold_ms_max: null,
       });
     }
+    const ranges = chosenRanges(plan);
+    let framesBefore: FrameSets | undefined;
+    try {
+      framesBefore = readSelectionFrames(ranges, zero);
+    } catch (err) {
+      if (!(err instanceof FramesUnavailable)) throw err;
+      warnings.push(
+        "achieved is measured with KSM's global counters: PFNs need CAP_SYS_ADMIN",
+      );
+    }
     const sharing0 = readKsmNumber("pages_sharing", dir) ?? 0;
-    const saved0 = saved(dir);
+    const zero0 = readKsmNumber("ksm_zero_pages", dir) ?? null;
+    const global0 = globalSaved(dir);
     const profit0 = readKsmNumber("general_profit", dir) ?? null;
+    const achievedNow = () =>
+      framesBefore
+        ? framesFreed(framesBefore, readSelectionFrames(ranges, zero))
+        : { before: null, after: null, freed: globalSaved(dir) - global0 };
 
     let burst: BurstResult | undefined;
     if (!opts.dryRun) {
-      let marked = 0;
+      let done = 0;
       for (const p of plan.processes) {
         opts.onProgress?.({
           phase: "mark",
-          done: marked++,
+          done: done++,
           total: plan.processes.length,
         });
-        if (p.vmas.length === 0) continue;
+        if (p.vmas.length === 0 && !opts.wholeProcess) continue;
+        throwIfInterrupted(signal);
         const row = rows.get(p.pid)!;
-        let fd: number;
         try {
-          fd = openProcMem(p.pid);
+          const out = emptyOutcome();
+          addOutcome(
+            out,
+            opts.wholeProcess
+              ? await marker.markWholeProcess!(p.pid, true, signal)
+              : await marker.markProcess(
+                p.pid,
+                ranges.get(p.pid)!,
+                "merge",
+                signal,
+              ),
+          );
+          row.vmas_marked = out.vmasChanged;
+          row.bytes_marked = out.bytesChanged;
+          row.vmas_already_mergeable = out.vmasUnchanged;
+          row.vmas_skipped = out.vmasSkipped;
+          row.hold_ms_max = out.holdMs;
         } catch (err) {
-          if (!(err instanceof MergememError)) throw err;
-          warnings.push(`pid ${p.pid}: ${err.message}`);
-          continue;
-        }
-        fds.set(p.pid, fd);
-        for (const v of p.vmas) {
-          throwIfInterrupted(signal);
-          try {
-            const r = mod.merge(fd, BigInt(v.start), BigInt(v.end));
-            row.vmas_marked += r.vmasChanged;
-            row.bytes_marked += r.bytesChanged;
-            row.vmas_already_mergeable += r.vmasUnchanged;
-            row.vmas_skipped += r.vmasSkipped;
-          } catch (err) {
-            // The process exited or exec'd: nothing left to merge there.
-            const code = (err as { code?: string }).code;
-            if (code === "ESRCH") {
-              warnings.push(`pid ${p.pid} exited while marking`);
-              break;
-            }
-            throw err;
-          }
+          const reason = markSkipReason(err);
+          if (reason === undefined) throw err;
+          skip(p.pid, reason);
+          rows.delete(p.pid);
         }
       }
+      throwIfInterrupted(signal);
       const anything = [...rows.values()].some((r) =>
         r.vmas_marked + r.vmas_already_mergeable > 0
       );
@@ -322,8 +458,8 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
           noWait: opts.noWait,
           pagesToScan: opts.burstPagesToScan,
           timeoutMs: (opts.timeoutSeconds ?? 60) * 1000,
-          target: plan.predictedSaveablePages,
-          progress: () => saved(dir) - saved0,
+          target: predicted,
+          progress: () => achievedNow().freed,
           signal,
           onProgress: (n) =>
             opts.onProgress?.({ phase: "ksmd", done: n, total: predicted }),
@@ -334,24 +470,39 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       row.merging_pages_after = mergingPages(row.pid);
     }
     const after = readKsm(dir);
-    const achieved = opts.dryRun ? 0 : saved(dir) - saved0;
+    const end = opts.dryRun
+      ? { before: null, after: null, freed: 0 }
+      : achievedNow();
     const ps = plan.page_size;
     return {
-      schema: "mergemem.merge/1",
+      schema: "mergemem.merge/2",
       mergemem_version: VERSION,
       dry_run: opts.dryRun ?? false,
       no_wait: opts.noWait ?? false,
-      module: { api: mod.api, version: mod.moduleVersion },
+      engine: marker.engine,
+      engine_reason: engineReason,
+      whole_process: opts.wholeProcess ?? false,
+      scan_backend: backend.name,
+      trust_domain: {
+        policy: domain.policy,
+        uids: domain.chosen,
+        uids_selected: [...new Set(uids.values())].sort((a, b) => a - b),
+        skipped_by_policy: skippedByPolicy,
+      },
       min_saving_pages: minSaving,
       page_size: ps,
       pages_scanned: plan.pagesScanned,
-      scans: plan.scans,
       predicted_saveable_pages: plan.predictedSaveablePages,
       predicted_saveable_bytes: plan.predictedSaveablePages * ps,
-      achieved_pages: achieved,
-      achieved_bytes: achieved * ps,
+      achieved_pages: end.freed,
+      achieved_bytes: end.freed * ps,
+      achieved_method: framesBefore ? "selection-frames" : "global-counters",
+      frames_before: framesBefore && !opts.dryRun ? end.before : null,
+      frames_after: framesBefore && !opts.dryRun ? end.after : null,
       pages_sharing_before: sharing0,
       pages_sharing_after: after.counters.pages_sharing ?? 0,
+      ksm_zero_pages_before: zero0,
+      ksm_zero_pages_after: readKsmNumber("ksm_zero_pages", dir) ?? null,
       general_profit_before: profit0,
       general_profit_after: after.counters.general_profit ?? null,
       seconds: burst?.seconds ?? 0,
@@ -365,9 +516,30 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       processes: [...rows.values()],
     };
   } finally {
-    for (const fd of fds.values()) closeProcMem(fd);
+    zero.close();
     backend.dispose?.();
-    if (own) mod.close();
+    marker.close();
     guard?.dispose();
   }
+}
+
+/**
+ * Why a process could not be marked, for the report; undefined for an
+ * error that is not about that process (a bug, an interrupt).
+ */
+function markSkipReason(err: unknown): string | undefined {
+  if (err instanceof ProcessSkipped) return err.reason;
+  if (err instanceof MergememError) {
+    if (err.exitCode === ExitCode.AllDenied) return err.message;
+    if (err.exitCode === ExitCode.NothingScannable) {
+      return "exited while marking";
+    }
+    return undefined;
+  }
+  const code = errnoCode(err);
+  if (code === "ESRCH" || code === "ENOENT") return "exited while marking";
+  if (code === "EACCES" || code === "EPERM") {
+    return `permission denied (${code})`;
+  }
+  return undefined;
 }

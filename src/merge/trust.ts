@@ -2,9 +2,13 @@
  * Trust domains. Merged pages leak information through copy-on-write
  * timing (CAIN, Dedup Est Machina, Flip Feng Shui, VUsion), and Linux KSM
  * merges globally without salting, so mergemem merges within one uid by
- * default: a selection spanning several uids is refused unless the caller
- * says --cross-user, and it warns when processes of other uids already
- * have mergeable memory that the marked pages may be merged with.
+ * default. The uid stays the boundary even inside one server: Apache's
+ * mpm-itk and suexec run one uid per customer. A broad selection
+ * (--comm, --user, --all) spanning several uids merges the uid holding the
+ * most saveable memory and skips the others; explicit pids spanning uids
+ * are refused; --cross-user merges across them, warned. It also warns when
+ * processes of other uids already have mergeable memory that the marked
+ * pages may be merged with.
  *
  * @module
  */
@@ -20,31 +24,85 @@ export const CROSS_USER_WARNING =
   "one trust domain";
 
 /**
- * Checks that the selected processes share one uid, or that crossUser was
- * given (then returns the side-channel warning). Returns the uids seen.
- *
- * @throws MergememError Refused for a cross-uid selection without crossUser.
+ * What to do with a selection whose processes belong to several uids:
+ * "refuse" it, merge the "largest" domain alone, or merge across all of
+ * them ("cross-user", warned).
  */
-export function checkTrustDomain(
+export type DomainPolicy = "refuse" | "largest" | "cross-user";
+
+/** The outcome of {@link chooseDomain}. */
+export interface DomainChoice {
+  /** How the domain was chosen (for the report). */
+  policy: "single-uid" | "largest-domain" | "cross-user";
+  /** The uids to merge. */
+  chosen: number[];
+  /** Notices for the user. */
+  warnings: string[];
+}
+
+/**
+ * Chooses the trust domain to merge. One uid: that one. Several: refused
+ * (policy "refuse"), all of them with the side-channel warning
+ * ("cross-user"), or the uid whose processes hold the most saveable
+ * memory ("largest"): on a server the workers, not the root master.
+ * `saveable(uid, pids)` plans one domain and returns its saveable pages;
+ * it is called once per uid, and only for "largest".
+ *
+ * @throws MergememError Refused for several uids under "refuse".
+ */
+export async function chooseDomain(
   uids: Map<number, number>,
-  crossUser: boolean,
-): { uids: number[]; warnings: string[] } {
-  const distinct = [...new Set(uids.values())].sort((a, b) => a - b);
-  const warnings: string[] = [];
-  if (distinct.length > 1) {
-    if (!crossUser) {
-      throw new MergememError(
-        `the selection spans ${distinct.length} uids (${
-          distinct.join(", ")
-        }); ` +
-          "merging across users opens dedup side channels between them",
-        ExitCode.Refused,
-        "select processes of one user (--user), or pass --cross-user if they trust each other",
-      );
-    }
-    warnings.push(CROSS_USER_WARNING);
+  policy: DomainPolicy,
+  saveable: (uid: number, pids: number[]) => Promise<number>,
+): Promise<DomainChoice> {
+  const byUid = new Map<number, number[]>();
+  for (const [pid, uid] of uids) {
+    byUid.set(uid, [...(byUid.get(uid) ?? []), pid]);
   }
-  return { uids: distinct, warnings };
+  const distinct = [...byUid.keys()].sort((a, b) => a - b);
+  if (distinct.length === 1) {
+    return { policy: "single-uid", chosen: distinct, warnings: [] };
+  }
+  if (policy === "cross-user") {
+    return {
+      policy: "cross-user",
+      chosen: distinct,
+      warnings: [CROSS_USER_WARNING],
+    };
+  }
+  if (policy === "refuse") {
+    throw new MergememError(
+      `the selection spans ${distinct.length} uids (${
+        distinct.join(", ")
+      }); merging across users opens dedup side channels between them`,
+      ExitCode.Refused,
+      "select processes of one user (--user), or pass --cross-user if they trust each other",
+    );
+  }
+  let best = distinct[0], bestPages = -1;
+  for (const uid of distinct) {
+    const pages = await saveable(uid, byUid.get(uid)!);
+    // Ties go to the uid with more processes (the workers).
+    if (
+      pages > bestPages ||
+      (pages === bestPages &&
+        byUid.get(uid)!.length > byUid.get(best)!.length)
+    ) {
+      best = uid;
+      bestPages = pages;
+    }
+  }
+  const others = distinct.filter((u) => u !== best);
+  const left = others.reduce((a, u) => a + byUid.get(u)!.length, 0);
+  return {
+    policy: "largest-domain",
+    chosen: [best],
+    warnings: [
+      `the selection spans uids ${distinct.join(", ")}: merging uid ${best} ` +
+      `(${bestPages} saveable pages, the most); ${left} process(es) of uid ` +
+      `${others.join(", ")} skipped by policy (--cross-user to include them)`,
+    ],
+  };
 }
 
 /**

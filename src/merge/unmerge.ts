@@ -10,14 +10,14 @@
  *
  * @module
  */
-import { ExitCode, MergememError } from "../errors.ts";
+import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import type { ModuleHandle } from "../kmod/client.ts";
 import {
-  closeProcMem,
-  type ModuleHandle,
-  openModule,
-  openProcMem,
-} from "../kmod/client.ts";
-import { MERGEMEM_FEATURE_UNMERGE } from "../kmod/uapi.ts";
+  type EngineChoice,
+  type MarkEngine,
+  openMarker,
+  ProcessSkipped,
+} from "./marker.ts";
 import { guardSignals, runBurst } from "../ksm/burst.ts";
 import { mergingPages, readMergeableMappings } from "../ksm/process.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
@@ -30,7 +30,9 @@ export interface UnmergeOptions {
   pids: number[];
   /** Unmerge even if MemAvailable looks too small. */
   force?: boolean;
-  /** A module handle to use (default: open /dev/mergemem). */
+  /** Marking engine (default "auto": the module if loaded, else ptrace). */
+  engine?: EngineChoice;
+  /** A module handle to use (implies the module engine). */
   module?: ModuleHandle;
   /** Skip the ksmd pass that brings ksm_merging_pages up to date. */
   noRefresh?: boolean;
@@ -52,6 +54,8 @@ export interface UnmergeProcessReport {
   merging_pages_before: number;
   /** /proc/PID/ksm_merging_pages at the end, in pages. */
   merging_pages_after: number;
+  /** ptrace engine: the longest time the process was held stopped, ms. */
+  hold_ms_max: number | null;
   /** Why this process failed; absent when it did not. */
   error?: string;
 }
@@ -70,6 +74,8 @@ export interface UnmergeReport {
   reserve_bytes: number;
   /** Whether force (--force) was given. */
   forced: boolean;
+  /** The engine that unmarked the mappings. */
+  engine: MarkEngine;
   /** The short ksmd pass that refreshes the counters, if one ran. */
   ksmd_refresh: { ended: string; seconds: number } | null;
   /** Notes for the user (a memory check overridden by --force). */
@@ -120,8 +126,7 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
     }
     warnings.push(`--force: ${msg}`);
   }
-  const own = opts.module === undefined;
-  const mod = opts.module ?? openModule({ features: MERGEMEM_FEATURE_UNMERGE });
+  const marker = await openMarker(opts.engine ?? "auto", opts.module);
   const processes: UnmergeProcessReport[] = [];
   let denied = 0;
   try {
@@ -133,25 +138,40 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
         bytes_unmarked: 0,
         merging_pages_before: before.get(pid) ?? 0,
         merging_pages_after: 0,
+        hold_ms_max: null,
       };
       processes.push(row);
-      let fd: number;
+      const vmas = readMergeableMappings(pid).map((m) => ({
+        start: BigInt(m.startHex),
+        end: BigInt(m.endHex),
+      }));
+      if (vmas.length === 0) continue;
       try {
-        fd = openProcMem(pid);
+        const r = await marker.markProcess(pid, vmas, "unmerge");
+        row.vmas_unmarked = r.vmasChanged;
+        row.bytes_unmarked = r.bytesChanged;
+        row.hold_ms_max = r.holdMs;
       } catch (err) {
-        if (!(err instanceof MergememError)) throw err;
-        if (err.exitCode === ExitCode.AllDenied) denied++;
-        row.error = err.message;
-        continue;
-      }
-      try {
-        for (const m of readMergeableMappings(pid)) {
-          const r = mod.unmerge(fd, BigInt(m.startHex), BigInt(m.endHex));
-          row.vmas_unmarked += r.vmasChanged;
-          row.bytes_unmarked += r.bytesChanged;
+        if (err instanceof ProcessSkipped) {
+          row.error = err.reason;
+          continue;
         }
-      } catch (err) {
-        const code = (err as { code?: string }).code ?? String(err);
+        if (err instanceof MergememError) {
+          if (err.exitCode === ExitCode.AllDenied) denied++;
+          if (err.exitCode === ExitCode.Interrupted) throw err;
+          row.error = err.message;
+          continue;
+        }
+        const code = errnoCode(err) ?? String(err);
+        if (code === "ESRCH" || code === "ENOENT") {
+          row.error = "exited";
+          continue;
+        }
+        if (code === "EACCES" || code === "EPERM") {
+          denied++;
+          row.error = `permission denied (${code})`;
+          continue;
+        }
         row.error = `unmerge failed: ${code}`;
         if (code === "ENOMEM" || code === "EINTR") {
           throw new MergememError(
@@ -159,12 +179,10 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
             code === "EINTR" ? ExitCode.Interrupted : ExitCode.Failed,
           );
         }
-      } finally {
-        closeProcMem(fd);
       }
     }
   } finally {
-    if (own) mod.close();
+    marker.close();
   }
   // UNMERGE breaks the merges at once, but ksm_merging_pages only drops
   // when ksmd next visits the process and drops its rmap items; with
@@ -201,6 +219,7 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
     mem_available_bytes: mem.available,
     reserve_bytes: reserve,
     forced: opts.force ?? false,
+    engine: marker.engine,
     ksmd_refresh: refresh,
     warnings,
     processes,

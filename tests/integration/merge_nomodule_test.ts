@@ -1,7 +1,8 @@
 /**
  * On a machine without the module (this host: a custom kernel without
- * headers), merge and unmerge fail with ExitCode.NoModule and say how to
- * install it, and status still works.
+ * headers), merge with `engine: "module"` fails with ExitCode.NoModule and
+ * says how to install it (the default engine falls back to ptrace), and
+ * status still works.
  */
 import {
   deepStrictEqual as assertEquals,
@@ -30,13 +31,13 @@ const hasKsm = (() => {
 })();
 
 Deno.test({
-  name: "merge without the module: NoModule with an install hint",
+  name: "merge --engine module without the module: NoModule with a hint",
   ignore: hasModule || !hasKsm,
   async fn() {
     const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
     try {
       await rejects(
-        () => merge({ pids: [child.pid] }),
+        () => merge({ pids: [child.pid], engine: "module" }),
         (e: unknown) =>
           e instanceof MergememError && e.exitCode === ExitCode.NoModule &&
           e.message === "mergemem kernel module not loaded" &&
@@ -51,7 +52,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "CLI merge without the module exits 6 with the hint",
+  name: "CLI merge --engine module without the module exits 6 with the hint",
   ignore: hasModule || !hasKsm,
   async fn() {
     const main = new URL("../../main.ts", import.meta.url).pathname;
@@ -64,7 +65,16 @@ Deno.test({
     const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
     try {
       const r = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", main, "merge", "--pid", String(child.pid)],
+        args: [
+          "run",
+          "-A",
+          main,
+          "merge",
+          "--engine",
+          "module",
+          "--pid",
+          String(child.pid),
+        ],
         stderr: "piped",
         stdout: "piped",
       }).output();

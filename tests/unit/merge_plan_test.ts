@@ -7,7 +7,6 @@ import {
 import { restrictBackend, worthMarking } from "../../src/merge/plan.ts";
 import { type HashBackend, PAGE_HASHED } from "../../src/scan/backend.ts";
 import type { MappingResult } from "../../src/scan/result.ts";
-import { checkTrustDomain } from "../../src/merge/trust.ts";
 import { parseMeminfo, reserveBytes } from "../../src/merge/unmerge.ts";
 import { ExitCode, MergememError } from "../../src/errors.ts";
 
@@ -71,22 +70,6 @@ Deno.test("restrictBackend hashes only the kept ranges", async () => {
   assertEquals(await b.hashPages(b.open(7), runs, out), 4);
   assertEquals(seen, [0x2000]);
   assertEquals([...out.flags], [9, 0, PAGE_HASHED, PAGE_HASHED, 0]);
-});
-
-Deno.test("one uid passes, two uids are refused without crossUser", () => {
-  assertEquals(checkTrustDomain(new Map([[1, 33], [2, 33]]), false), {
-    uids: [33],
-    warnings: [],
-  });
-  throws(
-    () => checkTrustDomain(new Map([[1, 33], [2, 0]]), false),
-    (e: unknown) =>
-      e instanceof MergememError && e.exitCode === ExitCode.Refused &&
-      /2 uids/.test(e.message),
-  );
-  const r = checkTrustDomain(new Map([[1, 33], [2, 0]]), true);
-  assertEquals(r.uids, [0, 33]);
-  assert(r.warnings[0].includes("side channel"));
 });
 
 Deno.test("parseMeminfo and the unmerge reserve", () => {
