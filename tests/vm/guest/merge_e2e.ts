@@ -126,7 +126,11 @@ async function scenarioMerge() {
         } end=${m.ksmd_end} scans=${m.ksmd_full_scans} ` +
         `scanned=${m.pages_scanned} profit=${m.general_profit_before}->${m.general_profit_after}`,
     );
-    check(m.schema === "mergemem.merge/1", "schema mergemem.merge/1");
+    check(m.schema === "mergemem.merge/2", "schema mergemem.merge/2");
+    check(
+      m.achieved_method === "selection-frames" && m.engine === "module",
+      `achieved from the selection's frames, module engine (${m.achieved_method}, ${m.engine})`,
+    );
     check(
       m.predicted_saveable_pages >= 2 * N,
       `prediction ${m.predicted_saveable_pages} >= ${2 * N}`,
@@ -301,7 +305,7 @@ async function scenarioSigint() {
 async function scenarioCrossUser() {
   setKsm("run", "0");
   const a = await startWorker(500, 5);
-  const b = await startWorker(500, 5, { uid: 65534 });
+  const b = await startWorker(200, 5, { uid: 65534 });
   try {
     const pids = `${a.pid},${b.pid}`;
     const r = await cli(["merge", "--pid", pids]);
@@ -326,6 +330,28 @@ async function scenarioCrossUser() {
     check(
       ok.err.includes("side channel"),
       "--cross-user warns about dedup side channels",
+    );
+    // A selection by name spanning both uids merges the domain holding the
+    // most saveable memory (a: 500 pages) and skips b by policy, exit 0.
+    const comm = Deno.readTextFileSync(`/proc/${a.pid}/comm`).trim();
+    const byName = await cli(["merge", "--comm", comm, "--dry-run", "--json"]);
+    check(byName.code === 0, `--comm across uids exits 0 (got ${byName.code})`);
+    const d = JSON.parse(byName.out || "{}");
+    check(
+      d.trust_domain?.policy === "largest-domain" &&
+        JSON.stringify(d.trust_domain?.uids) === "[0]" &&
+        d.trust_domain?.skipped_by_policy?.some((s: { pid: number }) =>
+          s.pid === b.pid
+        ) &&
+        d.processes?.length === 1 && d.processes[0].pid === a.pid,
+      `largest domain chosen, the other skipped by policy (${
+        JSON.stringify(d.trust_domain)
+      })`,
+    );
+    check(
+      byName.err.includes("skipped by policy") &&
+        byName.err.includes("--cross-user"),
+      "one-line notice names the policy and --cross-user",
     );
   } finally {
     await stopAll([a, b]);
