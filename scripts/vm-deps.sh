@@ -16,6 +16,10 @@ APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600)
 
 base=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 dkms
 	busybox-static cpio build-essential zstd xz-utils kmod)
+# Real servers for tests/vm/guest/t_5*.sh: they run only inside the guest
+# (over the read-only 9p root), never on the host; see no_host_services.
+servers=(apache2 libapache2-mod-php php-fpm apache2-utils postgresql)
+base+=("${servers[@]}")
 
 installed() { # all named packages installed?
 	local p s
@@ -66,6 +70,44 @@ if ! known "${pkgs[@]}"; then
 	update
 	resolve
 fi
+
+# Installing the servers must not leave them running or enabled on the host.
+# While apt runs, a policy-rc.d forbids every service action (exit 101),
+# unless the host already has one of its own. Afterwards, every service
+# (init script, systemd service or timer) of a package that this run
+# installed is stopped if it started anyway and disabled; services of
+# packages that were already installed are the admin's and left alone.
+POLICY=/usr/sbin/policy-rc.d
+own_policy=0
+ii_packages() { dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' | sort; }
+pre_install=$(ii_packages)
+if [[ ! -e $POLICY ]]; then
+	printf '#!/bin/sh\n# scripts/vm-deps.sh: no service starts while it installs packages\nexit 101\n' >"$POLICY"
+	chmod 755 "$POLICY"
+	own_policy=1
+	trap 'rm -f "$POLICY"' EXIT
+fi
+no_host_services() {
+	local p s
+	((own_policy)) && rm -f "$POLICY"
+	trap - EXIT
+	for p in $(comm -13 <(echo "$pre_install") <(ii_packages)); do
+		dpkg -L "$p" 2>/dev/null | sed -n \
+			-e 's#^/etc/init\.d/\([^/]*\)$#\1#p' \
+			-e 's#^/\(usr/\)\{0,1\}lib/systemd/system/\([^@/]*\.\(service\|timer\)\)$#\2#p'
+	done | sort -u | while read -r s; do
+		if [[ -d /run/systemd/system ]]; then
+			systemctl disable --now "$s" >&2 2>/dev/null || true
+		elif [[ $s != *.service && $s != *.timer ]]; then
+			if service "$s" status >/dev/null 2>&1; then
+				echo "vm-deps: stopping $s (started by its install)" >&2
+				service "$s" stop >&2 || true
+			fi
+			update-rc.d "$s" disable >/dev/null 2>&1 || true
+		fi
+	done
+}
+
 echo "vm-deps: installing ${pkgs[*]}" >&2
 if ! apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2; then
 	# Stale package lists (e.g. a superseded security update): refresh once.
@@ -74,4 +116,5 @@ if ! apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2; then
 	resolve
 	apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2
 fi
+no_host_services
 echo "vm-deps: done (6.1: $(vm_kver_default), 6.12: $k612)" >&2
