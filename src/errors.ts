@@ -100,5 +100,25 @@ export function errnoCode(err: unknown): string | undefined {
     const code = (err as { code: unknown }).code;
     if (typeof code === "string") return code;
   }
+  // Deno gives errnos it has no class for (ESRCH from opening a zombie's
+  // /proc/PID/pagemap, mem or smaps) only as "... (os error 3) ...".
+  if (err instanceof Error) {
+    const m = /\(os error (\d+)\)/.exec(err.message);
+    if (m) return ERRNO_NAMES[Number(m[1])];
+  }
   return undefined;
 }
+
+/** errno names by number (Linux, asm-generic/errno-base.h). */
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
+  5: "EIO",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  16: "EBUSY",
+  22: "EINVAL",
+};

@@ -1,0 +1,164 @@
+/**
+ * Distinct physical frames behind a process's candidate pages, from
+ * /proc/PID/pagemap alone: no page content is read, so a measure is cheap
+ * enough to repeat every few hundred milliseconds (merge uses it to measure
+ * what a selection itself freed, whatever freed it).
+ *
+ * Candidate pages are those of docs/accounting.md: present (pagemap bit 63)
+ * and anonymous (bit 61 clear). The kernel's shared zero page and the huge
+ * zero page cost nothing and are left out; they are recognised by
+ * KPF_ZERO_PAGE in /proc/kpageflags ({@link ZeroPageFilter}). PFNs need
+ * CAP_SYS_ADMIN: without it pagemap reports PFN 0 and {@link FramesHidden}
+ * is thrown.
+ *
+ * @module
+ */
+import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import {
+  KPF_ZERO_PAGE,
+  lookupKpageflagsOrdered,
+  PM_EXCLUSIVE_HI,
+  PM_FILE_HI,
+  PM_PFN_HI_MASK,
+  PM_PRESENT_HI,
+  readEntries,
+} from "./pagemap.ts";
+import { systemPageSize } from "./pagesize.ts";
+
+/** A virtual address range [start, end), page aligned (bigint or number). */
+export interface AddressRange {
+  /** First byte. */
+  start: bigint | number;
+  /** One past the last byte. */
+  end: bigint | number;
+}
+
+/** Thrown when pagemap hides PFNs (the caller lacks CAP_SYS_ADMIN). */
+export class FramesHidden extends MergememError {
+  /** Builds the error. */
+  constructor() {
+    super(
+      "pagemap shows no physical frame numbers without CAP_SYS_ADMIN",
+      ExitCode.AllDenied,
+      "run as root",
+    );
+    this.name = "FramesHidden";
+  }
+}
+
+/**
+ * Recognises the zero pages' PFNs through /proc/kpageflags (KPF_ZERO_PAGE).
+ * Zero PFNs are cached: the shared zero page never moves, and the huge zero
+ * page keeps its frames while anything maps it. Lookups of one call are
+ * batched in PFN order, so neighbouring frames share one read. Without a
+ * readable kpageflags nothing is taken for a zero page.
+ */
+export class ZeroPageFilter {
+  #file: Deno.FsFile | null | undefined;
+  #zero = new Set<number>();
+
+  /** `path` is for tests; the default is /proc/kpageflags. */
+  constructor(private readonly path = "/proc/kpageflags") {}
+
+  /**
+   * Removes the zero-page PFNs among `candidates` from `frames`.
+   * `candidates` may repeat PFNs and be in any order.
+   */
+  removeZero(frames: Set<number>, candidates: readonly number[]): void {
+    const unknown: number[] = [];
+    for (const p of candidates) {
+      if (this.#zero.has(p)) frames.delete(p);
+      else unknown.push(p);
+    }
+    if (unknown.length === 0) return;
+    if (this.#file === undefined) {
+      try {
+        this.#file = Deno.openSync(this.path);
+      } catch {
+        this.#file = null;
+      }
+    }
+    if (this.#file === null) return;
+    const pfns = Float64Array.from(unknown).sort();
+    const order = new Uint32Array(pfns.length);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    lookupKpageflagsOrdered(this.#file, pfns, order, pfns.length, (i, lo) => {
+      if (lo & (1 << KPF_ZERO_PAGE)) {
+        this.#zero.add(pfns[i]);
+        frames.delete(pfns[i]);
+      }
+    });
+  }
+
+  /** Closes kpageflags. The filter can be used again afterwards. */
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+  }
+}
+
+/** pagemap entries read per call. */
+const CHUNK = 65536;
+
+/**
+ * The distinct PFNs behind the present anonymous pages of `ranges` in
+ * process `pid`, without the zero pages (see the module documentation).
+ * Only pagemap (and, for pages that are not exclusively mapped, kpageflags)
+ * is read. Cost: one pagemap read per 256 MiB of address range, and a
+ * set insertion per present page.
+ *
+ * Returns undefined when the process is gone (exited, exec'd away, or a
+ * zombie: ESRCH/ENOENT on open or read, or its address space vanished).
+ *
+ * @throws {FramesHidden} when pagemap hides PFNs (no CAP_SYS_ADMIN).
+ * @throws {Deno.errors.PermissionDenied} when pagemap cannot be opened.
+ */
+export function distinctFrames(
+  pid: number,
+  ranges: readonly AddressRange[],
+  zero: ZeroPageFilter,
+): Set<number> | undefined {
+  const ps = systemPageSize();
+  const frames = new Set<number>();
+  // PFNs that may be a zero page: only pages not exclusively mapped.
+  const shared: number[] = [];
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(`/proc/${pid}/pagemap`);
+  } catch (err) {
+    if (gone(err)) return undefined;
+    throw err;
+  }
+  const buf = new Uint32Array(2 * CHUNK);
+  try {
+    for (const r of ranges) {
+      const first = Number(r.start) / ps, last = Number(r.end) / ps;
+      for (let i = first; i < last; i += CHUNK) {
+        const want = Math.min(CHUNK, last - i);
+        const got = readEntries(file, i, want, buf);
+        if (got < want) return undefined; // the address space is gone
+        for (let k = 0; k < got; k++) {
+          const hi = buf[2 * k + 1];
+          if ((hi & PM_PRESENT_HI) === 0 || (hi & PM_FILE_HI) !== 0) continue;
+          const pfn = (hi & PM_PFN_HI_MASK) * 0x100000000 + buf[2 * k];
+          if (pfn === 0) throw new FramesHidden();
+          if (frames.has(pfn)) continue;
+          frames.add(pfn);
+          if ((hi & PM_EXCLUSIVE_HI) === 0) shared.push(pfn);
+        }
+      }
+    }
+  } catch (err) {
+    if (gone(err)) return undefined;
+    throw err;
+  } finally {
+    file.close();
+  }
+  zero.removeZero(frames, shared);
+  return frames;
+}
+
+function gone(err: unknown): boolean {
+  const c = errnoCode(err);
+  return c === "ESRCH" || c === "ENOENT";
+}
