@@ -33,9 +33,9 @@ import { VERSION } from "../version.ts";
 import {
   type FrameSets,
   framesFreed,
-  FramesUnavailable,
+  FramesHidden,
   readSelectionFrames,
-  ZeroPages,
+  ZeroPageFilter,
 } from "./achieved.ts";
 import {
   addOutcome,
@@ -305,7 +305,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   );
   const guard = opts.signal ? undefined : guardSignals();
   const signal = opts.signal ?? guard!.signal;
-  const zero = new ZeroPages();
+  const zero = new ZeroPageFilter();
   try {
     const ksm = readKsm(dir);
     // With --whole-process every eligible mapping gets marked, so the
@@ -337,12 +337,14 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       },
     );
     warnings.push(...domain.warnings);
-    const plan = domain.chosen.length === 1
-      ? plans.get(domain.chosen[0])!
-      : await planDomain(
-        [...uids].filter(([, u]) => domain.chosen.includes(u))
-          .map(([p]) => p),
-      );
+    // The chosen domain's plan, unless choosing it already planned it.
+    const plan =
+      (domain.chosen.length === 1 ? plans.get(domain.chosen[0]) : undefined) ??
+        await planDomain(
+          [...uids].filter(([, u]) => domain.chosen.includes(u)).map(([p]) =>
+            p
+          ),
+        );
     const skippedByPolicy = [...uids]
       .filter(([, u]) => !domain.chosen.includes(u))
       .map(([pid, uid]) => ({ pid, uid, comm: readComm(pid) }));
@@ -395,7 +397,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     try {
       framesBefore = readSelectionFrames(ranges, zero);
     } catch (err) {
-      if (!(err instanceof FramesUnavailable)) throw err;
+      if (!(err instanceof FramesHidden)) throw err;
       warnings.push(
         "achieved is measured with KSM's global counters: PFNs need CAP_SYS_ADMIN",
       );
