@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { processGone } from "../errors.ts";
 
 /** What a mapping is, for mergemem's purposes. */
 export type MappingKind =
@@ -167,7 +168,17 @@ export function parseSmaps(text: string): Mapping[] {
   return out;
 }
 
-/** Reads and parses /proc/PID/smaps. */
+/**
+ * Reads and parses /proc/PID/smaps.
+ *
+ * @throws {SyscallError} ESRCH when the process has no address space any
+ *   more: a zombie's smaps reads as empty (a live user process always has
+ *   mappings; kernel threads are never scanned).
+ */
 export function readSmaps(pid: number): Mapping[] {
-  return parseSmaps(Deno.readTextFileSync(`/proc/${pid}/smaps`));
+  const maps = parseSmaps(Deno.readTextFileSync(`/proc/${pid}/smaps`));
+  if (maps.length === 0) {
+    throw processGone("read", `/proc/${pid}/smaps is empty (exited)`);
+  }
+  return maps;
 }

@@ -1,0 +1,120 @@
+/**
+ * Processes that vanish during a scan (issue 7, "processes that vanish"):
+ * a server whose children exit (or exec) at random moments and linger
+ * unreaped as zombies for a while, as apache2's and php-fpm's do, scanned
+ * 200 times back to back together with workers of exactly known memory.
+ * No scan may fail; every vanished process is skipped with its reason;
+ * the survivors' figures stay exact. Run as root.
+ */
+import { deepStrictEqual as eq, ok } from "node:assert/strict";
+import { scan } from "../../src/scan/mod.ts";
+import type { ProcessResult } from "../../src/scan/mod.ts";
+import { startWorker, type Worker } from "../helpers/workers.ts";
+
+const D = 8, U = 5, C = 6, Z = 4, R = 3, T = 7;
+const SPEC = {
+  dup: D,
+  unique: U,
+  common: C,
+  zero: Z,
+  zeroRead: R,
+  untouched: T,
+};
+const P = D + U + C + Z + R;
+const row = (dup: number, shared: number, save: number) => ({
+  present: P,
+  zero: Z + R,
+  dup,
+  shared,
+  save,
+});
+// The survivors' region counts, W1 W2 W3 parent child (as scan_test.ts).
+const EXPECTED = [
+  row(D + C, R, D - 1 + Z),
+  row(D + C, R, D + C + Z),
+  row(D + C, R, D + C + Z),
+  row(D + C, P, D + C + Z),
+  row(D + C, P, 0),
+];
+
+async function buildServer(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "mergemem-churn-" });
+  const out = `${dir}/scan_churn_server`;
+  const src = new URL("./scan_churn_server.c", import.meta.url).pathname;
+  const r = await new Deno.Command("gcc", {
+    args: ["-O2", "-Wall", "-o", out, src],
+  }).output();
+  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
+  return out;
+}
+
+/** Starts the churning server; returns its process and a stop function. */
+async function startServer(bin: string, children: number, pages: number) {
+  const proc = new Deno.Command(bin, {
+    args: [String(children), String(pages), "7"],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const reader = proc.stdout.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  ok(new TextDecoder().decode(value).startsWith("READY"));
+  const writer = proc.stdin.getWriter();
+  return {
+    pid: proc.pid,
+    async stop() {
+      await writer.close().catch(() => {});
+      await proc.stdout.cancel().catch(() => {});
+      await proc.status;
+    },
+  };
+}
+
+Deno.test("scan: 200 scans while a server's children exit, exec and linger as zombies", async () => {
+  const bin = await buildServer();
+  const workers: Worker[] = [];
+  for (let i = 0; i < 3; i++) workers.push(await startWorker(SPEC));
+  workers.push(await startWorker({ ...SPEC, fork: true }));
+  const survivors = [...workers.map((w) => w.pid), workers[3].child];
+  const addr = workers[0].addr;
+  const server = await startServer(bin, 8, 1024);
+  const comm = bin.split("/").pop()!.slice(0, 15);
+  let skipped = 0, zombies = 0;
+  const reasons = new Set<string>();
+  try {
+    for (let i = 0; i < 200; i++) {
+      // The server's children are found by comm, the workers by pid.
+      const r = await scan({
+        selection: { pids: survivors, comms: [comm] },
+        checksum: i % 2 ? "xxh64" : "fast",
+      });
+      for (const p of r.processes) {
+        if (p.skipped) {
+          skipped++;
+          reasons.add(p.skipped.reason);
+          if (/exited|zombie|empty/.test(p.skipped.message)) zombies++;
+        }
+      }
+      const got = survivors.map((pid) => {
+        const p = r.processes.find((x) => x.pid === pid) as ProcessResult;
+        eq(p.skipped, null, `scan ${i}: survivor ${pid} skipped`);
+        const m = p.mappings.find((x) => x.start === addr)!;
+        return {
+          present: m.pages_present,
+          zero: m.pages_zero,
+          dup: m.pages_duplicate,
+          shared: m.pages_shared_already,
+          save: m.saveable_pages,
+        };
+      });
+      eq(got, EXPECTED, `scan ${i}`);
+    }
+  } finally {
+    await server.stop();
+    for (const w of workers) await w.stop();
+  }
+  // The churn really happened under the scans, and only as "gone".
+  ok(skipped > 0, "no process vanished mid-scan: the test did not test");
+  eq([...reasons], ["ESRCH"]);
+  console.log(`${skipped} skips, ${zombies} of them zombies`);
+});
