@@ -10,6 +10,7 @@ import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { scan } from "../../src/scan/mod.ts";
 import type { ProcessResult } from "../../src/scan/mod.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
+import { startChurnServer } from "../helpers/churn.ts";
 
 const D = 8, U = 5, C = 6, Z = 4, R = 3, T = 7;
 const SPEC = {
@@ -37,48 +38,14 @@ const EXPECTED = [
   row(D + C, P, 0),
 ];
 
-async function buildServer(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "mergemem-churn-" });
-  const out = `${dir}/scan_churn_server`;
-  const src = new URL("./scan_churn_server.c", import.meta.url).pathname;
-  const r = await new Deno.Command("gcc", {
-    args: ["-O2", "-Wall", "-o", out, src],
-  }).output();
-  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
-  return out;
-}
-
-/** Starts the churning server; returns its process and a stop function. */
-async function startServer(bin: string, children: number, pages: number) {
-  const proc = new Deno.Command(bin, {
-    args: [String(children), String(pages), "7"],
-    stdin: "piped",
-    stdout: "piped",
-  }).spawn();
-  const reader = proc.stdout.getReader();
-  const { value } = await reader.read();
-  reader.releaseLock();
-  ok(new TextDecoder().decode(value).startsWith("READY"));
-  const writer = proc.stdin.getWriter();
-  return {
-    pid: proc.pid,
-    async stop() {
-      await writer.close().catch(() => {});
-      await proc.stdout.cancel().catch(() => {});
-      await proc.status;
-    },
-  };
-}
-
 Deno.test("scan: 200 scans while a server's children exit, exec and linger as zombies", async () => {
-  const bin = await buildServer();
   const workers: Worker[] = [];
   for (let i = 0; i < 3; i++) workers.push(await startWorker(SPEC));
   workers.push(await startWorker({ ...SPEC, fork: true }));
   const survivors = [...workers.map((w) => w.pid), workers[3].child];
   const addr = workers[0].addr;
-  const server = await startServer(bin, 8, 1024);
-  const comm = bin.split("/").pop()!.slice(0, 15);
+  const server = await startChurnServer(8, 1024);
+  const comm = server.comm;
   let skipped = 0, zombies = 0;
   const reasons = new Set<string>();
   try {
