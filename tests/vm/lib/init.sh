@@ -45,6 +45,14 @@ done
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp || die "tmpfs /tmp"
 mount -t tmpfs -o mode=755 tmpfs $R/run || die "tmpfs /run"
 mount -t tmpfs -o mode=1777 tmpfs $R/var/tmp || die "tmpfs /var/tmp"
+# Real servers (tests/vm/guest/t_5*.sh, servers_lib.sh) write logs, data,
+# sessions and caches here, and serve /var/www/html; the root is read-only.
+for d in /var/log /var/www/html /var/lib/postgresql /var/lib/php /var/cache/apache2; do
+	[ -d "$R$d" ] || continue
+	mount -t tmpfs -o mode=755 tmpfs "$R$d" || die "tmpfs $d"
+done
+# Servers listen on 127.0.0.1 (the guest has no NIC).
+ip link set lo up || die "loopback"
 mount -t proc proc $R/proc || die "proc"
 mount -t sysfs sysfs $R/sys || die "sysfs"
 mount -t devtmpfs devtmpfs $R/dev || die "devtmpfs"

@@ -1,0 +1,290 @@
+/**
+ * The mergemem side of the real-server tests (t_5*.sh, servers_lib.sh),
+ * run in the guest once a server is up, warmed and idle:
+ *
+ *   $DENO run -A tests/vm/guest/servers_check.ts scan  LABEL SELECTION...
+ *   $DENO run -A tests/vm/guest/servers_check.ts merge LABEL SELECTION...
+ *
+ * SELECTION is what both `mergemem` and the independent counter
+ * (count_pages.c) take: `--comm NAME`, `--user NAME`, `--pid PID`.
+ *
+ * scan: `mergemem scan SELECTION --json` (the default back-end, and the user
+ * back-end too when the default is the kernel's) must equal count_pages
+ * exactly: pages_scanned, pages_present, pages_zero, pages_duplicate,
+ * pages_shared_already and saveable_pages, in total and per process. The
+ * figures are only comparable if the processes did not change meanwhile, so
+ * the scans are bracketed by two counts that must agree; if they do not
+ * (a server's background work touched memory), the round is repeated.
+ *
+ * merge: `mergemem merge SELECTION --json`, with no other flag, must exit 0
+ * and achieve at least 95% of its prediction (achieved_pages /
+ * predicted_saveable_pages); an independent count before and after must
+ * show the frames freed as well; every writable file of /sys/kernel/mm/ksm
+ * must be as before. Prints `RESULT server=LABEL kernel=... predicted=N
+ * achieved=M ...` for the log.
+ *
+ * Exits 1 with a FAIL line on the first failed check.
+ *
+ * @module
+ */
+
+const repo = new URL("../../../", import.meta.url).pathname;
+const deno = Deno.execPath();
+const COUNT = `${repo}tests/vm/guest/count_pages`;
+const KSM = "/sys/kernel/mm/ksm";
+const kernel = Deno.readTextFileSync("/proc/sys/kernel/osrelease").trim();
+
+/** The figures compared, as named by mergemem.scan/1 and count_pages. */
+const FIGURES = [
+  "pages_scanned",
+  "pages_present",
+  "pages_zero",
+  "pages_duplicate",
+  "pages_shared_already",
+  "saveable_pages",
+] as const;
+type Figures = Record<(typeof FIGURES)[number], number>;
+
+/** The part of mergemem.scan/1 that is compared. */
+interface ScanJson {
+  backend: string;
+  totals: Figures & { processes: number; processes_skipped: number };
+  processes: { pid: number; totals: Figures }[];
+}
+
+interface Count {
+  processes: ({ pid: number; comm: string; gone: boolean } & Figures)[];
+  totals: Figures & { processes: number };
+}
+
+function check(cond: boolean, what: string): void {
+  if (!cond) {
+    console.log(`FAIL: ${what}`);
+    Deno.exit(1);
+  }
+  console.log(`ok: ${what}`);
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const r = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: r.code,
+    out: new TextDecoder().decode(r.stdout),
+    err: new TextDecoder().decode(r.stderr),
+  };
+}
+
+async function mergemem(args: string[]) {
+  const t0 = performance.now();
+  const r = await run(deno, ["run", "-A", `${repo}main.ts`, ...args]);
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  console.log(`$ mergemem ${args.join(" ")} -> exit ${r.code} (${secs}s)`);
+  if (r.err.trim()) console.log(r.err.trimEnd());
+  return r;
+}
+
+async function count(selection: string[]): Promise<Count> {
+  const r = await run(COUNT, selection);
+  if (r.code !== 0) {
+    console.log(`FAIL: count_pages ${selection.join(" ")}: ${r.err}`);
+    Deno.exit(1);
+  }
+  const c = JSON.parse(r.out) as Count;
+  const gone = c.processes.filter((p) => p.gone).map((p) => p.pid);
+  check(gone.length === 0, `count_pages read every process (gone: ${gone})`);
+  return c;
+}
+
+function show(f: Figures): string {
+  return FIGURES.map((k) => `${k}=${f[k]}`).join(" ");
+}
+
+/** The per-process and total figures, as one comparable string. */
+function key(c: Count): string {
+  return JSON.stringify([
+    c.processes.map((p) => [p.pid, ...FIGURES.map((k) => p[k])]),
+    FIGURES.map((k) => c.totals[k]),
+  ]);
+}
+
+/** Every file of /sys/kernel/mm/ksm: name -> [writable, content]. */
+function ksmFiles(): Map<string, [boolean, string]> {
+  const m = new Map<string, [boolean, string]>();
+  for (
+    const e of [...Deno.readDirSync(KSM)].sort((a, b) =>
+      a.name < b.name ? -1 : 1
+    )
+  ) {
+    const path = `${KSM}/${e.name}`;
+    const writable = ((Deno.statSync(path).mode ?? 0) & 0o200) !== 0;
+    m.set(e.name, [writable, Deno.readTextFileSync(path).trim()]);
+  }
+  return m;
+}
+
+async function scan(label: string, selection: string[]) {
+  for (let round = 1;; round++) {
+    const before = await count(selection);
+    const scans: { backend: string; json: ScanJson }[] = [];
+    const first = await mergemem(["scan", ...selection, "--json"]);
+    check(first.code === 0, `scan exits 0`);
+    scans.push({ backend: "default", json: JSON.parse(first.out) });
+    if (scans[0].json.backend === "kernel") {
+      const u = await mergemem([
+        "scan",
+        ...selection,
+        "--backend",
+        "user",
+        "--json",
+      ]);
+      check(u.code === 0, `scan --backend user exits 0`);
+      scans.push({ backend: "user", json: JSON.parse(u.out) });
+    }
+    const after = await count(selection);
+    if (key(before) !== key(after)) {
+      console.log(
+        `round ${round}: the processes changed during the scans, count before: ${
+          show(before.totals)
+        }; after: ${show(after.totals)}`,
+      );
+      check(round < 4, "the server's memory stayed still for one round");
+      await sleep(2000);
+      continue;
+    }
+    console.log(
+      `COUNT server=${label} kernel=${kernel} processes=${before.totals.processes} ${
+        show(before.totals)
+      }`,
+    );
+    for (const { json } of scans) {
+      const b = json.backend;
+      console.log(
+        `SCAN server=${label} kernel=${kernel} backend=${b} processes=${json.totals.processes} ${
+          show(json.totals)
+        }`,
+      );
+      check(
+        json.totals.processes_skipped === 0,
+        `${b}: no process skipped (${json.totals.processes_skipped})`,
+      );
+      const pids = json.processes.map((p: { pid: number }) => p.pid).join(",");
+      check(
+        pids === before.processes.map((p) => p.pid).join(","),
+        `${b}: the same ${before.totals.processes} processes (${pids})`,
+      );
+      for (const k of FIGURES) {
+        check(
+          json.totals[k] === before.totals[k],
+          `${b}: total ${k} ${json.totals[k]} == independent ${
+            before.totals[k]
+          }`,
+        );
+      }
+      const bad = json.processes.flatMap((
+        p: { pid: number; totals: Figures },
+        i: number,
+      ) =>
+        FIGURES.filter((k) => p.totals[k] !== before.processes[i][k]).map(
+          (k) =>
+            `pid ${p.pid} ${k} ${p.totals[k]} != ${before.processes[i][k]}`,
+        )
+      );
+      check(
+        bad.length === 0,
+        `${b}: every process's figures equal the independent count${
+          bad.length ? ": " + bad.slice(0, 8).join("; ") : ""
+        }`,
+      );
+    }
+    return;
+  }
+}
+
+async function merge(label: string, selection: string[]) {
+  const before = await count(selection);
+  const ksm0 = ksmFiles();
+  const r = await mergemem(["merge", ...selection, "--json"]);
+  const ksm1 = ksmFiles();
+  if (r.code === 6 && Deno.env.get("MERGEMEM_KO") === "") {
+    // No module built for this kernel, and no other engine could mark.
+    console.log("SKIP: merge needs the module, not built for this kernel");
+    Deno.exit(77);
+  }
+  check(r.code === 0, `merge ${selection.join(" ")} exits 0 (got ${r.code})`);
+  const m = JSON.parse(r.out);
+  const after = await count(selection);
+  const predicted = m.predicted_saveable_pages as number;
+  const achieved = m.achieved_pages as number;
+  // The same selection's saveable pages (distinct frames - distinct
+  // contents), counted independently: what the merge freed, whoever freed it.
+  const freed = before.totals.saveable_pages - after.totals.saveable_pages;
+  const pct = (x: number) => (100 * x / predicted).toFixed(1);
+  console.log(
+    `RESULT server=${label} kernel=${kernel} predicted=${predicted} achieved=${achieved} ` +
+      `(${pct(achieved)}%) independent_freed=${freed} (${pct(freed)}%) ` +
+      `saveable_before=${before.totals.saveable_pages} saveable_after=${after.totals.saveable_pages} ` +
+      `ksmd_end=${m.ksmd_end} seconds=${
+        m.seconds?.toFixed?.(1)
+      } scans=${m.ksmd_full_scans}`,
+  );
+  const marked =
+    m.processes.filter((p: { vmas_marked: number }) => p.vmas_marked > 0)
+      .length;
+  console.log(
+    `merge: ${m.processes.length} processes, ${marked} with VMAs marked; skipped: ${
+      JSON.stringify(m.skipped ?? [])
+    }; warnings: ${JSON.stringify(m.warnings ?? [])}`,
+  );
+  check(predicted >= 500, `a real prediction (${predicted} pages)`);
+  check(
+    achieved >= 0.95 * predicted,
+    `achieved ${achieved} >= 95% of predicted ${predicted}`,
+  );
+  check(
+    freed >= 0.95 * predicted,
+    `independently counted frames freed ${freed} >= 95% of predicted ${predicted}`,
+  );
+  const changed: string[] = [];
+  for (const [name, [writable, v0]] of ksm0) {
+    const v1 = ksm1.get(name)?.[1];
+    if (writable && v1 !== v0) changed.push(`${name}: ${v0} -> ${v1}`);
+  }
+  console.log(
+    `ksm settings before/after: ${
+      [...ksm0].filter(([, [w]]) => w).map(([n, [, v]]) => `${n}=${v}`).join(
+        " ",
+      )
+    }`,
+  );
+  console.log(
+    `ksm counters before -> after: ${
+      [...ksm0].filter(([, [w]]) => !w).map(([n, [, v]]) =>
+        `${n}=${v}->${ksm1.get(n)?.[1]}`
+      ).join(" ")
+    }`,
+  );
+  check(
+    changed.length === 0,
+    `every writable file of ${KSM} as before${
+      changed.length ? ": " + changed.join(", ") : ""
+    }`,
+  );
+}
+
+const [cmd, label, ...selection] = Deno.args;
+if (!label || selection.length === 0 || !["scan", "merge"].includes(cmd)) {
+  console.error("usage: servers_check.ts scan|merge LABEL SELECTION...");
+  Deno.exit(2);
+}
+await (cmd === "scan" ? scan(label, selection) : merge(label, selection));

@@ -1,0 +1,266 @@
+# shellcheck shell=bash
+# Sourced by the real-server tests (t_50_apache.sh, t_51_phpfpm.sh,
+# t_52_postgres.sh). They run Debian's own servers from the host's packages
+# (scripts/vm-deps.sh installs them, never running them on the host) over
+# the guest's read-only 9p root: tests/vm/lib/init.sh puts tmpfs over
+# /var/log, /var/www/html, /var/lib/postgresql, /var/lib/php and
+# /var/cache/apache2 and brings the loopback interface up.
+#
+# Each server runs from a configuration written here, under $ST, not from
+# the host's /etc: what the host's admin enabled there is not the test's
+# business, and the pools must be fixed (a pool that forks or reaps workers
+# between two counts changes the figures being compared).
+#
+# The checks themselves are in servers_check.ts: `check_scan` (mergemem scan
+# against count_pages.c) and `check_merge` (merge with no extra flag, >= 95%
+# of the prediction, KSM settings restored).
+set -euo pipefail
+G=$REPO/tests/vm/guest
+ST=/run/mergemem-servers
+mkdir -p "$ST"
+ok() { echo "ok: $*"; }
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+# The module, when one was built for this kernel (mergemem_vm_lib.sh loads
+# it). Without one, the scans are still checked; merge then needs another
+# marking engine, else the test ends as SKIP (servers_check.ts).
+if [[ ${MERGEMEM_VM_NO_DKMS:-0} != 1 && -n ${MERGEMEM_KO:-} ]]; then
+	# shellcheck source=mergemem_vm_lib.sh
+	. "$G/mergemem_vm_lib.sh"
+fi
+[[ -x $G/count_pages ]] || fail "$G/count_pages not built (make -C tests/vm/guest)"
+
+# Stop functions of the servers started, run at exit whatever happens.
+STOPS=()
+servers_exit() {
+	local rc=$? s
+	for s in "${STOPS[@]}"; do "$s" || true; done
+	if declare -F ksm_defaults >/dev/null; then ksm_defaults; fi
+	return "$rc"
+}
+trap servers_exit EXIT
+
+# KSM settings that are not the defaults, so that "restored" means restored
+# (ksmd is off, as on a host where only mergemem runs it).
+echo 0 >/sys/kernel/mm/ksm/run
+echo 123 >/sys/kernel/mm/ksm/pages_to_scan
+echo 37 >/sys/kernel/mm/ksm/sleep_millisecs
+
+check_scan() { "$DENO" run -A "$G/servers_check.ts" scan "$@"; }
+check_merge() { "$DENO" run -A "$G/servers_check.ts" merge "$@"; }
+
+# count_procs COMM: how many processes run COMM.
+count_procs() { pgrep -x "$1" | wc -l; }
+
+# wait_procs COMM N: until exactly N processes run COMM (30 s).
+wait_procs() {
+	local i
+	for i in $(seq 300); do
+		[[ $(count_procs "$1") -eq $2 ]] && return 0
+		sleep 0.1
+	done
+	fail "$2 $1 processes expected, $(count_procs "$1") running"
+}
+
+# wait_gone PID...: until these processes have exited (30 s).
+wait_gone() {
+	local i p alive
+	for i in $(seq 300); do
+		alive=0
+		for p; do kill -0 "$p" 2>/dev/null && alive=1; done
+		((alive)) || return 0
+		sleep 0.1
+	done
+	echo "warning: still running: $*"
+}
+
+install_page() {
+	install -m 644 "$G/www/index.php" /var/www/html/index.php
+}
+
+# --- apache2, prefork + mod_php -------------------------------------------
+APACHE_CONF=$ST/apache2.conf
+APACHE_POOL=8
+apache_start() {
+	local m=/usr/lib/apache2/modules php
+	php=$(find "$m" -name 'libphp*.so' | sort -V | tail -n1)
+	[[ -n $php ]] || fail "no mod_php in $m (scripts/vm-deps.sh)"
+	install_page
+	mkdir -p /var/log/apache2 /run/apache2 /run/lock/apache2
+	# Debian's default module set (a2enmod's defaults), prefork and mod_php,
+	# with a fixed pool: StartServers = MinSpareServers = MaxSpareServers =
+	# MaxRequestWorkers, no recycling.
+	cat >"$APACHE_CONF" <<EOF
+ServerRoot /etc/apache2
+ServerName localhost
+Listen 127.0.0.1:80
+PidFile /run/apache2/apache2.pid
+Mutex file:/run/lock/apache2 default
+User www-data
+Group www-data
+ErrorLog /var/log/apache2/error.log
+LogLevel warn
+LoadModule mpm_prefork_module $m/mod_mpm_prefork.so
+$(for mod in access_compat alias auth_basic authn_core authn_file authz_core authz_host \
+	authz_user autoindex deflate dir env filter mime negotiation reqtimeout setenvif status; do
+	echo "LoadModule ${mod}_module $m/mod_$mod.so"
+done)
+LoadModule php_module $php
+StartServers $APACHE_POOL
+MinSpareServers $APACHE_POOL
+MaxSpareServers $APACHE_POOL
+ServerLimit $APACHE_POOL
+MaxRequestWorkers $APACHE_POOL
+MaxConnectionsPerChild 0
+TypesConfig /etc/mime.types
+DocumentRoot /var/www/html
+DirectoryIndex index.php index.html
+<Directory /var/www/html>
+	Require all granted
+</Directory>
+<FilesMatch "\.php$">
+	SetHandler application/x-httpd-php
+</FilesMatch>
+EOF
+	apache2 -f "$APACHE_CONF" -t >/dev/null 2>&1 || apache2 -f "$APACHE_CONF" -t
+	apache2 -f "$APACHE_CONF" -k start
+	STOPS+=(apache_stop)
+	wait_procs apache2 $((APACHE_POOL + 1))
+	ok "apache2 $(apache2 -v | sed -n 's/^Server version: //p'), prefork, $php: 1 + $APACHE_POOL processes"
+}
+apache_stop() {
+	local pid
+	pid=$(cat /run/apache2/apache2.pid 2>/dev/null) || return 0
+	apache2 -f "$APACHE_CONF" -k stop 2>/dev/null || kill "$pid" 2>/dev/null || true
+	wait_gone "$pid"
+}
+
+# http_get PATH OUT: GET http://127.0.0.1PATH with bash's /dev/tcp; the body
+# goes to OUT; fails unless the status is 200.
+http_get() {
+	local fd
+	exec {fd}<>/dev/tcp/127.0.0.1/80
+	printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" >&"$fd"
+	cat <&"$fd" >"$2.raw"
+	exec {fd}>&-
+	head -n1 "$2.raw" | grep -q '^HTTP/1\.[01] 200 ' || fail "GET $1: $(head -n1 "$2.raw")"
+	sed '1,/^\r$/d' "$2.raw" >"$2"
+}
+
+# ab_run N OUT: N requests for the page, as many at once as the pool has
+# workers; fails unless all N completed with no failure and status 200.
+ab_run() {
+	ab -n "$1" -c "$APACHE_POOL" http://127.0.0.1/index.php >"$2" 2>&1 || fail "ab: $(tail -n 3 "$2")"
+	grep -E '^(Complete|Failed) requests|^Document Length|^Non-2xx' "$2" | sed 's/^/  ab: /'
+	grep -qE "^Complete requests: +$1\$" "$2" || fail "ab: not all $1 requests complete"
+	grep -qE '^Failed requests: +0$' "$2" || fail "ab: failed requests"
+	! grep -q '^Non-2xx' "$2" || fail "ab: non-2xx responses"
+	ok "ab -n $1 -c $APACHE_POOL: $1 complete, 0 failed"
+}
+
+# --- php-fpm, static pool ---------------------------------------------------
+FPM_CONF=$ST/php-fpm.conf
+FPM_POOL=8
+FPM_ADDR=127.0.0.1:9000
+FPM=$(find /usr/sbin -name 'php-fpm*' | sort -V | tail -n1)
+FPM_COMM=${FPM##*/}
+fpm_start() {
+	[[ -x $FPM ]] || fail "no php-fpm in /usr/sbin (scripts/vm-deps.sh)"
+	install_page
+	cat >"$FPM_CONF" <<EOF
+[global]
+pid = $ST/php-fpm.pid
+error_log = /var/log/php-fpm.log
+daemonize = yes
+[www]
+user = www-data
+group = www-data
+listen = $FPM_ADDR
+pm = static
+pm.max_children = $FPM_POOL
+pm.max_requests = 0
+EOF
+	"$FPM" -y "$FPM_CONF"
+	STOPS+=(fpm_stop)
+	wait_procs "$FPM_COMM" $((FPM_POOL + 1))
+	ok "$("$FPM" -v | head -n1 | cut -d' ' -f1-2), pm = static, 1 + $FPM_POOL processes"
+}
+fpm_stop() {
+	local pid
+	pid=$(cat "$ST/php-fpm.pid" 2>/dev/null) || return 0
+	kill -QUIT "$pid" 2>/dev/null || true
+	wait_gone "$pid"
+}
+
+# fcgi_run N OUT: N FastCGI requests for the page, as many at once as the
+# pool has workers; the body goes to OUT; fails on any failed request.
+fcgi_run() {
+	"$DENO" run -A "$G/fcgi_client.ts" "$FPM_ADDR" /var/www/html/index.php "$1" "$FPM_POOL" >"$2" ||
+		fail "FastCGI requests failed"
+	ok "$1 FastCGI requests, $FPM_POOL at a time: 0 failed, one body"
+}
+
+# --- PostgreSQL -------------------------------------------------------------
+PG_BIN=$(find /usr/lib/postgresql -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n1)
+PG_DATA=/var/lib/postgresql/mergemem-vm
+PG_SOCK=/run/postgresql
+PG_SESSIONS=8
+PG_FDS=()
+pg_start() {
+	[[ -x $PG_BIN/initdb ]] || fail "no PostgreSQL under /usr/lib/postgresql (scripts/vm-deps.sh)"
+	install -d -o postgres -g postgres -m 700 "$PG_DATA"
+	install -d -o postgres -g postgres -m 2775 "$PG_SOCK" /var/log/postgresql
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust \
+		--no-sync -E UTF8 --locale=C >"$ST/initdb.log" 2>&1 || { cat "$ST/initdb.log"; fail initdb; }
+	# Unix socket only; no autovacuum: its workers come and go every
+	# naptime, changing the process set between two counts.
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l /var/log/postgresql/vm.log -w \
+		-o "-c listen_addresses='' -k $PG_SOCK -c autovacuum=off -c fsync=off" start >/dev/null ||
+		{ cat /var/log/postgresql/vm.log; fail "pg_ctl start"; }
+	STOPS+=(pg_stop)
+	ok "$("$PG_BIN/postgres" --version) in $PG_DATA"
+}
+pg_stop() {
+	local fd
+	for fd in "${PG_FDS[@]}"; do exec {fd}>&-; done
+	PG_FDS=()
+	[[ -f $PG_DATA/postmaster.pid ]] || return 0
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null || true
+}
+pg_psql() { psql -X -q -A -t -h "$PG_SOCK" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+
+# pg_sessions: PG_SESSIONS psql sessions held open, each reading SQL from a
+# fifo that this shell keeps open for writing (PG_FDS), so that each holds
+# one backend until pg_stop closes it.
+pg_sessions() {
+	local i fd
+	for i in $(seq "$PG_SESSIONS"); do
+		mkfifo "$ST/pg$i.in"
+		pg_psql <"$ST/pg$i.in" >"$ST/pg$i.out" 2>&1 &
+		exec {fd}>"$ST/pg$i.in"
+		PG_FDS+=("$fd")
+	done
+}
+
+# pg_all FILE TAG: runs the SQL of FILE in every session, waits until each
+# has printed its results; session i's results go to $ST/TAG.i.
+pg_all() {
+	local i n=0 fd
+	for i in $(seq "$PG_SESSIONS"); do
+		fd=${PG_FDS[i - 1]}
+		printf '\\echo ==begin %s==\n' "$2" >&"$fd"
+		cat "$1" >&"$fd"
+		printf '\\echo ==end %s==\n' "$2" >&"$fd"
+	done
+	for i in $(seq "$PG_SESSIONS"); do
+		for n in $(seq 1200); do
+			grep -q "^==end $2==\$" "$ST/pg$i.out" && break
+			sleep 0.1
+		done
+		grep -q "^==end $2==\$" "$ST/pg$i.out" || fail "session $i: no results for $2: $(tail -n 5 "$ST/pg$i.out")"
+		sed -n "/^==begin $2==\$/,/^==end $2==\$/{/^==/d;p}" "$ST/pg$i.out" >"$ST/$2.$i"
+	done
+}
