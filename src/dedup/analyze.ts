@@ -33,6 +33,7 @@
  * @module
  */
 import { lib } from "../ffi/libc.ts";
+import { accountContent } from "./accounting.ts";
 import {
   addPages,
   addressOf,
@@ -44,7 +45,6 @@ import {
 import {
   F_EXCLUSIVE,
   F_KSM,
-  F_SHARED,
   F_THP,
   F_ZERO,
   identity,
@@ -167,10 +167,6 @@ export function analyze(
 
   const addrOf = (i: number) => maps[mapIdx[i]].start + pageIdx[i] * ps;
   const pidOf = (i: number) => maps[mapIdx[i]].pid;
-  const before = (i: number, j: number) =>
-    mapIdx[i] < mapIdx[j] ||
-    (mapIdx[i] === mapIdx[j] && pageIdx[i] < pageIdx[j]);
-
   // /proc/PID/mem of the last pid read through it.
   let memPid = -1;
   let mem: Deno.FsFile | null = null;
@@ -278,61 +274,41 @@ export function analyze(
     if (!(f & F_EXCLUSIVE)) c.sharedEstimate[mi]++;
     if (f & F_KSM) c.ksm[mi]++;
     if (f & F_THP) c.thp[mi]++;
-    if (f & F_SHARED) c.sharedAlready[mi]++;
   }
 
-  // Per-label state of the group being accounted (labels are dense from
-  // the group's first label, plus ZERO_LABEL).
-  let infFrames = new Uint32Array(64);
-  let infKeeper = new Int32Array(64);
-  let infPseudo = new Uint8Array(64);
+  const cols = { mapping: mapIdx, page: pageIdx, frame: pfn };
+  let scratch = new Uint32Array(64);
+  const byLabel = (a: number, b: number) =>
+    label[a] !== label[b]
+      ? label[a] - label[b]
+      : pfn[a] !== pfn[b]
+      ? pfn[a] - pfn[b]
+      : a - b;
 
-  /** Accounts a labelled group: order positions [s, e). */
+  /**
+   * Accounts a labelled group, order positions [s, e) (by hash, pfn,
+   * row): each content of it by the rules of accounting.ts.
+   */
   function account(s: number, e: number): void {
-    let base = nextLabel, top = 0;
+    let mixed = false;
     for (let j = s; j < e; j++) {
-      const l = label[order[j]];
-      if (l === ZERO_LABEL) continue;
-      if (l < base) base = l;
-      if (l > top) top = l;
+      basic(order[j]);
+      if (label[order[j]] !== label[order[s]]) mixed = true;
     }
-    const nl = top >= base ? top - base + 2 : 1; // slot 0: the zero label
-    if (infFrames.length < nl) {
-      const cap = Math.max(nl, infFrames.length * 2);
-      infFrames = new Uint32Array(cap);
-      infKeeper = new Int32Array(cap);
-      infPseudo = new Uint8Array(cap);
+    if (!mixed) {
+      accountContent(cols, order, s, e, label[order[s]] === ZERO_LABEL, c);
+      return;
     }
-    infFrames.fill(0, 0, nl);
-    infKeeper.fill(-1, 0, nl);
-    infPseudo.fill(0, 0, nl);
-    const slotOf = (l: number) => l === ZERO_LABEL ? 0 : l - base + 1;
-    // A frame head: the first row of a real frame, or the first row of a
-    // label among the PFN-less rows (one stand-in frame per content).
-    const isHead = (j: number, i: number, x: number): boolean => {
-      if (pfn[i] === 0) {
-        if (infPseudo[x]) return false;
-        infPseudo[x] = 1;
-        return true;
-      }
-      return j === s || pfn[i] !== pfn[order[j - 1]];
-    };
-    for (let j = s; j < e; j++) {
-      const i = order[j];
-      basic(i);
-      const x = slotOf(label[i]);
-      if (isHead(j, i, x)) {
-        infFrames[x]++;
-        if (infKeeper[x] < 0 || before(i, infKeeper[x])) infKeeper[x] = i;
-      }
-    }
-    infPseudo.fill(0, 0, nl);
-    for (let j = s; j < e; j++) {
-      const i = order[j];
-      const x = slotOf(label[i]);
-      if (infFrames[x] < 2) continue;
-      if (label[i] !== ZERO_LABEL) c.duplicate[mapIdx[i]]++;
-      if (isHead(j, i, x) && i !== infKeeper[x]) c.saveable[mapIdx[i]]++;
+    // Several contents under one hash: one run per content, by frame.
+    if (scratch.length < e - s) scratch = new Uint32Array(2 * (e - s));
+    const rows = scratch.subarray(0, e - s);
+    rows.set(order.subarray(s, e));
+    rows.sort(byLabel);
+    for (let a = 0; a < rows.length;) {
+      let b = a + 1;
+      while (b < rows.length && label[rows[b]] === label[rows[a]]) b++;
+      accountContent(cols, rows, a, b, label[rows[a]] === ZERO_LABEL, c);
+      a = b;
     }
   }
 

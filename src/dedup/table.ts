@@ -16,8 +16,6 @@ export const F_KSM = 8;
 export const F_THP = 16;
 /** kpageflags: the kernel's shared zero page. */
 export const F_ZERO_PAGE = 32;
-/** Another row has the same (real) PFN: the frame is already shared. */
-export const F_SHARED = 64;
 
 /** Columns of the page table. Row i is page i; see the field docs. */
 export interface PageTable {
@@ -90,26 +88,6 @@ export function reserve(t: PageTable, extra: number): void {
   t.hashHi = grown(t.hashHi, t.length, cap);
   t.flags = grown(t.flags, t.length, cap);
   t.capacity = cap;
-}
-
-/**
- * Sets {@link F_SHARED} on every row whose PFN another row has too: a frame
- * mapped twice among the scanned pages (fork COW, KSM, the zero page).
- * `order` must list the rows sorted by PFN ({@link sortOrder} "pfn").
- * PFN 0 (no PFN known) is never shared.
- */
-export function markSharedFrames(t: PageTable, order: Uint32Array): void {
-  const { pfn, flags } = t;
-  const n = t.length;
-  for (let j = 0; j < n; j++) {
-    const i = order[j];
-    const p = pfn[i];
-    if (
-      p !== 0 &&
-      ((j > 0 && pfn[order[j - 1]] === p) ||
-        (j + 1 < n && pfn[order[j + 1]] === p))
-    ) flags[i] |= F_SHARED;
-  }
 }
 
 /** [0, 1, ..., n - 1]. */

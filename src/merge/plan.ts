@@ -37,6 +37,11 @@
  *
  * @module
  */
+import {
+  accountContent,
+  type ContentCounts,
+  newContentCounts,
+} from "../dedup/accounting.ts";
 import { readMergeableMappings } from "../ksm/process.ts";
 import type {
   HashBackend,
@@ -268,32 +273,18 @@ function alone(m: MappingResult, g: number, c: Recount): MappingResult {
 }
 
 /** Per-mapping counts of {@link recount} (index: the scan's mapping). */
-export interface Recount {
-  duplicate: Float64Array;
-  saveable: Float64Array;
-  sharedAlready: Float64Array;
-}
+export type Recount = ContentCounts;
 
 /**
  * Counts pages_duplicate, saveable_pages and pages_shared_already of the
  * mappings with `chosen[g]` set as if only they had been scanned, from a
- * scan's content classes and frames, by the rules of
- * docs/accounting.md as src/dedup/analyze.ts applies them: within one
- * content, a frame is counted once (rows with frame 0, which have no
- * frame number, count as one frame per content); a content on two or
- * more frames makes every non-zero-filled page of it a duplicate and
- * every frame but one (the first by mapping and page) saveable, charged
- * to the mapping of the frame's first page; a page is shared already
- * when another counted page has its (non-zero) frame.
+ * scan's content classes and frames: each content's pages, ordered by
+ * frame, go through the scan's own rules ({@link accountContent},
+ * docs/accounting.md).
  */
 export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
-  const m = pages.mappings.length;
-  const c: Recount = {
-    duplicate: new Float64Array(m),
-    saveable: new Float64Array(m),
-    sharedAlready: new Float64Array(m),
-  };
-  const { mapping, page, frame, content } = pages;
+  const c = newContentCounts(pages.mappings.length);
+  const { mapping, frame, content } = pages;
   // Bucket the chosen rows by content (a counting sort), then order each
   // bucket by (frame, row).
   let maxLabel = 0, n = 0;
@@ -312,37 +303,14 @@ export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
   for (let i = 0; i < pages.count; i++) {
     if (chosen[mapping[i]]) rows[fill[content[i]]++] = i;
   }
-  const before = (i: number, j: number) =>
-    mapping[i] < mapping[j] || (mapping[i] === mapping[j] && page[i] < page[j]);
   const byFrame = (a: number, b: number) =>
     frame[a] !== frame[b] ? frame[a] - frame[b] : a - b;
+  const cols = { mapping, page: pages.page, frame };
   for (let l = 0; l <= maxLabel; l++) {
     const s = start[l], e = start[l + 1];
     if (e - s < 2) continue;
-    const b = rows.subarray(s, e);
-    b.sort(byFrame);
-    // Frame heads: the first row of each frame (frame 0: of the content).
-    let frames = 0, keeper = -1;
-    for (let j = 0; j < b.length; j++) {
-      const i = b[j];
-      const head = j === 0 || frame[i] !== frame[b[j - 1]];
-      if (!head) continue;
-      frames++;
-      if (keeper < 0 || before(i, keeper)) keeper = i;
-    }
-    for (let j = 0; j < b.length; j++) {
-      const i = b[j];
-      const f = frame[i];
-      if (
-        f !== 0 &&
-        ((j > 0 && frame[b[j - 1]] === f) ||
-          (j + 1 < b.length && frame[b[j + 1]] === f))
-      ) c.sharedAlready[mapping[i]]++;
-      if (frames < 2) continue;
-      if (l !== 0) c.duplicate[mapping[i]]++;
-      const head = j === 0 || f !== frame[b[j - 1]];
-      if (head && i !== keeper) c.saveable[mapping[i]]++;
-    }
+    rows.subarray(s, e).sort(byFrame);
+    accountContent(cols, rows, s, e, l === 0, c);
   }
   return c;
 }

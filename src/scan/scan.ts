@@ -12,7 +12,6 @@ import {
   F_KSM,
   F_THP,
   F_ZERO_PAGE,
-  markSharedFrames,
   newTable,
   reserve,
   setPfn,
@@ -450,7 +449,6 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   if (pfns) {
     sortOrder(table, "pfn", order);
     tp = lap(prof, "3.sort.pfn", tp);
-    markSharedFrames(table, order);
     if (kpf) {
       const flags = table.flags;
       lookupKpageflagsOrdered(
