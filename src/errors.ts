@@ -33,6 +33,9 @@ export const ExitCode = {
   Refused: 9,
   /** The operation ran but failed part-way (a system call failed). */
   Failed: 10,
+  /** Another mergemem run held the KSM lock (/run/mergemem/lock) for
+   * longer than the lock timeout (--lock-timeout). Nothing was changed. */
+  LockBusy: 11,
   /** Interrupted by SIGINT or SIGTERM (state was restored first). */
   Interrupted: 130,
 } as const;

@@ -1,6 +1,7 @@
 /**
  * The few libc functions mergemem needs, through Deno.dlopen: open, close,
- * ioctl and process_vm_readv, with errno reported as a {@link SyscallError}.
+ * ioctl, process_vm_readv and flock, with errno reported as a
+ * {@link SyscallError}.
  *
  * The library is opened lazily, once, so that importing this module costs
  * nothing and programs that never touch FFI need no --allow-ffi.
@@ -26,6 +27,8 @@ const SYMBOLS = {
   },
   // Byte comparison of two raw addresses (buffers that stay alive).
   memcmp: { parameters: ["usize", "usize", "usize"], result: "i32" },
+  // Advisory whole-file locks (the KSM lock, src/ksm/lock.ts).
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -83,6 +86,7 @@ export function throwErrno(syscall: string, detail?: string): never {
 export const O_RDONLY = 0;
 export const O_RDWR = 2;
 export const O_CLOEXEC = 0o2000000;
+export const O_CREAT = 0o100;
 
 /** A NUL-terminated C string. */
 export function cString(s: string): Uint8Array<ArrayBuffer> {
@@ -92,9 +96,12 @@ export function cString(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** open(2); returns the fd or throws a {@link SyscallError}. */
-export function openFd(path: string, flags: number): number {
-  const fd = lib().open(cString(path), flags | O_CLOEXEC, 0);
+/**
+ * open(2); returns the fd or throws a {@link SyscallError}. `mode` is the
+ * permission of a file that O_CREAT creates.
+ */
+export function openFd(path: string, flags: number, mode = 0): number {
+  const fd = lib().open(cString(path), flags | O_CLOEXEC, mode);
   if (fd < 0) throwErrno("open", path);
   return fd;
 }
@@ -102,6 +109,22 @@ export function openFd(path: string, flags: number): number {
 /** close(2), ignoring errors: there is nothing useful to do about them. */
 export function closeFd(fd: number): void {
   lib().close(fd);
+}
+
+/** flock(2) operations. */
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+/**
+ * flock(2). Returns true when the lock was taken, false when LOCK_NB was
+ * given and another open file holds it (EWOULDBLOCK); throws a
+ * {@link SyscallError} on any other failure.
+ */
+export function flock(fd: number, operation: number): boolean {
+  if (lib().flock(fd, operation) === 0) return true;
+  if (errno() === 11) return false;
+  throwErrno("flock");
 }
 
 /**

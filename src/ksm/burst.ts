@@ -3,23 +3,43 @@
  * put every setting back exactly as it was.
  *
  * ksmd merges asynchronously, at pages_to_scan pages every sleep_millisecs
- * (defaults 100 / 20 ms, about 20 MB/s). A burst records the settings, sets
- * a high scan rate with run=1, waits until the merged pages reach the
- * prediction or stop rising (or a timeout), and restores the settings in a
- * finally block, so also on errors and on SIGINT/SIGTERM. Restoring run=0
- * stops ksmd but keeps every merge that was made: the saving then costs no
- * CPU at all.
+ * (defaults 100 / 20 ms, about 20 MB/s). A burst
+ * - takes the KSM lock (src/ksm/lock.ts), so that no other mergemem changes
+ *   the settings meanwhile, restoring a crashed burst's settings first;
+ * - records the settings in the journal (src/ksm/journal.ts), so that a
+ *   burst killed with SIGKILL is repaired by the next mergemem command;
+ * - sets a high scan rate with run=1, turns the advisor and smart scan
+ *   off, and waits until the caller's progress() reaches the prediction,
+ *   stops rising, or a timeout passes;
+ * - restores the settings in a finally block (also on errors and on
+ *   SIGINT/SIGTERM) and removes the journal. Restoring run=0 stops ksmd
+ *   but keeps every merge that was made: the saving then costs no CPU.
+ *
+ * When to stop. progress() is the truth: the caller measures what its
+ * selection freed (distinct frames), which also sees frames freed onto
+ * the zero page (use_zero_pages, THP splits) that pages_sharing misses;
+ * the burst reads no global counter for the decision. KSM merges a page
+ * whose content is stable within two full scans (the first confirms the
+ * checksum, the second merges it through the unstable tree), so a burst
+ * has stalled once {@link STALL_SCANS} full scans completed after the
+ * last rise of progress() with no further rise. Smart scan (6.7+) skips
+ * pages that failed to merge for up to 8 later scans, which would make a
+ * scan-counting rule stop early; the burst turns it off (it is restored
+ * like the others), and where that fails it waits
+ * {@link STALL_SCANS_SMART} scans instead. While progress() still rises,
+ * only the target or the timeout end the burst.
+ *
+ * progress() may be expensive (a pagemap read of every chosen VMA), so it
+ * is called no more often than every {@link PROGRESS_COST_FACTOR} times
+ * its own last measured cost (and at most every pollMs).
  *
  * @module
  */
 import { ExitCode, MergememError } from "../errors.ts";
-import {
-  KSM_DIR,
-  readKsm,
-  readKsmFile,
-  readKsmNumber,
-  writeKsmFile,
-} from "./sysfs.ts";
+import { removeJournal, RUN_DIR, writeJournal } from "./journal.ts";
+import { type KsmLockOptions, withKsmLock } from "./lock.ts";
+import { type RestoreMismatch, restoreSettings } from "./settings.ts";
+import { KSM_DIR, readKsm, readKsmNumber, writeKsmFile } from "./sysfs.ts";
 
 /** A guard that turns SIGINT/SIGTERM into an aborted signal. */
 export interface SignalGuard {
@@ -70,30 +90,38 @@ export function throwIfInterrupted(signal?: AbortSignal): void {
   }
 }
 
-/** Options of {@link runBurst}. */
-export interface BurstOptions {
+/** Options of {@link runBurst}; the lock options are {@link KsmLockOptions}. */
+export interface BurstOptions extends KsmLockOptions {
   /** The KSM sysfs directory. */
   dir?: string;
   /** pages_to_scan during the burst (default 10000). */
   pagesToScan?: number;
   /** sleep_millisecs during the burst (default 0). */
   sleepMillisecs?: number;
-  /** The measure of merging progress, such as the pages_sharing delta. */
+  /**
+   * The measure of merging progress: pages the caller's selection freed
+   * so far. The only input of the stop decision besides full_scans.
+   */
   progress: () => number;
   /** Stop once progress() reaches this (the prediction). */
   target?: number;
   /** Give up after this many milliseconds (default 60000). */
   timeoutMs?: number;
-  /** How often to poll (default 20 ms). */
+  /** The shortest interval between two progress() calls (default 20 ms). */
   pollMs?: number;
+  /** Leave smart scan as it is during the burst (default: turn it off). */
+  keepSmartScan?: boolean;
   /**
    * Leave ksmd running at its own settings instead of bursting: only make
    * sure run=1 (the --no-wait mode). Nothing is restored.
    */
   noWait?: boolean;
-  /** Abort (with restore) when this fires, e.g. from {@link guardSignals}. */
+  /**
+   * Abort (with restore) when this fires, e.g. from {@link guardSignals};
+   * also stops waiting for the lock.
+   */
   signal?: AbortSignal;
-  /** Called on every poll with the current progress. */
+  /** Called on every progress() sample with its value. */
   onProgress?: (progress: number, elapsedMs: number) => void;
 }
 
@@ -110,23 +138,36 @@ export interface BurstResult {
   ended: BurstEnd;
   /** The last progress() value. */
   progress: number;
+  /** How many times progress() was called. */
+  progressSamples: number;
   /** Wall-clock seconds from run=1 to the end. */
   seconds: number;
   /** Full scans ksmd completed during the burst. */
   fullScans: number;
+  /** Smart scan was turned off for the burst (and restored). */
+  smartScanOff: boolean;
   /** Settings that could not be restored exactly (name: wanted/got). */
-  restoreMismatch: Record<string, { wanted: string; got: string }>;
+  restoreMismatch: RestoreMismatch;
+  /** Lines for the user: a crashed burst's settings restored first. */
+  warnings: string[];
 }
 
-/** The settings a burst changes, in the order they are restored. */
-const BURST_KNOBS = ["advisor_mode", "pages_to_scan", "sleep_millisecs", "run"];
+/**
+ * Full scans after the last rise of progress(), with no further rise,
+ * after which a burst counts as stalled when every scan visits every page
+ * (smart scan off or absent): a page that can merge merges within two,
+ * plus one for the scan that was under way at the last rise.
+ */
+export const STALL_SCANS = 3;
 
 /**
- * Full scans with no rise before a burst counts as stalled. KSM needs two
- * full scans to merge a page (the first records a checksum, the second
- * merges if it did not change), so a third without progress means done.
+ * The same while smart scan stays on: a page that failed to merge is
+ * skipped for up to 8 scans at a time, and needs two visits.
  */
-const STALL_MIN_SCANS = 3;
+export const STALL_SCANS_SMART = 20;
+
+/** progress() runs at most once per this many times its own cost. */
+export const PROGRESS_COST_FACTOR = 5;
 
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -143,46 +184,42 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/**
- * Restores the burst settings to `before`, in an order that the kernel
- * honours: advisor_mode first (changing it resets pages_to_scan), run
- * last (so a restored run=0 stops ksmd only after the scan rate is back).
- * Returns the settings that still differ after one retry.
- */
-export function restoreSettings(
-  before: Record<string, string>,
-  dir = KSM_DIR,
-): Record<string, { wanted: string; got: string }> {
-  const mismatch: Record<string, { wanted: string; got: string }> = {};
-  for (let attempt = 0; attempt < 2; attempt++) {
-    for (const k of BURST_KNOBS) {
-      if (!(k in before)) continue;
-      if (readKsmFile(k, dir) === before[k]) continue;
-      try {
-        writeKsmFile(k, before[k], dir);
-      } catch {
-        // reported below as a mismatch
-      }
-    }
-    for (const k of Object.keys(mismatch)) delete mismatch[k];
-    for (const k of BURST_KNOBS) {
-      if (!(k in before)) continue;
-      const got = readKsmFile(k, dir);
-      if (got !== before[k]) mismatch[k] = { wanted: before[k], got };
-    }
-    if (Object.keys(mismatch).length === 0) break;
+/** Tries to set smart_scan=0; false when the kernel has none or refused. */
+function smartScanOff(before: Record<string, string>, dir: string): boolean {
+  if (before.smart_scan === undefined) return false;
+  if (before.smart_scan === "0") return true;
+  try {
+    writeKsmFile("smart_scan", "0", dir);
+    return true;
+  } catch {
+    return false;
   }
-  return mismatch;
 }
 
 /**
  * Runs ksmd in a burst until progress() reaches target, stops rising, or
- * the timeout passes; then restores every changed setting exactly, also
- * when interrupted (throws ExitCode.Interrupted after restoring) or on any
- * error.
+ * the timeout passes (see the module documentation); then restores every
+ * changed setting exactly, also when interrupted (throws
+ * ExitCode.Interrupted after restoring) or on any error. Holds the KSM
+ * lock throughout (reentrant: merge() may hold it already).
+ *
+ * @throws MergememError LockBusy (another run held the lock past
+ *   lockTimeoutSeconds), Refused (run=2), Failed (settings or journal not
+ *   writable), Interrupted.
  */
-export async function runBurst(opts: BurstOptions): Promise<BurstResult> {
+export function runBurst(opts: BurstOptions): Promise<BurstResult> {
+  return withKsmLock(
+    { ...opts, lockHolder: opts.lockHolder ?? `runBurst() (pid ${Deno.pid})` },
+    (held) => burstLocked(opts, held.warnings),
+  );
+}
+
+async function burstLocked(
+  opts: BurstOptions,
+  warnings: string[],
+): Promise<BurstResult> {
   const dir = opts.dir ?? KSM_DIR;
+  const runDir = opts.runDir ?? RUN_DIR;
   const before = readKsm(dir).knobs;
   if (before.run === "2") {
     throw new MergememError(
@@ -201,60 +238,95 @@ export async function runBurst(opts: BurstOptions): Promise<BurstResult> {
       settingsAfter: readKsm(dir).knobs,
       ended: "no-wait",
       progress: opts.progress(),
+      progressSamples: 1,
       seconds: 0,
       fullScans: 0,
+      smartScanOff: false,
       restoreMismatch: {},
+      warnings,
     };
+  }
+
+  try {
+    writeJournal(before, {
+      runDir,
+      ksmDir: dir,
+      command: opts.lockHolder ?? `runBurst() (pid ${Deno.pid})`,
+    });
+  } catch (err) {
+    throw new MergememError(
+      `cannot write the KSM journal in ${runDir}: ${(err as Error).message}`,
+      ExitCode.Failed,
+      "nothing was changed; the journal lets a later run repair a crash",
+    );
   }
 
   const timeoutMs = opts.timeoutMs ?? 60000;
   const pollMs = opts.pollMs ?? 20;
   let ended: BurstEnd = "timeout";
-  let progress = opts.progress();
-  let scans = scans0;
-  let restoreMismatch: BurstResult["restoreMismatch"] = {};
+  let progress = Number.NEGATIVE_INFINITY;
+  let samples = 0;
+  let smartOff = false;
+  let restoreMismatch: RestoreMismatch = {};
   try {
-    // The advisor (6.12+) manages pages_to_scan itself; turn it off so
-    // the burst rate holds. Restored first in restoreSettings().
+    // The advisor (6.8+) manages pages_to_scan itself and refuses writes
+    // to it; turn it off so the burst rate holds.
     if (before.advisor_mode !== undefined && before.advisor_mode !== "none") {
       writeKsmFile("advisor_mode", "none", dir);
     }
+    smartOff = opts.keepSmartScan ? before.smart_scan === "0" : smartScanOff(
+      before,
+      dir,
+    );
+    const stallScans = before.smart_scan === undefined || smartOff
+      ? STALL_SCANS
+      : STALL_SCANS_SMART;
     writeKsmFile("pages_to_scan", String(opts.pagesToScan ?? 10000), dir);
     writeKsmFile("sleep_millisecs", String(opts.sleepMillisecs ?? 0), dir);
     writeKsmFile("run", "1", dir);
 
-    let lastScanCount = scans0;
-    let progressAtLastScan = progress;
-    let stallScans = 0;
+    const start = performance.now();
+    const deadline = start + timeoutMs;
+    let best = Number.NEGATIVE_INFINITY;
+    let bestScans = scans0;
+    let nextSample = start;
     while (true) {
       throwIfInterrupted(opts.signal);
-      progress = opts.progress();
-      const elapsed = performance.now() - t0;
-      opts.onProgress?.(progress, elapsed);
-      if (opts.target !== undefined && progress >= opts.target) {
-        ended = "target";
-        break;
-      }
-      scans = readKsmNumber("full_scans", dir) ?? scans;
-      if (scans !== lastScanCount) {
-        stallScans = progress > progressAtLastScan
-          ? 0
-          : stallScans + (scans - lastScanCount);
-        lastScanCount = scans;
-        progressAtLastScan = progress;
-        if (scans - scans0 >= STALL_MIN_SCANS && stallScans >= 1) {
+      const now = performance.now();
+      if (now >= nextSample) {
+        // Scans completed before the sample: the sample shows their merges.
+        const scans = readKsmNumber("full_scans", dir) ?? 0;
+        progress = opts.progress();
+        samples++;
+        const after = performance.now();
+        opts.onProgress?.(progress, after - t0);
+        if (opts.target !== undefined && progress >= opts.target) {
+          ended = "target";
+          break;
+        }
+        if (progress > best) {
+          best = progress;
+          // The rise may have come from any scan up to now.
+          bestScans = readKsmNumber("full_scans", dir) ?? scans;
+        } else if (scans - bestScans >= stallScans) {
           ended = "stalled";
           break;
         }
+        nextSample = after +
+          Math.max(pollMs, PROGRESS_COST_FACTOR * (after - now));
       }
-      if (elapsed >= timeoutMs) {
+      if (performance.now() >= deadline) {
         ended = "timeout";
         break;
       }
-      await delay(pollMs, opts.signal);
+      await delay(
+        Math.max(0, Math.min(nextSample, deadline) - performance.now()),
+        opts.signal,
+      );
     }
   } finally {
     restoreMismatch = restoreSettings(before, dir);
+    removeJournal(runDir);
   }
   // A signal that arrived during the restore still means "interrupted".
   throwIfInterrupted(opts.signal);
@@ -262,9 +334,12 @@ export async function runBurst(opts: BurstOptions): Promise<BurstResult> {
     settingsBefore: before,
     settingsAfter: readKsm(dir).knobs,
     ended,
-    progress: opts.progress(),
+    progress,
+    progressSamples: samples,
     seconds: (performance.now() - t0) / 1000,
-    fullScans: (readKsmNumber("full_scans", dir) ?? scans) - scans0,
+    fullScans: (readKsmNumber("full_scans", dir) ?? scans0) - scans0,
+    smartScanOff: smartOff,
     restoreMismatch,
+    warnings,
   };
 }

@@ -1,0 +1,262 @@
+/**
+ * The burst journal: ksmd's original settings, on disk while a burst has
+ * them changed, so that a burst killed with SIGKILL (the OOM killer,
+ * `timeout -s KILL`, systemd's stop timeout) does not leave ksmd at full
+ * speed forever.
+ *
+ * A burst writes /run/mergemem/journal.json before its first change
+ * (atomically: a temporary file, fsync, rename, fsync of the directory)
+ * and removes it after restoring. The journal names its owner by pid and
+ * by the process's start time (field 22 of /proc/PID/stat), so that a pid
+ * reused by another process is not taken for the owner. Whoever next
+ * takes the KSM lock (src/ksm/lock.ts) and finds a journal whose owner is
+ * gone restores its settings first. /run is a tmpfs: a reboot clears the
+ * journal, as it clears KSM's settings.
+ *
+ * @module
+ */
+import { KSM_DIR } from "./sysfs.ts";
+import {
+  burstSettings,
+  type RestoreMismatch,
+  restoreSettings,
+} from "./settings.ts";
+
+/** Where the KSM lock and the journal live (a tmpfs, cleared at boot). */
+export const RUN_DIR = "/run/mergemem";
+
+/** The journal's schema identifier. */
+export const JOURNAL_SCHEMA = "mergemem.journal/1";
+
+/** The content of /run/mergemem/journal.json. */
+export interface KsmJournal {
+  /** {@link JOURNAL_SCHEMA}. */
+  schema: typeof JOURNAL_SCHEMA;
+  /** The pid of the process whose burst changed the settings. */
+  pid: number;
+  /** That process's start time (/proc/PID/stat field 22, clock ticks). */
+  start_time: string;
+  /** Who it is ("mergemem merge", "runBurst()"). */
+  command: string;
+  /** When the journal was written (ISO 8601, UTC). */
+  created: string;
+  /** The KSM sysfs directory the settings belong to. */
+  ksm_dir: string;
+  /** The burst settings before the burst, as the strings sysfs prints. */
+  settings: Record<string, string>;
+}
+
+/** What restoring a dead owner's journal did. */
+export interface JournalRecovery {
+  /** The dead owner's pid. */
+  owner_pid: number;
+  /** The dead owner's command. */
+  owner_command: string;
+  /** When the dead owner wrote the journal. */
+  created: string;
+  /** The settings restored. */
+  settings: Record<string, string>;
+  /** Settings that could not be restored exactly. */
+  restore_mismatch: RestoreMismatch;
+  /** One line for the user, saying what happened. */
+  message: string;
+}
+
+/** The journal's path in `runDir`. */
+export function journalPath(runDir = RUN_DIR): string {
+  return `${runDir}/journal.json`;
+}
+
+/** Creates `runDir` (mode 0755) if it does not exist. */
+export function ensureRunDir(runDir = RUN_DIR): void {
+  Deno.mkdirSync(runDir, { recursive: true, mode: 0o755 });
+}
+
+/**
+ * A process's start time, field 22 of /proc/PID/stat, as printed; with
+ * the pid it names one process for the life of the system. Undefined
+ * when the process does not exist (or is unreadable).
+ */
+export function processStartTime(
+  pid: number,
+  proc = "/proc",
+): string | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${proc}/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  return parseStartTime(text);
+}
+
+/**
+ * Field 22 (starttime) of a /proc/PID/stat line. The command name (field
+ * 2, in parentheses) may itself hold spaces and parentheses, so fields
+ * are counted from the last ')'.
+ */
+export function parseStartTime(stat: string): string | undefined {
+  const close = stat.lastIndexOf(")");
+  if (close < 0) return undefined;
+  // After ")" come field 3 (state), 4, ...: field 22 is the 20th.
+  const fields = stat.slice(close + 1).trim().split(/\s+/);
+  const v = fields[22 - 3];
+  return v !== undefined && /^\d+$/.test(v) ? v : undefined;
+}
+
+/** True while the process that wrote the journal is still running. */
+export function journalOwnerAlive(j: KsmJournal, proc = "/proc"): boolean {
+  return processStartTime(j.pid, proc) === j.start_time;
+}
+
+/** True when `j` was written by this very process. */
+export function journalIsOurs(j: KsmJournal): boolean {
+  return j.pid === Deno.pid && processStartTime(Deno.pid) === j.start_time;
+}
+
+/**
+ * Reads the journal: undefined when there is none; throws a
+ * SyntaxError-like Error when it exists but is not a journal.
+ */
+export function readJournal(runDir = RUN_DIR): KsmJournal | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(journalPath(runDir));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+  const j = JSON.parse(text) as Partial<KsmJournal>;
+  if (
+    j.schema !== JOURNAL_SCHEMA || typeof j.pid !== "number" ||
+    typeof j.start_time !== "string" || typeof j.settings !== "object" ||
+    j.settings === null
+  ) {
+    throw new Error(`${journalPath(runDir)} is not a ${JOURNAL_SCHEMA}`);
+  }
+  return {
+    schema: JOURNAL_SCHEMA,
+    pid: j.pid,
+    start_time: j.start_time,
+    command: String(j.command ?? "mergemem"),
+    created: String(j.created ?? ""),
+    ksm_dir: String(j.ksm_dir ?? KSM_DIR),
+    settings: j.settings,
+  };
+}
+
+/**
+ * Writes the journal for this process: the burst settings of `knobs`
+ * (see {@link burstSettings}). Atomic: readers see the old file or the
+ * whole new one, also across a power cut.
+ */
+export function writeJournal(
+  knobs: Record<string, string>,
+  opts: { runDir?: string; ksmDir?: string; command?: string } = {},
+): KsmJournal {
+  const runDir = opts.runDir ?? RUN_DIR;
+  const j: KsmJournal = {
+    schema: JOURNAL_SCHEMA,
+    pid: Deno.pid,
+    start_time: processStartTime(Deno.pid) ?? "",
+    command: opts.command ?? "mergemem",
+    created: new Date().toISOString(),
+    ksm_dir: opts.ksmDir ?? KSM_DIR,
+    settings: burstSettings(knobs),
+  };
+  ensureRunDir(runDir);
+  const path = journalPath(runDir);
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  const f = Deno.openSync(tmp, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: 0o644,
+  });
+  try {
+    const data = new TextEncoder().encode(JSON.stringify(j, null, 2) + "\n");
+    let off = 0;
+    while (off < data.length) off += f.writeSync(data.subarray(off));
+    f.syncSync();
+  } finally {
+    f.close();
+  }
+  Deno.renameSync(tmp, path);
+  syncDir(runDir);
+  return j;
+}
+
+/** Removes the journal (no error when it is already gone). */
+export function removeJournal(runDir = RUN_DIR): void {
+  try {
+    Deno.removeSync(journalPath(runDir));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  syncDir(runDir);
+}
+
+/** fsync of a directory, so that a rename or unlink in it is durable. */
+function syncDir(dir: string): void {
+  try {
+    const d = Deno.openSync(dir, { read: true });
+    try {
+      d.syncSync();
+    } finally {
+      d.close();
+    }
+  } catch {
+    // Best effort: /run is a tmpfs, where this is a no-op anyway.
+  }
+}
+
+/**
+ * Restores the settings of a journal whose owner is no longer running,
+ * and removes it. The caller must hold the KSM lock (src/ksm/lock.ts), so
+ * that no live burst can be writing a journal meanwhile; a journal of this
+ * very process is then stale too (its burst ended without removing it).
+ * Returns what it did, or undefined when there was nothing to recover (no
+ * journal, or its owner still runs).
+ */
+export function recoverJournal(
+  runDir = RUN_DIR,
+  proc = "/proc",
+): JournalRecovery | undefined {
+  let j: KsmJournal | undefined;
+  try {
+    j = readJournal(runDir);
+  } catch (err) {
+    // Not a journal we wrote (written by hand, or by a future version):
+    // there is nothing we could restore from it.
+    removeJournal(runDir);
+    return {
+      owner_pid: 0,
+      owner_command: "",
+      created: "",
+      settings: {},
+      restore_mismatch: {},
+      message: `removed an unreadable KSM journal (${
+        (err as Error).message
+      }); check /sys/kernel/mm/ksm by hand`,
+    };
+  }
+  if (!j) return undefined;
+  if (journalOwnerAlive(j, proc) && !journalIsOurs(j)) return undefined;
+  const mismatch = restoreSettings(j.settings, j.ksm_dir);
+  removeJournal(runDir);
+  const list = Object.entries(j.settings).map(([k, v]) => `${k}=${v}`)
+    .join(" ");
+  const bad = Object.entries(mismatch).map(([k, m]) =>
+    `${k} (wanted ${m.wanted}, got ${m.got})`
+  );
+  return {
+    owner_pid: j.pid,
+    owner_command: j.command,
+    created: j.created,
+    settings: j.settings,
+    restore_mismatch: mismatch,
+    message: `restored ksmd settings left by pid ${j.pid} (${j.command}), ` +
+      `which died during a burst started ${j.created}: ${list}` +
+      (bad.length ? `; could not restore ${bad.join(", ")}` : ""),
+  };
+}
