@@ -24,6 +24,7 @@ import {
   runBurst,
   throwIfInterrupted,
 } from "../ksm/burst.ts";
+import { type KsmLockOptions, withKsmLock } from "../ksm/lock.ts";
 import { mergingPages } from "../ksm/process.ts";
 import { KSM_DIR, readKsm, readKsmNumber, requireKsm } from "../ksm/sysfs.ts";
 import { readComm, readUid } from "../proc/info.ts";
@@ -68,8 +69,13 @@ export interface MergeProgress {
   total: number;
 }
 
-/** What to merge and how. */
-export interface MergeOptions {
+/**
+ * What to merge and how. Marking and the burst run under the KSM lock
+ * (src/ksm/lock.ts): `lockTimeoutSeconds`, `onLockWait` and `runDir` are
+ * its options.
+ */
+export interface MergeOptions
+  extends Pick<KsmLockOptions, "lockTimeoutSeconds" | "onLockWait" | "runDir"> {
   /** The selected process ids. */
   pids: number[];
   /**
@@ -412,61 +418,73 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
         : { before: null, after: null, freed: globalSaved(dir) - global0 };
 
     let burst: BurstResult | undefined;
+    // One run at a time marks memory and drives ksmd; taking the lock also
+    // repairs the settings a crashed run left behind.
     if (!opts.dryRun) {
-      let done = 0;
-      for (const p of plan.processes) {
-        opts.onProgress?.({
-          phase: "mark",
-          done: done++,
-          total: plan.processes.length,
-        });
-        if (p.vmas.length === 0 && !opts.wholeProcess) continue;
-        throwIfInterrupted(signal);
-        const row = rows.get(p.pid)!;
-        try {
-          const out = emptyOutcome();
-          addOutcome(
-            out,
-            opts.wholeProcess
-              ? await marker.markWholeProcess!(p.pid, true, signal)
-              : await marker.markProcess(
-                p.pid,
-                ranges.get(p.pid)!,
-                "merge",
-                signal,
-              ),
-          );
-          row.vmas_marked = out.vmasChanged;
-          row.bytes_marked = out.bytesChanged;
-          row.vmas_already_mergeable = out.vmasUnchanged;
-          row.vmas_skipped = out.vmasSkipped;
-          row.hold_ms_max = out.holdMs;
-        } catch (err) {
-          const reason = markSkipReason(err);
-          if (reason === undefined) throw err;
-          skip(p.pid, reason);
-          rows.delete(p.pid);
+      await withKsmLock({
+        lockTimeoutSeconds: opts.lockTimeoutSeconds,
+        onLockWait: opts.onLockWait,
+        runDir: opts.runDir,
+        lockHolder: `mergemem merge (pid ${Deno.pid})`,
+        signal,
+      }, async (held) => {
+        warnings.push(...held.warnings);
+        let done = 0;
+        for (const p of plan.processes) {
+          opts.onProgress?.({
+            phase: "mark",
+            done: done++,
+            total: plan.processes.length,
+          });
+          if (p.vmas.length === 0 && !opts.wholeProcess) continue;
+          throwIfInterrupted(signal);
+          const row = rows.get(p.pid)!;
+          try {
+            const out = emptyOutcome();
+            addOutcome(
+              out,
+              opts.wholeProcess
+                ? await marker.markWholeProcess!(p.pid, true, signal)
+                : await marker.markProcess(
+                  p.pid,
+                  ranges.get(p.pid)!,
+                  "merge",
+                  signal,
+                ),
+            );
+            row.vmas_marked = out.vmasChanged;
+            row.bytes_marked = out.bytesChanged;
+            row.vmas_already_mergeable = out.vmasUnchanged;
+            row.vmas_skipped = out.vmasSkipped;
+            row.hold_ms_max = out.holdMs;
+          } catch (err) {
+            const reason = markSkipReason(err);
+            if (reason === undefined) throw err;
+            skip(p.pid, reason);
+            rows.delete(p.pid);
+          }
         }
-      }
-      throwIfInterrupted(signal);
-      const anything = [...rows.values()].some((r) =>
-        r.vmas_marked + r.vmas_already_mergeable > 0
-      );
-      if (anything) {
-        const predicted = plan.predictedSaveablePages;
-        opts.onProgress?.({ phase: "ksmd", done: 0, total: predicted });
-        burst = await runBurst({
-          dir,
-          noWait: opts.noWait,
-          pagesToScan: opts.burstPagesToScan,
-          timeoutMs: (opts.timeoutSeconds ?? 60) * 1000,
-          target: predicted,
-          progress: () => achievedNow().freed,
-          signal,
-          onProgress: (n) =>
-            opts.onProgress?.({ phase: "ksmd", done: n, total: predicted }),
-        });
-      }
+        throwIfInterrupted(signal);
+        const anything = [...rows.values()].some((r) =>
+          r.vmas_marked + r.vmas_already_mergeable > 0
+        );
+        if (anything) {
+          const predicted = plan.predictedSaveablePages;
+          opts.onProgress?.({ phase: "ksmd", done: 0, total: predicted });
+          burst = await runBurst({
+            dir,
+            noWait: opts.noWait,
+            pagesToScan: opts.burstPagesToScan,
+            timeoutMs: (opts.timeoutSeconds ?? 60) * 1000,
+            target: predicted,
+            progress: () => achievedNow().freed,
+            signal,
+            runDir: opts.runDir,
+            onProgress: (n) =>
+              opts.onProgress?.({ phase: "ksmd", done: n, total: predicted }),
+          });
+        }
+      });
     }
     for (const row of rows.values()) {
       row.merging_pages_after = mergingPages(row.pid);

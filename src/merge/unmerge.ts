@@ -19,13 +19,18 @@ import {
   ProcessSkipped,
 } from "./marker.ts";
 import { guardSignals, runBurst } from "../ksm/burst.ts";
+import { type KsmLockOptions, withKsmLock } from "../ksm/lock.ts";
 import { mergingPages, readMergeableMappings } from "../ksm/process.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
 import { readComm } from "../proc/info.ts";
 import { VERSION } from "../version.ts";
 
-/** Options of {@link unmerge}. */
-export interface UnmergeOptions {
+/**
+ * Options of {@link unmerge}; `lockTimeoutSeconds`, `onLockWait` and
+ * `runDir` are those of the KSM lock (src/ksm/lock.ts).
+ */
+export interface UnmergeOptions
+  extends Pick<KsmLockOptions, "lockTimeoutSeconds" | "onLockWait" | "runDir"> {
   /** The process ids to unmerge. */
   pids: number[];
   /** Unmerge even if MemAvailable looks too small. */
@@ -107,6 +112,21 @@ export function reserveBytes(total: number): number {
  *   force; NoModule/ModuleMismatch; AllDenied.
  */
 export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
+  // Unmarking changes what KSM scans, and the refresh is a burst: one run
+  // at a time (src/ksm/lock.ts); taking the lock repairs a crashed run.
+  return await withKsmLock({
+    lockTimeoutSeconds: opts.lockTimeoutSeconds,
+    onLockWait: opts.onLockWait,
+    runDir: opts.runDir,
+    lockHolder: `mergemem unmerge (pid ${Deno.pid})`,
+  }, async (held) => {
+    const r = await unmergeLocked(opts);
+    r.warnings.unshift(...held.warnings);
+    return r;
+  });
+}
+
+async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
   const before = new Map(opts.pids.map((p) => [p, mergingPages(p)]));
   const need = [...before.values()].reduce((a, b) => a + b, 0);
   const pageSize = systemPageSize();
@@ -198,6 +218,7 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
         target: 0,
         timeoutMs: (opts.refreshTimeoutSeconds ?? 30) * 1000,
         signal: guard.signal,
+        runDir: opts.runDir,
       });
       refresh = { ended: b.ended, seconds: b.seconds };
     } finally {
