@@ -19,6 +19,11 @@ import { formatBytes, renderTable, styles, useColor } from "./format.ts";
 import { createProgress } from "./progress.ts";
 import { selectPids } from "./select_common.ts";
 import { usageError } from "../errors.ts";
+import {
+  LOCK_TIMEOUT_HELP,
+  LOCK_TIMEOUT_OPTION,
+  lockOptions,
+} from "./lock_option.ts";
 
 /** One-line summary for --help. */
 export const summary =
@@ -54,7 +59,8 @@ Options:
   --whole-process   ptrace engine: mark whole processes with
                     PR_SET_MEMORY_MERGE (6.4+; covers later mappings and
                     children too) instead of the chosen mappings
-  --json            print the mergemem.merge/1 report as JSON
+${LOCK_TIMEOUT_HELP}
+  --json            print the mergemem.merge/2 report as JSON
   -h, --help        this help
 
 Examples:
@@ -67,7 +73,12 @@ Examples:
 Exit codes: 0 ok, 2 usage, 3 nothing matched, 4 permission denied for
 all, 6 no module (--engine module), 7 module mismatch, 8 no KSM, 9 refused
 (explicit pids of several uids without --cross-user), 10 failed,
-130 interrupted (ksmd settings restored first).
+11 another mergemem run held the lock past --lock-timeout, 130 interrupted
+(ksmd settings restored first).
+
+One mergemem at a time changes ksmd's settings or marks memory (a lock on
+/run/mergemem/lock). Settings left changed by a run that was killed are
+restored by the next merge, unmerge or status, which says so.
 `;
 
 /** Runs `mergemem merge`. */
@@ -81,6 +92,7 @@ export async function run(args: string[]): Promise<number> {
     "cross-user": { type: "boolean" },
     engine: { type: "string" },
     "whole-process": { type: "boolean" },
+    ...LOCK_TIMEOUT_OPTION,
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
@@ -108,6 +120,7 @@ export async function run(args: string[]): Promise<number> {
     0,
   );
   const timeout = parseSecondsOption("timeout", values.timeout, 60);
+  const lock = lockOptions(values["lock-timeout"]);
   const { pids, warnings, onlyPids } = selectPids("merge", sel);
   const progress = createProgress({
     unit: "pages",
@@ -125,6 +138,7 @@ export async function run(args: string[]): Promise<number> {
       domainPolicy: onlyPids ? "refuse" : "largest",
       engine: values["whole-process"] && engine === "auto" ? "ptrace" : engine,
       wholeProcess: values["whole-process"],
+      ...lock,
       // Pages hashed, then pages merged; marking takes milliseconds.
       onProgress: (p) => {
         if (p.phase !== "mark") progress.update(p.done, p.total, p.phase);

@@ -22,7 +22,9 @@ Options:
   -h, --help           this help
 
 Shows whether /dev/mergemem is loaded (and its API version), ksmd's
-settings and counters, and merged pages and profit per process.
+settings and counters, and merged pages and profit per process. When a
+mergemem burst died (SIGKILL, OOM) leaving ksmd's settings changed, status
+restores them from the journal in /run/mergemem and says so.
 
 Examples:
   mergemem status
@@ -59,6 +61,7 @@ export function run(args: string[]): Promise<number> {
     return Promise.resolve(0);
   }
   const r = status();
+  for (const w of r.warnings) console.error(`mergemem: warning: ${w}`);
   if (prom !== null) {
     const text = formatPrometheus(r);
     if (prom === undefined) console.log(text.trimEnd());
@@ -109,6 +112,11 @@ export function formatStatus(r: StatusReport): string {
           ? ` general_profit=${formatBytes(c.general_profit)}`
           : ""),
     );
+  }
+  if (r.journal) {
+    const j = r.journal;
+    const text = `journal: ${j.state}: ${j.message}`;
+    lines.push(j.state === "stale" ? s.red(text) : s.yellow(text));
   }
   if (r.processes.length === 0) {
     lines.push("no process has merged or mergeable memory");

@@ -13,6 +13,11 @@ import {
 } from "./args.ts";
 import { formatBytes, renderTable } from "./format.ts";
 import { selectPids } from "./select_common.ts";
+import {
+  LOCK_TIMEOUT_HELP,
+  LOCK_TIMEOUT_OPTION,
+  lockOptions,
+} from "./lock_option.ts";
 
 /** One-line summary for --help. */
 export const summary =
@@ -31,6 +36,7 @@ Options:
   --force     unmerge even when memory looks insufficient
   --engine E  auto|module|ptrace: how mappings are unmarked (default auto:
               the module if loaded, else ptrace)
+${LOCK_TIMEOUT_HELP}
   --json      print the mergemem.unmerge/1 report as JSON
   -h, --help  this help
 
@@ -40,7 +46,8 @@ Examples:
 
 Exit codes: 0 ok, 2 usage, 3 nothing matched, 4 permission denied for
 all, 6 no module (--engine module), 9 refused
-(not enough MemAvailable; --force overrides), 10 failed (ENOMEM, EINTR).
+(not enough MemAvailable; --force overrides), 10 failed (ENOMEM, EINTR),
+11 another mergemem run held the lock past --lock-timeout.
 `;
 
 /** Runs `mergemem unmerge`. */
@@ -49,6 +56,7 @@ export async function run(args: string[]): Promise<number> {
     ...SELECTOR_OPTIONS,
     force: { type: "boolean" },
     engine: { type: "string" },
+    ...LOCK_TIMEOUT_OPTION,
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
@@ -63,7 +71,12 @@ export async function run(args: string[]): Promise<number> {
     ["auto", "module", "ptrace"] as const,
     "auto",
   );
-  const r = await unmerge({ pids, force: values.force, engine });
+  const r = await unmerge({
+    pids,
+    force: values.force,
+    engine,
+    ...lockOptions(values["lock-timeout"]),
+  });
   r.warnings.unshift(...warnings);
   console.error(`mergemem: engine: ${r.engine}`);
   for (const w of r.warnings) console.error(`mergemem: warning: ${w}`);

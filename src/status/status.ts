@@ -4,6 +4,10 @@
  * KSM activity from /proc/PID/ksm_merging_pages and /proc/PID/ksm_stat,
  * as the "mergemem.status/1" report.
  *
+ * status() also looks for a crashed burst's journal (src/ksm/journal.ts):
+ * when its owner is gone and the KSM lock is free, it restores the
+ * settings the journal holds and says so in `warnings` and `journal`.
+ *
  * @module
  */
 import { MergememError } from "../errors.ts";
@@ -13,6 +17,15 @@ import { listPids, readComm, readUid } from "../proc/info.ts";
 import { KSM_DIR, ksmAvailable, readKsm } from "../ksm/sysfs.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
 import { VERSION } from "../version.ts";
+import {
+  journalOwnerAlive,
+  journalPath,
+  type KsmJournal,
+  readJournal,
+  recoverJournal,
+  RUN_DIR,
+} from "../ksm/journal.ts";
+import { ifKsmLockFree } from "../ksm/lock.ts";
 
 /** The module part of the status. */
 export interface ModuleStatus {
@@ -46,6 +59,31 @@ export interface ProcessStatus {
   process_profit: number | null;
 }
 
+/** A burst journal found in /run/mergemem (src/ksm/journal.ts). */
+export interface JournalStatus {
+  /** The journal file. */
+  path: string;
+  /**
+   * "active": its owner's burst is running (it restores them itself);
+   * "restored": its owner had died, and this status restored the settings;
+   * "stale": its owner died, but this status could not restore them (not
+   * root, or another run holds the KSM lock and will).
+   */
+  state: "active" | "restored" | "stale";
+  /** The pid that wrote it (0 when the journal was unreadable). */
+  owner_pid: number;
+  /** What that process was ("mergemem merge", "runBurst()"). */
+  owner_command: string;
+  /** When it was written (ISO 8601). */
+  created: string;
+  /** ksmd's settings before that burst. */
+  settings: Record<string, string>;
+  /** Settings that could not be restored ("restored" only). */
+  restore_mismatch: Record<string, { wanted: string; got: string }>;
+  /** One line for the user. */
+  message: string;
+}
+
 /** The "mergemem.status/1" report. */
 export interface StatusReport {
   /** The schema identifier, "mergemem.status/1". */
@@ -64,6 +102,10 @@ export interface StatusReport {
     settings: Record<string, string>;
     counters: Record<string, number>;
   };
+  /** A burst journal in /run/mergemem, or null when there is none. */
+  journal: JournalStatus | null;
+  /** Notes for the user (a crashed burst's settings restored). */
+  warnings: string[];
   /** Processes with KSM activity, most merging pages first. */
   processes: ProcessStatus[];
   /** Sums over processes (process_profit in bytes, null if none has it). */
@@ -107,6 +149,87 @@ export interface StatusOptions {
   proc?: string;
   /** The module's device file (default /dev/mergemem). */
   devicePath?: string;
+  /** The KSM lock's and journal's directory (default /run/mergemem). */
+  runDir?: string;
+}
+
+function fromJournal(
+  j: KsmJournal | undefined,
+  path: string,
+  state: JournalStatus["state"],
+  message: string,
+): JournalStatus {
+  return {
+    path,
+    state,
+    owner_pid: j?.pid ?? 0,
+    owner_command: j?.command ?? "",
+    created: j?.created ?? "",
+    settings: j?.settings ?? {},
+    restore_mismatch: {},
+    message,
+  };
+}
+
+/**
+ * Looks at the burst journal, and restores a dead owner's settings when
+ * the KSM lock is free. Exported for tests.
+ */
+export function checkJournal(runDir = RUN_DIR): JournalStatus | null {
+  const path = journalPath(runDir);
+  let j: KsmJournal | undefined;
+  let unreadable: string | undefined;
+  try {
+    j = readJournal(runDir);
+  } catch (err) {
+    unreadable = (err as Error).message;
+  }
+  if (!j && unreadable === undefined) return null;
+  if (j && journalOwnerAlive(j)) {
+    return fromJournal(
+      j,
+      path,
+      "active",
+      `a burst of pid ${j.pid} (${j.command}) runs since ${j.created}; ` +
+        "it restores ksmd's settings itself",
+    );
+  }
+  const dead = j
+    ? `pid ${j.pid} (${j.command}) died during a burst started ${j.created}`
+    : `unreadable journal (${unreadable})`;
+  let done: { value: ReturnType<typeof recoverJournal> } | undefined;
+  try {
+    done = ifKsmLockFree(() => recoverJournal(runDir), runDir);
+  } catch (err) {
+    if (!(err instanceof MergememError)) throw err;
+    return fromJournal(
+      j,
+      path,
+      "stale",
+      `${dead}, leaving ksmd's settings changed; ` +
+        "run 'mergemem status' as root to restore them",
+    );
+  }
+  if (done === undefined) {
+    return fromJournal(
+      j,
+      path,
+      "stale",
+      `${dead}; another mergemem run holds the KSM lock and restores them`,
+    );
+  }
+  const r = done.value;
+  if (!r) return null; // restored by another run meanwhile
+  return {
+    path,
+    state: "restored",
+    owner_pid: r.owner_pid,
+    owner_command: r.owner_command,
+    created: r.created,
+    settings: r.settings,
+    restore_mismatch: r.restore_mismatch,
+    message: r.message,
+  };
 }
 
 /** Collects the status report. */
@@ -114,6 +237,11 @@ export function status(opts: StatusOptions = {}): StatusReport {
   const dir = opts.ksmDir ?? KSM_DIR;
   const proc = opts.proc ?? "/proc";
   const available = ksmAvailable(dir);
+  // Before reading the settings, so that they show the restored ones.
+  const journal = available ? checkJournal(opts.runDir) : null;
+  const warnings = journal && journal.state !== "active"
+    ? [journal.message]
+    : [];
   const ksm = available ? readKsm(dir) : { knobs: {}, counters: {} };
   const processes: ProcessStatus[] = [];
   for (const pid of listPids(proc)) {
@@ -144,6 +272,8 @@ export function status(opts: StatusOptions = {}): StatusReport {
     page_size: systemPageSize(),
     module: moduleStatus(opts.devicePath),
     ksm: { available, settings: ksm.knobs, counters: ksm.counters },
+    journal,
+    warnings,
     processes,
     totals: {
       processes: processes.length,

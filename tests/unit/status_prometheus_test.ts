@@ -27,6 +27,8 @@ const REPORT: StatusReport = {
     settings: { run: "0", pages_to_scan: "100", advisor_mode: "none" },
     counters: { pages_sharing: 8000, full_scans: 4, general_profit: 31942400 },
   },
+  journal: null,
+  warnings: [],
   processes: [
     {
       pid: 42,
