@@ -23,13 +23,15 @@
 # Running it again is safe: every step checks what is already there.
 set -eu
 
-VERSION=0.1.0
 prefix=/usr/local
 with_module=1
 kver=$(uname -r)
 with_systemd=1
 uninstall=0
 src=$(cd "$(dirname "$0")" && pwd)
+# The DKMS package version, from the one place it is written.
+VERSION=$(sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$src/kmod/dkms.conf")
+[ -n "$VERSION" ] || { echo "install.sh: cannot read PACKAGE_VERSION from kmod/dkms.conf" >&2; exit 1; }
 
 say() { printf 'install.sh: %s\n' "$*"; }
 warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
@@ -132,7 +134,7 @@ else
 	# Deno, and a launcher granting exactly the permissions compile would.
 	say "deno compile could not get its runtime: $(sed 's/\x1b\[[0-9;]*m//g' "$tmp/compile.log" | grep -m1 -E 'error sending|dns error|No such file|DENORT' | sed 's/^ *[0-9]*: *//' | cut -c1-140)"
 	say "falling back to a launcher (set DENORT_BIN=/path/to/denort for a single binary)"
-	rm -rf "$libdir/src" "$libdir/main.ts" "$libdir/mergemem.js"
+	rm -rf "$libdir/src" "$libdir/main.ts" "$libdir/mergemem.js" "$libdir/deno.json"
 	install -m 0755 "$deno" "$libdir/deno"
 	if (cd "$src" && $deno bundle --quiet -o "$tmp/mergemem.js" main.ts) \
 		>"$tmp/bundle.log" 2>&1; then
@@ -143,6 +145,9 @@ else
 		# install the sources themselves.
 		cp -R "$src/src" "$libdir/src"
 		install -m 0644 "$src/main.ts" "$libdir/main.ts"
+		# src/version.ts imports the version from deno.json (data here:
+		# the launcher runs with --no-config).
+		install -m 0644 "$src/deno.json" "$libdir/deno.json"
 		entry=$libdir/main.ts
 	fi
 	cat >"$tmp/launcher" <<LAUNCHER

@@ -57,10 +57,11 @@ if [ "$run_host" -eq 1 ]; then
 	# shellcheck source=tests/vm/lib/kernels.sh
 	. ./tests/vm/lib/kernels.sh
 	kver61=$(vm_kver_default 2>/dev/null || true)
+	ver=$(sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' kmod/dkms.conf)
 	if [ -n "$kver61" ] && [ -d "/lib/modules/$kver61/build" ]; then
 		./install.sh --prefix "$prefix" --kernel "$kver61"
-		dkms status "mergemem/0.1.0" -k "$kver61" | grep -q installed
-		[ -d /usr/src/mergemem-0.1.0 ] && [ -f /etc/modules-load.d/mergemem.conf ]
+		dkms status "mergemem/$ver" -k "$kver61" | grep -q installed
+		[ -d "/usr/src/mergemem-$ver" ] && [ -f /etc/modules-load.d/mergemem.conf ]
 		if [ -d /etc/systemd ]; then
 			[ -f /etc/systemd/system/mergemem.timer ] && [ -f /etc/mergemem.conf ]
 		fi
@@ -72,7 +73,7 @@ if [ "$run_host" -eq 1 ]; then
 	grep -q '"schema": *"mergemem.scan/1"' "$prefix/scan.json"
 	./install.sh --prefix "$prefix" --uninstall
 	[ ! -e "$prefix/bin/mergemem" ] && [ ! -e "$prefix/lib/mergemem" ]
-	[ ! -e /usr/src/mergemem-0.1.0 ] && [ ! -e /etc/modules-load.d/mergemem.conf ]
+	[ ! -e "/usr/src/mergemem-$ver" ] && [ ! -e /etc/modules-load.d/mergemem.conf ]
 	[ ! -e /etc/systemd/system/mergemem.timer ]
 	! dkms status mergemem 2>/dev/null | grep -q mergemem
 	rm -rf "$prefix"
