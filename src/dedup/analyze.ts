@@ -13,9 +13,9 @@
  * pages need no re-read: their zero flag came from their bytes.
  *
  * Confirmation streams: groups are taken in chunks (up to `chunkGroups`
- * representatives in one buffer); the other heads of the chunk are read in
- * row order (scan order, so neighbouring pages share one iovec) in batches
- * of `batchPages`, each compared once against its representative. A huge
+ * representatives in one buffer); the other heads of the chunk are asked
+ * for in row order (scan order, so neighbouring pages can share one read),
+ * each compared once against its representative. A huge
  * group (many copies of one page) thus costs one read and one comparison
  * per copy, whatever its size.
  *
@@ -28,28 +28,23 @@
  * Labels overwrite the hashLo column once a group's bounds are known, so
  * the analysis needs no memory per row beyond the table (and the order).
  *
- * The counting rules are those of docs/accounting.md.
+ * Page bytes come from an injected {@link PageReader} (the scan's reads
+ * the processes, src/scan/page_reader.ts): nothing here does I/O. The
+ * counting rules are those of docs/accounting.md, applied per content by
+ * accountContent() (accounting.ts).
  *
  * @module
  */
 import { lib } from "../ffi/libc.ts";
 import { accountContent } from "./accounting.ts";
+import { addressOf } from "../pages/vmread.ts";
+import { identity, type PageTable } from "./table.ts";
 import {
-  addPages,
-  addressOf,
-  newBatch,
-  readBatchSync,
-  readMem,
-  resetBatch,
-} from "../pages/vmread.ts";
-import {
-  F_EXCLUSIVE,
-  F_KSM,
-  F_THP,
-  F_ZERO,
-  identity,
-  type PageTable,
-} from "./table.ts";
+  PAGE_EXCLUSIVE,
+  PAGE_KSM,
+  PAGE_THP,
+  PAGE_ZERO,
+} from "../pages/flags.ts";
 
 /** Where a mapping of the table lives. */
 export interface MappingRef {
@@ -57,6 +52,33 @@ export interface MappingRef {
   pid: number;
   /** The mapping's start address. */
   start: number;
+}
+
+/**
+ * Called per row read by a {@link PageReader}: `k` indexes the rows
+ * asked for; `words` holds the page from word `wordOffset` on, and
+ * `address` is the address of those bytes (for memcmp); `words` is null
+ * when the row could not be read (gone, unmapped, changed mapping).
+ */
+export type PageVisitor = (
+  k: number,
+  words: Uint32Array | null,
+  wordOffset: number,
+  address: number,
+) => void;
+
+/**
+ * Where confirmation gets page bytes from; the analysis does no I/O
+ * itself. src/scan/page_reader.ts reads them from the processes.
+ */
+export interface PageReader {
+  /**
+   * Reads the table rows `rows[0, count)` (ascending row numbers) and
+   * calls `visit` once per row, in any order.
+   */
+  readRows(rows: Uint32Array, count: number, visit: PageVisitor): void;
+  /** Releases what reading opened. */
+  close(): void;
 }
 
 /** Per-mapping counters (index = mapIdx), the analysis's result. */
@@ -80,8 +102,11 @@ export interface AnalyzeOptions {
   order?: Uint32Array;
   /** Groups whose representatives are held at once (default 1024). */
   chunkGroups?: number;
-  /** Pages re-read per process_vm_readv batch (default 256). */
-  batchPages?: number;
+  /**
+   * Reads pages for byte confirmation (src/scan/page_reader.ts). Needed
+   * unless `confirm` is false.
+   */
+  reader?: PageReader;
   /** Adds wall times (ms) per sub-phase here when given. */
   profile?: Record<string, number>;
   /**
@@ -132,7 +157,6 @@ export function analyze(
   const ps = opts.pageSize;
   const words = ps >>> 2;
   const chunkGroups = Math.min(opts.chunkGroups ?? 1024, 65535);
-  const batchPages = opts.batchPages ?? 256;
   const prof = opts.profile;
   const confirm = opts.confirm ?? true;
   const n = t.length;
@@ -149,10 +173,7 @@ export function analyze(
   let groups = 0;
   const keys = new Float64Array(MEMBERS);
   const rows = new Uint32Array(MEMBERS);
-  const batch = newBatch(batchPages, ps);
-  const ok = new Uint8Array(batchPages);
-  const one = new Uint8Array(ps);
-  const oneWords = new Uint32Array(one.buffer);
+  const reader = opts.reader;
   // Addresses are passed as numbers (exact below 2^53; FFI accepts them
   // for usize, its type declaration only says bigint).
   const memcmp = lib().memcmp as unknown as (
@@ -161,108 +182,16 @@ export function analyze(
     n: number,
   ) => number;
   const repAddr = Number(addressOf(new Uint8Array(repWords.buffer)));
-  const batchAddr = Number(batch.base);
-  const oneAddr = Number(addressOf(one));
-  let tRead = 0, tCmp = 0;
+  let tRead = 0;
 
-  const addrOf = (i: number) => maps[mapIdx[i]].start + pageIdx[i] * ps;
-  const pidOf = (i: number) => maps[mapIdx[i]].pid;
-  // /proc/PID/mem of the last pid read through it.
-  let memPid = -1;
-  let mem: Deno.FsFile | null = null;
-  function memOf(pid: number): Deno.FsFile | null {
-    if (pid === memPid) return mem;
-    mem?.close();
-    mem = null;
-    memPid = pid;
-    if (pid < 0) return null;
-    try {
-      mem = Deno.openSync(`/proc/${pid}/mem`);
-    } catch {
-      mem = null;
+  /** Reads rows[0, count) through the injected reader (timed). */
+  function readRows(count: number, visit: PageVisitor): void {
+    if (!reader) {
+      throw new Error("analyze: confirming needs a reader (AnalyzeOptions)");
     }
-    return mem;
-  }
-
-  /**
-   * Reads rows[0, count) (ascending row numbers, so by process and mostly
-   * by address) and calls `visit(k, words, wordOffset)` for each readable
-   * one, `visit(k, null, 0)` for each that could not be read (k indexes
-   * rows). Exclusive pages through batched process_vm_readv, the others
-   * through /proc/PID/mem (see PageRuns.notExclusive: never pin them).
-   */
-  function readRows(
-    count: number,
-    visit: (k: number, w: Uint32Array | null, off: number) => void,
-  ): void {
-    let k = 0;
-    while (k < count) {
-      const t0 = performance.now();
-      const r0 = rows[k];
-      if (!(flags[r0] & F_EXCLUSIVE)) {
-        // Coalesce rows at consecutive addresses of one process into one
-        // read; if it fails, read them one by one.
-        const pid = pidOf(r0);
-        const f = memOf(pid);
-        const a0 = addrOf(r0);
-        let e = k + 1;
-        while (
-          e < count && e - k < batchPages && !(flags[rows[e]] & F_EXCLUSIVE) &&
-          pidOf(rows[e]) === pid && addrOf(rows[e]) === a0 + (e - k) * ps
-        ) e++;
-        let all = false;
-        if (e - k > 1 && f !== null) {
-          try {
-            all = readMem(f, a0, batch.bytes.subarray(0, (e - k) * ps));
-          } catch {
-            all = false;
-          }
-        }
-        if (all) {
-          const t1 = performance.now();
-          tRead += t1 - t0;
-          for (let j = k; j < e; j++) visit(j, batch.words, (j - k) * words);
-          tCmp += performance.now() - t1;
-          k = e;
-          continue;
-        }
-        for (; k < e; k++) {
-          const t2 = performance.now();
-          let good = false;
-          try {
-            good = f !== null && readMem(f, addrOf(rows[k]), one);
-          } catch {
-            good = false;
-          }
-          const t1 = performance.now();
-          tRead += t1 - t2;
-          visit(k, good ? oneWords : null, 0);
-          tCmp += performance.now() - t1;
-        }
-        continue;
-      }
-      const pid = pidOf(r0);
-      resetBatch(batch);
-      const start = k;
-      while (k < count) {
-        const r = rows[k];
-        if (!(flags[r] & F_EXCLUSIVE) || pidOf(r) !== pid) break;
-        if (addPages(batch, addrOf(r), 1) !== 1) break;
-        k++;
-      }
-      try {
-        readBatchSync(pid, batch, ok);
-      } catch {
-        ok.fill(0, 0, batch.pages);
-      }
-      const t1 = performance.now();
-      tRead += t1 - t0;
-      for (let j = start; j < k; j++) {
-        const s = j - start;
-        visit(j, ok[s] ? batch.words : null, s * words);
-      }
-      tCmp += performance.now() - t1;
-    }
+    const t0 = performance.now();
+    reader.readRows(rows, count, visit);
+    tRead += performance.now() - t0;
   }
 
   // Per-row counters every row gets, whatever its group.
@@ -270,10 +199,10 @@ export function analyze(
     const mi = mapIdx[i];
     c.present[mi]++;
     const f = flags[i];
-    if (f & F_ZERO) c.zero[mi]++;
-    if (!(f & F_EXCLUSIVE)) c.sharedEstimate[mi]++;
-    if (f & F_KSM) c.ksm[mi]++;
-    if (f & F_THP) c.thp[mi]++;
+    if (f & PAGE_ZERO) c.zero[mi]++;
+    if (!(f & PAGE_EXCLUSIVE)) c.sharedEstimate[mi]++;
+    if (f & PAGE_KSM) c.ksm[mi]++;
+    if (f & PAGE_THP) c.thp[mi]++;
   }
 
   const cols = { mapping: mapIdx, page: pageIdx, frame: pfn };
@@ -315,19 +244,18 @@ export function analyze(
   // Labels the pending groups: rounds of "one representative per group
   // with heads left, compare the group's other heads with it".
   // A mismatch stays HEAD, for the next round.
-  const compare = (k: number, w: Uint32Array | null, off: number): void => {
+  const compare: PageVisitor = (k, w, _off, addr) => {
     const row = rows[k];
     const slot = keys[k] - row * 65536;
     if (w === null) {
       label[row] = nextLabel++;
       return;
     }
-    const a = (w === oneWords ? oneAddr : batchAddr) + off * 4;
-    if (memcmp(a, repAddr + slot * ps, ps) === 0) {
+    if (memcmp(addr, repAddr + slot * ps, ps) === 0) {
       label[row] = label[repRow[slot]];
     }
   };
-  const storeRep = (k: number, w: Uint32Array | null, off: number): void => {
+  const storeRep: PageVisitor = (k, w, off) => {
     const row = rows[k];
     const slot = keys[k] - row * 65536;
     label[row] = nextLabel++;
@@ -411,7 +339,7 @@ export function analyze(
     while (e < n && hashLo[order[e]] === lo && hashHi[order[e]] === hi) e++;
     if (e - s === 1) {
       if (opts.labelAll) {
-        label[r0] = flags[r0] & F_ZERO ? ZERO_LABEL : nextLabel++;
+        label[r0] = flags[r0] & PAGE_ZERO ? ZERO_LABEL : nextLabel++;
       }
       basic(r0);
       s = e;
@@ -421,10 +349,10 @@ export function analyze(
     let heads = 0;
     for (let j = s; j < e; j++) {
       const i = order[j];
-      if (flags[i] & F_ZERO) label[i] = ZERO_LABEL;
+      if (flags[i] & PAGE_ZERO) label[i] = ZERO_LABEL;
       else if (
         pfn[i] === 0 || j === s || pfn[i] !== pfn[order[j - 1]] ||
-        (flags[order[j - 1]] & F_ZERO)
+        (flags[order[j - 1]] & PAGE_ZERO)
       ) {
         label[i] = HEAD;
         heads++;
@@ -451,10 +379,9 @@ export function analyze(
     s = e;
   }
   flush();
-  memOf(-1);
   if (prof) {
-    prof["3.confirm.read"] = (prof["3.confirm.read"] ?? 0) + tRead;
-    prof["3.confirm.compare"] = (prof["3.confirm.compare"] ?? 0) + tCmp;
+    prof["3.confirm.read+compare"] = (prof["3.confirm.read+compare"] ?? 0) +
+      tRead;
   }
   return c;
 }

@@ -6,17 +6,6 @@
  * @module
  */
 
-/** The content is all zero bytes. */
-export const F_ZERO = 2;
-/** pagemap bit 56: mapped exactly once. */
-export const F_EXCLUSIVE = 4;
-/** kpageflags: a KSM page. */
-export const F_KSM = 8;
-/** kpageflags: part of a transparent huge page. */
-export const F_THP = 16;
-/** kpageflags: the kernel's shared zero page. */
-export const F_ZERO_PAGE = 32;
-
 /** Columns of the page table. Row i is page i; see the field docs. */
 export interface PageTable {
   /** Rows in use. */
@@ -37,7 +26,7 @@ export interface PageTable {
   /** Low and high halves of the 64-bit content hash (or grouping key). */
   hashLo: Uint32Array;
   hashHi: Uint32Array;
-  /** F_* bits (bit 0 is PAGE_HASHED, always set in the table). */
+  /** PAGE_* bits of src/pages/flags.ts (PAGE_HASHED always set). */
   flags: Uint8Array;
 }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Checksum, isZero } from "./types.ts";
+import { type Checksum, hashedFlags, isZero } from "./types.ts";
 
 const TABLE = (() => {
   const t = new Int32Array(256);
@@ -43,7 +43,7 @@ export const crc32Checksum: Checksum = {
       const off = byteOffset + k * pageSize;
       out.hashLo[outIndex + k] = crc32(bytes, off, pageSize);
       out.hashHi[outIndex + k] = 0;
-      out.flags[outIndex + k] = isZero(words, off >>> 2, n) ? 3 : 1;
+      out.flags[outIndex + k] = hashedFlags(isZero(words, off >>> 2, n));
     }
   },
 };

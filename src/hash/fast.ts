@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { type Checksum, toBigInt, wordsOf } from "./types.ts";
+import { type Checksum, hashedFlags, toBigInt, wordsOf } from "./types.ts";
 
 const P1 = 0x9e3779b1 | 0;
 const P2 = 0x85ebca77 | 0;
@@ -77,7 +77,7 @@ export const fastChecksum: Checksum = {
       const zero = fastCore(words, w, n, pageSize, res);
       out.hashLo[outIndex + k] = res[0];
       out.hashHi[outIndex + k] = res[1];
-      out.flags[outIndex + k] = zero ? 3 : 1;
+      out.flags[outIndex + k] = hashedFlags(zero);
     }
   },
 };

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { PageHashOutput } from "../scan/backend.ts";
+import { PAGE_HASHED, PAGE_ZERO } from "../pages/flags.ts";
 
 /** The checksum names mergemem accepts. */
 export type ChecksumName =
@@ -13,6 +13,26 @@ export type ChecksumName =
   | "addrot"
   | "scl"
   | "const";
+
+/**
+ * Where page hashes are written: page k of a call goes to index
+ * `offset + k` (or the index the call names) of each array.
+ */
+export interface PageHashOutput {
+  /** Low 32 bits of each page's 64-bit hash. */
+  hashLo: Uint32Array;
+  /** High 32 bits of each page's 64-bit hash. */
+  hashHi: Uint32Array;
+  /** PAGE_HASHED | PAGE_ZERO (src/pages/flags.ts) per page; 0 if not read. */
+  flags: Uint8Array;
+  /** Index of the first page of the call's runs. */
+  offset: number;
+}
+
+/** The flags of a hashed page: hashed, and zero-filled or not. */
+export function hashedFlags(zero: boolean): number {
+  return zero ? PAGE_HASHED | PAGE_ZERO : PAGE_HASHED;
+}
 
 /** A page checksum. Hashes are 64-bit; 32-bit checksums are zero-extended. */
 export interface Checksum {
@@ -68,7 +88,7 @@ export function perPage(
       const lo = fn(words, w, n, hi);
       out.hashLo[outIndex + k] = lo;
       out.hashHi[outIndex + k] = hi[0];
-      out.flags[outIndex + k] = isZero(words, w, n) ? 3 : 1;
+      out.flags[outIndex + k] = hashedFlags(isZero(words, w, n));
     }
   };
 }

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { type Checksum, isZero } from "./types.ts";
+import { type Checksum, hashedFlags, isZero } from "./types.ts";
 
 const M64 = (1n << 64n) - 1n;
 const BP1 = 0x9E3779B185EBCA87n;
@@ -276,7 +276,7 @@ export const xxh64Checksum: Checksum = {
           out.hashLo[outIndex + k] = h >>> 0;
           out.hashHi[outIndex + k] = Math.floor(h / 4294967296);
         }
-        out.flags[outIndex + k] = isZero(words, w, n) ? 3 : 1;
+        out.flags[outIndex + k] = hashedFlags(isZero(words, w, n));
       }
       return;
     }
@@ -284,7 +284,7 @@ export const xxh64Checksum: Checksum = {
       xxh64Words(words, w, n);
       out.hashLo[outIndex + k] = rl;
       out.hashHi[outIndex + k] = rh;
-      out.flags[outIndex + k] = isZero(words, w, n) ? 3 : 1;
+      out.flags[outIndex + k] = hashedFlags(isZero(words, w, n));
     }
   },
 };

@@ -384,7 +384,7 @@ export function restrictBackend(
             count: j - i,
             addr: runs.addr.subarray(i, j),
             pages: runs.pages.subarray(i, j),
-            notExclusive: runs.notExclusive,
+            noPin: runs.noPin,
           }, { ...out, offset });
         } else out.flags.fill(0, offset, offset + pages);
         k += pages;

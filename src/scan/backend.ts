@@ -26,12 +26,9 @@
  * @module
  */
 
-/** The page was read and hashed: hashLo/hashHi are valid. A page without
- * this flag vanished (unmapped, or no longer present) and is left out. */
-export const PAGE_HASHED = 1;
-/** The page's content is all zero bytes. Only meaningful with
- * {@link PAGE_HASHED}. */
-export const PAGE_ZERO = 2;
+export { PAGE_HASHED, PAGE_ZERO } from "../pages/flags.ts";
+export type { PageHashOutput } from "../hash/types.ts";
+import type { PageHashOutput } from "../hash/types.ts";
 
 /**
  * Runs of contiguous present pages of one process, in ascending address
@@ -48,30 +45,17 @@ export interface PageRuns {
   /** Number of pages in each run (at least 1). */
   pages: Uint32Array;
   /**
-   * True when these pages are not exclusively mapped (pagemap bit 56
-   * clear: fork-shared, KSM or zero page). A reader must then not pin
-   * them: on Linux 6.x process_vm_readv's page pin UNSHARES a COW-shared
-   * anonymous page in the target (measured: the target gets a new frame),
-   * which would undo the very sharing being measured. The user back-end
-   * reads such pages through /proc/PID/mem, which does not pin.
+   * True when these pages must not be pinned: not exclusively mapped
+   * (pagemap bit 56 clear: fork-shared, KSM or zero page), or in a mapping
+   * with transparent huge pages. On Linux 6.x process_vm_readv's page pin
+   * UNSHARES a page that is not exclusively the target's (measured: the
+   * target gets a new frame; a small page of a fork-shared THP is copied
+   * and its huge page split, seen on 6.12 even where pagemap said
+   * exclusive), which would undo the very sharing being measured. The
+   * user back-end reads such pages through /proc/PID/mem, which does not
+   * pin.
    */
-  notExclusive?: boolean;
-}
-
-/**
- * Where {@link HashBackend.hashPages} writes its results: page k of the
- * runs (counting pages across runs, in order) goes to index `offset + k`
- * of each array.
- */
-export interface PageHashOutput {
-  /** Low 32 bits of each page's 64-bit hash. */
-  hashLo: Uint32Array;
-  /** High 32 bits of each page's 64-bit hash. */
-  hashHi: Uint32Array;
-  /** {@link PAGE_HASHED} | {@link PAGE_ZERO} per page; 0 if not read. */
-  flags: Uint8Array;
-  /** Index of the first page of the call's runs. */
-  offset: number;
+  noPin?: boolean;
 }
 
 /** An opened target process. Back-ends may keep more state in it (the
@@ -115,11 +99,4 @@ export interface HashBackend {
   close(target: HashTarget): void;
   /** Releases the back-end's own resources (buffers, device fd). */
   dispose?(): void;
-}
-
-/** The number of pages in the first `runs.count` runs. */
-export function runPages(runs: PageRuns): number {
-  let n = 0;
-  for (let i = 0; i < runs.count; i++) n += runs.pages[i];
-  return n;
 }

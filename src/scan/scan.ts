@@ -7,16 +7,15 @@
  */
 import { processGone, usageError } from "../errors.ts";
 import { analyze, type MappingRef } from "../dedup/analyze.ts";
+import { newTable, reserve, setPfn, sortOrder } from "../dedup/table.ts";
 import {
-  F_EXCLUSIVE,
-  F_KSM,
-  F_THP,
-  F_ZERO_PAGE,
-  newTable,
-  reserve,
-  setPfn,
-  sortOrder,
-} from "../dedup/table.ts";
+  PAGE_EXCLUSIVE,
+  PAGE_HASHED,
+  PAGE_KSM,
+  PAGE_PIN_OK,
+  PAGE_THP,
+  PAGE_ZERO_PAGE,
+} from "../pages/flags.ts";
 import { getChecksum } from "../hash/mod.ts";
 import { type Mapping, readSmaps } from "../pages/maps.ts";
 import {
@@ -41,7 +40,7 @@ import {
   selectProcesses,
   skipReasonOf,
 } from "../proc/select.ts";
-import { type HashBackend, PAGE_HASHED, type PageRuns } from "./backend.ts";
+import type { HashBackend, PageRuns } from "./backend.ts";
 import {
   addTotals,
   emptyTotals,
@@ -52,6 +51,7 @@ import {
   type Strategy,
   type Totals,
 } from "./result.ts";
+import { createTableReader } from "./page_reader.ts";
 import { createUserBackend } from "./user_backend.ts";
 
 /** Progress of a running scan, reported after each batch of pages. */
@@ -328,6 +328,10 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
           keyIds.set(key, keyId);
         }
         if (m.kb.Rss === 0 && (m.kb.Swap ?? 0) === 0) continue;
+        // A pin of a small page of a fork-shared THP unshares it (copies it
+        // in the target and splits the huge page) even when pagemap calls
+        // it exclusive: never pin pages of a mapping with THPs.
+        const pinOk = (m.kb.AnonHugePages ?? 0) === 0;
         const vpn0 = Math.round(m.start / ps);
         for (let off = 0; off < npages; off += chunk) {
           const n = Math.min(chunk, npages - off);
@@ -338,8 +342,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
           tq = lap(prof, "2.pagemap", tq);
           reserve(table, n);
           const row0 = table.length;
-          // Exclusive pages first, then the others, each as its own runs:
-          // the two are read differently (see PageRuns.notExclusive).
+          // Pages that may be pinned first, then the others, as own runs:
+          // the two are read differently (see PageRuns.noPin).
           let cnt = 0;
           let nx = 0;
           for (let k = 0; k < n; k++) {
@@ -352,20 +356,21 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
               st.noncandidate++;
               continue;
             }
-            if ((hi & PM_EXCLUSIVE_HI) === 0) nx++;
+            if (!pinOk || (hi & PM_EXCLUSIVE_HI) === 0) nx++;
             cnt++;
           }
           if (cnt === 0) continue;
-          for (const exclusive of [true, false]) {
-            const rowA = exclusive ? row0 : row0 + cnt - nx;
+          for (const pinned of [true, false]) {
+            const rowA = pinned ? row0 : row0 + cnt - nx;
             let row = rowA;
             runs.count = 0;
-            runs.notExclusive = !exclusive;
+            runs.noPin = !pinned;
             let lastPage = -2;
             for (let k = 0; k < n; k++) {
               const hi = pm[2 * k + 1];
               if ((hi & PM_PRESENT_HI) === 0 || (hi & PM_FILE_HI)) continue;
-              if (((hi & PM_EXCLUSIVE_HI) !== 0) !== exclusive) continue;
+              const exclusive = (hi & PM_EXCLUSIVE_HI) !== 0;
+              if ((pinOk && exclusive) !== pinned) continue;
               table.mapIdx[row] = g;
               table.pageIdx[row] = off + k;
               setPfn(
@@ -377,7 +382,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
                   ? standIn++
                   : 0,
               );
-              bits[row - row0] = exclusive ? F_EXCLUSIVE : 0;
+              bits[row - row0] = (exclusive ? PAGE_EXCLUSIVE : 0) |
+                (pinned ? PAGE_PIN_OK : 0);
               row++;
               if (lastPage === k - 1) runs.pages[runs.count - 1]++;
               else {
@@ -395,7 +401,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
               flags: table.flags,
               offset: rowA,
             });
-            tq = lap(prof, exclusive ? "2.readv+hash" : "2.mem+hash", tq);
+            tq = lap(prof, pinned ? "2.readv+hash" : "2.mem+hash", tq);
           }
           // Keep the rows that were read; drop the vanished ones.
           let w = row0;
@@ -457,9 +463,9 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         order,
         table.length,
         (i, lo) => {
-          if (lo & (1 << KPF_KSM)) flags[i] |= F_KSM;
-          if (lo & (1 << KPF_THP)) flags[i] |= F_THP;
-          if (lo & (1 << KPF_ZERO_PAGE)) flags[i] |= F_ZERO_PAGE;
+          if (lo & (1 << KPF_KSM)) flags[i] |= PAGE_KSM;
+          if (lo & (1 << KPF_THP)) flags[i] |= PAGE_THP;
+          if (lo & (1 << KPF_ZERO_PAGE)) flags[i] |= PAGE_ZERO_PAGE;
         },
       );
     }
@@ -468,6 +474,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   kpf?.close();
   sortOrder(table, "hash", order);
   tp = lap(prof, "3.sort.hash", tp);
+  const reader = createTableReader(table, refs, ps);
   const c = analyze(table, refs, {
     pageSize: ps,
     pfns,
@@ -475,7 +482,9 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     profile: prof,
     labelAll: opts.onPages !== undefined,
     confirm,
+    reader,
   });
+  reader.close();
   tp = lap(prof, "3.analyze", tp);
   opts.onPages?.({
     count: table.length,

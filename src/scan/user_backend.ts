@@ -87,7 +87,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   }
 
   // Non-exclusive pages: read through /proc/PID/mem (see
-  // PageRuns.notExclusive), a run of up to `cap` contiguous pages per read
+  // PageRuns.noPin), a run of up to `cap` contiguous pages per read
   // into the first buffer; a run that fails is redone page by page.
   function hashUnpinned(pid: number, runs: PageRuns, out: PageHashOutput) {
     const b = slots[0];
@@ -134,7 +134,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     },
     async hashPages(target, runs, out) {
       const pid = target.pid;
-      if (runs.notExclusive) return hashUnpinned(pid, runs, out);
+      if (runs.noPin) return hashUnpinned(pid, runs, out);
       let cur = 0;
       let [run, skip] = fill(slots[cur], runs, 0, 0);
       let at = out.offset;

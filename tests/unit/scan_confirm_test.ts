@@ -1,6 +1,7 @@
 import { deepStrictEqual as eq, rejects } from "node:assert/strict";
 import { analyze } from "../../src/dedup/analyze.ts";
-import { F_EXCLUSIVE, newTable, sortOrder } from "../../src/dedup/table.ts";
+import { newTable, sortOrder } from "../../src/dedup/table.ts";
+import { PAGE_EXCLUSIVE } from "../../src/pages/flags.ts";
 import { MergememError } from "../../src/errors.ts";
 import type { ScanResult } from "../../src/scan/result.ts";
 import { scan, type ScanPages } from "../../src/scan/scan.ts";
@@ -96,7 +97,7 @@ Deno.test("dedup: confirm false trusts the hash, reads nothing", () => {
     t.pfn[i] = 10 + i;
     t.hashLo[i] = i < 2 ? 7 : 9;
     t.hashHi[i] = 7;
-    t.flags[i] = F_EXCLUSIVE;
+    t.flags[i] = PAGE_EXCLUSIVE;
   }
   const order = sortOrder(t, "hash", new Uint32Array(t.length));
   const c = analyze(t, [{ pid: 0x3ffffff0, start: 0x1000 }], {

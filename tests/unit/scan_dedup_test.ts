@@ -1,11 +1,12 @@
 import { deepStrictEqual as eq } from "node:assert/strict";
 import { analyze } from "../../src/dedup/analyze.ts";
+import { newTable, sortOrder } from "../../src/dedup/table.ts";
 import {
-  F_EXCLUSIVE,
-  F_ZERO,
-  newTable,
-  sortOrder,
-} from "../../src/dedup/table.ts";
+  PAGE_EXCLUSIVE,
+  PAGE_HASHED,
+  PAGE_PIN_OK,
+} from "../../src/pages/flags.ts";
+import { createTableReader } from "../../src/scan/page_reader.ts";
 import { CHECKSUMS } from "../../src/hash/mod.ts";
 import { addressOf } from "../../src/pages/vmread.ts";
 
@@ -36,13 +37,15 @@ function run(checksum: string) {
     t.mapIdx[i] = 0;
     t.pageIdx[i] = i;
     t.pfn[i] = 100 + i; // 8 distinct frames
-    t.flags[i] |= F_EXCLUSIVE;
+    t.flags[i] |= PAGE_EXCLUSIVE | PAGE_PIN_OK;
   }
   const order = sortOrder(t, "hash", new Uint32Array(t.length));
-  const c = analyze(t, [{ pid: Deno.pid, start }], {
+  const maps = [{ pid: Deno.pid, start }];
+  const c = analyze(t, maps, {
     pageSize: PS,
     pfns: true,
     order,
+    reader: createTableReader(t, maps, PS),
   });
   return [c.present[0], c.zero[0], c.duplicate[0], c.saveable[0]];
 }
@@ -61,12 +64,13 @@ Deno.test("dedup: a forced collision of different contents is no duplicate", () 
     t.mapIdx[i] = 0;
     t.pageIdx[i] = i === 0 ? 2 : 5; // B and C: different bytes, same hash
     t.pfn[i] = 1 + i;
-    t.flags[i] = 1 | F_EXCLUSIVE;
+    t.flags[i] = PAGE_HASHED | PAGE_EXCLUSIVE | PAGE_PIN_OK;
   }
-  const c = analyze(t, [{ pid: Deno.pid, start }], {
+  const maps = [{ pid: Deno.pid, start }];
+  const c = analyze(t, maps, {
     pageSize: PS,
     pfns: true,
+    reader: createTableReader(t, maps, PS),
   });
   eq([c.present[0], c.duplicate[0], c.saveable[0], c.zero[0]], [2, 0, 0, 0]);
-  void F_ZERO;
 });
