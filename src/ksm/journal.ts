@@ -67,9 +67,18 @@ export function journalPath(runDir = RUN_DIR): string {
   return `${runDir}/journal.json`;
 }
 
-/** Creates `runDir` (mode 0755) if it does not exist. */
+/**
+ * Creates `runDir` with mode 0755 (whatever the umask: status, run by
+ * any user, reads the journal) if it does not exist.
+ */
 export function ensureRunDir(runDir = RUN_DIR): void {
-  Deno.mkdirSync(runDir, { recursive: true, mode: 0o755 });
+  try {
+    Deno.mkdirSync(runDir, { mode: 0o755 });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return;
+    throw err;
+  }
+  Deno.chmodSync(runDir, 0o755);
 }
 
 /**
@@ -174,6 +183,7 @@ export function writeJournal(
     mode: 0o644,
   });
   try {
+    Deno.chmodSync(tmp, 0o644); // readable by status, whatever the umask
     const data = new TextEncoder().encode(JSON.stringify(j, null, 2) + "\n");
     let off = 0;
     while (off < data.length) off += f.writeSync(data.subarray(off));

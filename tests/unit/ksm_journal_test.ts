@@ -1,0 +1,183 @@
+/**
+ * The burst journal (src/ksm/journal.ts) and status()'s repair of it, on
+ * a temporary run directory and a fixture KSM directory: owners told
+ * apart by pid and start time, atomic writes, restore of a dead owner's
+ * settings.
+ */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
+import {
+  journalOwnerAlive,
+  journalPath,
+  type KsmJournal,
+  parseStartTime,
+  processStartTime,
+  readJournal,
+  recoverJournal,
+  removeJournal,
+  writeJournal,
+} from "../../src/ksm/journal.ts";
+import { checkJournal } from "../../src/status/status.ts";
+
+/** A writable stand-in for /sys/kernel/mm/ksm. */
+function ksmFixture(values: Record<string, string>): string {
+  const dir = Deno.makeTempDirSync({ prefix: "ksm_fixture_" });
+  for (const [k, v] of Object.entries(values)) {
+    Deno.writeTextFileSync(`${dir}/${k}`, v + "\n");
+  }
+  return dir;
+}
+
+function read(dir: string, k: string): string {
+  return Deno.readTextFileSync(`${dir}/${k}`).trim();
+}
+
+/** A process that exists for the test's duration. */
+function sleeper(): Deno.ChildProcess {
+  return new Deno.Command("sleep", { args: ["60"] }).spawn();
+}
+
+/** A pid that is not running: a child that exited and was reaped. */
+async function deadPid(): Promise<number> {
+  const c = new Deno.Command("true").spawn();
+  await c.status;
+  return c.pid;
+}
+
+const BURST = {
+  run: "1",
+  pages_to_scan: "10000",
+  sleep_millisecs: "0",
+  smart_scan: "0",
+  advisor_mode: "none",
+};
+const ORIG = {
+  run: "0",
+  pages_to_scan: "123",
+  sleep_millisecs: "37",
+  smart_scan: "1",
+  advisor_mode: "none",
+};
+
+Deno.test("parseStartTime counts fields from the last ')'", () => {
+  const rest = Array.from({ length: 50 }, (_, i) => String(i + 3));
+  // field 3 is "3", ..., field 22 is "22"
+  assertEquals(parseStartTime(`42 (a) b) c) ${rest.join(" ")}\n`), "22");
+  assertEquals(parseStartTime(`42 (sh) ${rest.join(" ")}`), "22");
+  assertEquals(parseStartTime("42 (sh) R 1 2"), undefined);
+  assert(/^\d+$/.test(processStartTime(Deno.pid)!));
+});
+
+Deno.test("writeJournal is atomic JSON naming this process", () => {
+  const runDir = Deno.makeTempDirSync() + "/run";
+  const ksm = ksmFixture(ORIG);
+  const j = writeJournal(
+    { ...ORIG, max_page_sharing: "256" },
+    { runDir, ksmDir: ksm, command: "test" },
+  );
+  assertEquals(Deno.statSync(runDir).mode! & 0o777, 0o755);
+  assertEquals(readJournal(runDir), j);
+  assertEquals(j.pid, Deno.pid);
+  assertEquals(j.start_time, processStartTime(Deno.pid));
+  // Only the settings a burst changes.
+  assertEquals(j.settings, ORIG);
+  assertEquals([...Deno.readDirSync(runDir)].map((e) => e.name), [
+    "journal.json",
+  ]);
+  assert(journalOwnerAlive(j));
+  removeJournal(runDir);
+  assertEquals(readJournal(runDir), undefined);
+  removeJournal(runDir); // twice is fine
+});
+
+/** Writes a journal as another process would have. */
+function foreignJournal(
+  runDir: string,
+  ksm: string,
+  pid: number,
+  startTime: string,
+): KsmJournal {
+  const j: KsmJournal = {
+    schema: "mergemem.journal/1",
+    pid,
+    start_time: startTime,
+    command: "mergemem merge",
+    created: "2026-01-01T00:00:00.000Z",
+    ksm_dir: ksm,
+    settings: ORIG,
+  };
+  Deno.mkdirSync(runDir, { recursive: true });
+  Deno.writeTextFileSync(journalPath(runDir), JSON.stringify(j));
+  return j;
+}
+
+Deno.test("recoverJournal restores a dead owner's settings", async () => {
+  const runDir = Deno.makeTempDirSync();
+  const ksm = ksmFixture(BURST);
+  const pid = await deadPid();
+  foreignJournal(runDir, ksm, pid, "12345");
+  const r = recoverJournal(runDir)!;
+  assertEquals(r.owner_pid, pid);
+  assertEquals(r.restore_mismatch, {});
+  assert(r.message.includes(`pid ${pid} (mergemem merge)`), r.message);
+  for (const [k, v] of Object.entries(ORIG)) assertEquals(read(ksm, k), v);
+  assertEquals(readJournal(runDir), undefined);
+  assertEquals(recoverJournal(runDir), undefined);
+});
+
+Deno.test("recoverJournal leaves a live owner's journal alone", () => {
+  const runDir = Deno.makeTempDirSync();
+  const ksm = ksmFixture(BURST);
+  const s = sleeper();
+  try {
+    foreignJournal(runDir, ksm, s.pid, processStartTime(s.pid)!);
+    assertEquals(recoverJournal(runDir), undefined);
+    assertEquals(read(ksm, "run"), "1");
+    assert(readJournal(runDir));
+    const st = checkJournal(runDir)!;
+    assertEquals(st.state, "active");
+    assertEquals(st.owner_pid, s.pid);
+    assertEquals(read(ksm, "pages_to_scan"), "10000");
+  } finally {
+    s.kill("SIGKILL");
+  }
+});
+
+Deno.test("a reused pid is not the owner: start times differ", () => {
+  const runDir = Deno.makeTempDirSync();
+  const ksm = ksmFixture(BURST);
+  const s = sleeper();
+  try {
+    const start = Number(processStartTime(s.pid));
+    foreignJournal(runDir, ksm, s.pid, String(start - 1));
+    const r = recoverJournal(runDir)!;
+    assertEquals(r.owner_pid, s.pid);
+    for (const [k, v] of Object.entries(ORIG)) assertEquals(read(ksm, k), v);
+  } finally {
+    s.kill("SIGKILL");
+  }
+});
+
+Deno.test("status restores a dead owner's journal and says so", async () => {
+  const runDir = Deno.makeTempDirSync();
+  const ksm = ksmFixture(BURST);
+  const pid = await deadPid();
+  foreignJournal(runDir, ksm, pid, "1");
+  const st = checkJournal(runDir)!;
+  assertEquals(st.state, "restored");
+  assertEquals(st.owner_pid, pid);
+  assertEquals(st.settings, ORIG);
+  assert(st.message.startsWith("restored ksmd settings"), st.message);
+  for (const [k, v] of Object.entries(ORIG)) assertEquals(read(ksm, k), v);
+  assertEquals(checkJournal(runDir), null);
+});
+
+Deno.test("an unreadable journal is removed with a warning", () => {
+  const runDir = Deno.makeTempDirSync();
+  Deno.writeTextFileSync(journalPath(runDir), "{not json");
+  const r = recoverJournal(runDir)!;
+  assert(r.message.includes("unreadable"), r.message);
+  assertEquals(readJournal(runDir), undefined);
+});
