@@ -32,6 +32,7 @@ import {
   readEntries,
 } from "../pages/pagemap.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
+import { mayHoldThp } from "../pages/thp.ts";
 import type { ProcInfo } from "../proc/info.ts";
 import {
   CAP_SYS_ADMIN,
@@ -330,8 +331,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         if (m.kb.Rss === 0 && (m.kb.Swap ?? 0) === 0) continue;
         // A pin of a small page of a fork-shared THP unshares it (copies it
         // in the target and splits the huge page) even when pagemap calls
-        // it exclusive: never pin pages of a mapping with THPs.
-        const pinOk = (m.kb.AnonHugePages ?? 0) === 0;
+        // it exclusive: never pin pages of a mapping that may hold THPs.
+        const pinOk = !mayHoldThp(m);
         const vpn0 = Math.round(m.start / ps);
         for (let off = 0; off < npages; off += chunk) {
           const n = Math.min(chunk, npages - off);
