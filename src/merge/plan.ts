@@ -18,22 +18,17 @@
  * mapping left out must not count, since KSM will not merge with it. The
  * scan hands over its content class and frame per page
  * (ScanOptions.onPages), so the chosen mappings are recounted alone in
- * memory ({@link recount}, the scan's rules of docs/accounting.md) and the
- * choice is re-checked on those counts until it no longer changes: one
- * scan. With `rescan: true` the plan instead scans the chosen mappings
- * again on their own (the other pages hidden by {@link restrictBackend}),
- * at most {@link MAX_SCANS} scans; that older way re-reads the pages and is
- * kept as a cross-check.
+ * memory ({@link recount}, the scan's own rules of docs/accounting.md) and
+ * the choice is re-checked on those counts until it no longer changes: one
+ * scan.
  *
- * The in-memory plan scans with `confirm: false` (ScanOptions.confirm)
- * when the back-end's checksum is a 64-bit hash (the kernel back-end's
- * xxh64): pages with equal hashes count as equal without being re-read
- * for a byte comparison, the largest part of the scan's time otherwise.
- * That is safe because the plan is only a prediction: KSM compares the
- * bytes itself (memcmp_pages) before it merges, so a hash collision could
- * at worst make the prediction off by a page, never merge different
- * pages. `mergemem scan` always confirms. The `rescan` cross-check
- * confirms too.
+ * The plan scans with `confirm: false` (ScanOptions.confirm) when the
+ * back-end's checksum is a 64-bit hash (the kernel back-end's xxh64):
+ * pages with equal hashes count as equal without being re-read for a byte
+ * comparison, the largest part of the scan's time otherwise. That is safe
+ * because the plan is only a prediction: KSM compares the bytes itself
+ * (memcmp_pages) before it merges, so a hash collision could at worst make
+ * the prediction off by a page, never merge different pages.
  *
  * @module
  */
@@ -43,20 +38,12 @@ import {
   newContentCounts,
 } from "../dedup/accounting.ts";
 import { readMergeableMappings } from "../ksm/process.ts";
-import type {
-  HashBackend,
-  HashTarget,
-  PageHashOutput,
-  PageRuns,
-} from "../scan/backend.ts";
+import type { HashBackend } from "../scan/backend.ts";
 import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
 import { scan, type ScanPages, TRUSTED_HASHES } from "../scan/scan.ts";
 
 /** The default --min-saving, in pages per VMA. */
 export const DEFAULT_MIN_SAVING = 16;
-
-/** The most scans one plan takes (the first one plus re-checks). */
-export const MAX_SCANS = 3;
 
 /** One chosen mapping: the scan's counts over the chosen set. */
 export interface PlannedVma extends MappingResult {
@@ -86,12 +73,10 @@ export interface MergePlan {
   skipped: { pid: number; skip: Skip }[];
   /** The scan's notes for the user. */
   warnings: string[];
-  /** Present candidate pages the first (whole) scan read. */
+  /** Present candidate pages the scan read. */
   pagesScanned: number;
   /** Pages KSM should free once the chosen VMAs are merged. */
   predictedSaveablePages: number;
-  /** Scans it took (1 when the first scan's counts were already exact). */
-  scans: number;
 }
 
 /** Options of {@link planMerge}. */
@@ -102,18 +87,9 @@ export interface PlanOptions {
   backend: HashBackend;
   /** Minimum net saving per VMA, in pages. */
   minSaving?: number;
-  /** Called during the scans; may throw to abort (Ctrl-C). */
+  /** Called during the scan (`scan` is always 1); may throw to abort. */
   onProgress?: (scan: number, pagesDone: number, pagesTotal: number) => void;
-  /**
-   * Re-check the choice by scanning the chosen mappings again (up to
-   * {@link MAX_SCANS} scans) instead of recounting the first scan's pages
-   * in memory (default false).
-   */
-  rescan?: boolean;
 }
-
-/** Address ranges [start, end) per pid. */
-type Ranges = Map<number, [number, number][]>;
 
 /** The net saving rule of the module documentation. */
 export function worthMarking(
@@ -127,68 +103,11 @@ export function worthMarking(
 }
 
 /**
- * Scans the selected processes and chooses the VMAs to mark. See the
- * module documentation.
+ * Scans the selected processes and chooses the VMAs to mark: one scan,
+ * the choice re-checked on in-memory recounts. See the module
+ * documentation.
  */
 export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
-  if (!opts.rescan) return await planInMemory(opts);
-  const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
-  const mergeable = new Map<number, Set<string>>();
-  let keep: Ranges | undefined;
-  let first: ScanResult | undefined;
-  for (let n = 1;; n++) {
-    const r = await scan({
-      selection: { pids: opts.pids },
-      backend: keep ? restrictBackend(opts.backend, keep) : opts.backend,
-      onProgress: (p) => opts.onProgress?.(n, p.pagesDone, p.pagesTotal),
-      kpageflags: false,
-    });
-    first ??= r;
-    // The last scan counted the kept mappings alone: keep them all, so
-    // that its counts are exactly the prediction.
-    const last = keep !== undefined && n === MAX_SCANS;
-    const chosen = new Map<number, PlannedVma[]>();
-    for (const p of r.processes) {
-      if (p.skipped) continue;
-      if (!mergeable.has(p.pid)) {
-        mergeable.set(
-          p.pid,
-          new Set(readMergeableMappings(p.pid).map((m) => m.startHex)),
-        );
-      }
-      const mg = mergeable.get(p.pid)!;
-      const kept = keep?.get(p.pid);
-      chosen.set(
-        p.pid,
-        p.mappings.filter((m) =>
-          last
-            ? inRanges(kept, parseInt(m.start, 16))
-            : worthMarking(m, minSaving, mg.has(m.start))
-        ).map((m) => ({ ...m, already_mergeable: mg.has(m.start) })),
-      );
-    }
-    // Exact when no content of a chosen mapping can also sit in a mapping
-    // left out; otherwise scan the chosen ones alone and choose again.
-    const exact = last || [...chosen.values()].every((v) => !v.length) ||
-      r.processes.every((p) =>
-        p.mappings.every((m) =>
-          (m.pages_duplicate === 0 && m.pages_zero === 0) ||
-          chosen.get(p.pid)?.some((c) => c.start === m.start)
-        )
-      );
-    if (exact) return result(r, first, chosen, n);
-    keep = new Map();
-    for (const [pid, vmas] of chosen) {
-      keep.set(
-        pid,
-        vmas.map((v) => [parseInt(v.start, 16), parseInt(v.end, 16)]),
-      );
-    }
-  }
-}
-
-/** One scan; the choice is re-checked on in-memory recounts. */
-async function planInMemory(opts: PlanOptions): Promise<MergePlan> {
   const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
   let pages: ScanPages | undefined;
   const r = await scan({
@@ -257,7 +176,7 @@ async function planInMemory(opts: PlanOptions): Promise<MergePlan> {
     }
     chosen.set(p.pid, vmas);
   }
-  return result(r, r, chosen, 1);
+  return result(r, chosen);
 }
 
 /** A mapping's scan counts with the recounted ones put in. */
@@ -315,12 +234,7 @@ export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
   return c;
 }
 
-function result(
-  r: ScanResult,
-  first: ScanResult,
-  chosen: Map<number, PlannedVma[]>,
-  scans: number,
-): MergePlan {
+function result(r: ScanResult, chosen: Map<number, PlannedVma[]>): MergePlan {
   let predicted = 0;
   const processes: ProcessPlan[] = [];
   for (const p of r.processes) {
@@ -336,62 +250,8 @@ function result(
       pid: p.pid,
       skip: p.skipped!,
     })),
-    warnings: first.warnings,
-    pagesScanned: first.totals.pages_present,
+    warnings: r.warnings,
+    pagesScanned: r.totals.pages_present,
     predictedSaveablePages: predicted,
-    scans,
-  };
-}
-
-function inRanges(
-  ranges: [number, number][] | undefined,
-  addr: number,
-): boolean {
-  return ranges?.some(([s, e]) => addr >= s && addr < e) ?? false;
-}
-
-/**
- * A back-end that hashes only the pages inside `keep` (per pid) and reports
- * every other page as not read (flags 0), so that the scan counts the kept
- * mappings as if nothing else had been scanned. The scan builds its runs
- * per mapping, so a run lies wholly inside or outside a kept VMA. The
- * hidden pages count as pages_vanished, which the plan does not use.
- */
-export function restrictBackend(
-  inner: HashBackend,
-  keep: Ranges,
-): HashBackend {
-  return {
-    name: inner.name,
-    checksum: inner.checksum,
-    open: (pid: number) => inner.open(pid),
-    async hashPages(
-      target: HashTarget,
-      runs: PageRuns,
-      out: PageHashOutput,
-    ): Promise<number> {
-      const ranges = keep.get(target.pid);
-      let k = 0;
-      for (let i = 0; i < runs.count;) {
-        const inside = inRanges(ranges, runs.addr[i]);
-        let j = i, pages = 0;
-        while (j < runs.count && inRanges(ranges, runs.addr[j]) === inside) {
-          pages += runs.pages[j++];
-        }
-        const offset = out.offset + k;
-        if (inside) {
-          await inner.hashPages(target, {
-            count: j - i,
-            addr: runs.addr.subarray(i, j),
-            pages: runs.pages.subarray(i, j),
-            noPin: runs.noPin,
-          }, { ...out, offset });
-        } else out.flags.fill(0, offset, offset + pages);
-        k += pages;
-        i = j;
-      }
-      return k;
-    },
-    close: (target: HashTarget) => inner.close(target),
   };
 }

@@ -4,8 +4,7 @@ import {
   ok as assert,
   throws,
 } from "node:assert/strict";
-import { restrictBackend, worthMarking } from "../../src/merge/plan.ts";
-import { type HashBackend, PAGE_HASHED } from "../../src/scan/backend.ts";
+import { worthMarking } from "../../src/merge/plan.ts";
 import type { MappingResult } from "../../src/scan/result.ts";
 import { parseMeminfo, reserveBytes } from "../../src/merge/unmerge.ts";
 import { ExitCode, MergememError } from "../../src/errors.ts";
@@ -37,39 +36,6 @@ Deno.test("worthMarking: duplicates minus 1/64 of the pages >= minSaving", () =>
   assert(
     !worthMarking({ ...mapping(640, 600), ksm_eligible: false }, 16, false),
   );
-});
-
-Deno.test("restrictBackend hashes only the kept ranges", async () => {
-  const seen: number[] = [];
-  const inner: HashBackend = {
-    name: "kernel",
-    checksum: "xxh64",
-    open: (pid) => ({ pid }),
-    hashPages(_t, runs, out) {
-      let k = out.offset;
-      for (let r = 0; r < runs.count; r++) {
-        seen.push(runs.addr[r]);
-        for (let i = 0; i < runs.pages[r]; i++) out.flags[k++] = PAGE_HASHED;
-      }
-      return Promise.resolve(k - out.offset);
-    },
-    close() {},
-  };
-  const b = restrictBackend(inner, new Map([[7, [[0x2000, 0x4000]]]]));
-  const runs = {
-    count: 3,
-    addr: Float64Array.from([0x1000, 0x2000, 0x5000]),
-    pages: Uint32Array.from([1, 2, 1]),
-  };
-  const out = {
-    hashLo: new Uint32Array(5),
-    hashHi: new Uint32Array(5),
-    flags: new Uint8Array(5).fill(9),
-    offset: 1,
-  };
-  assertEquals(await b.hashPages(b.open(7), runs, out), 4);
-  assertEquals(seen, [0x2000]);
-  assertEquals([...out.flags], [9, 0, PAGE_HASHED, PAGE_HASHED, 0]);
 });
 
 Deno.test("parseMeminfo and the unmerge reserve", () => {
