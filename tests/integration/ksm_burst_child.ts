@@ -1,27 +1,38 @@
 /**
- * A child program for ksm_burst_test.ts: runs a burst with a target that
- * can never be reached, printing "bursting" once ksmd runs, so the test
- * can send SIGINT in the middle and check that settings are restored.
+ * A child program for the burst tests (ksm_burst_test.ts,
+ * ksm_burst_overlap_test.ts): runs a library burst whose progress rises
+ * for as long as it runs (so it never stalls) and whose target cannot be
+ * reached, until SIGINT/SIGTERM, SIGKILL, or its timeout.
+ *
+ * Usage: ksm_burst_child.ts [TIMEOUT_MS [NAME]]
+ * Prints "bursting" once ksmd runs, "wait: NOTICE" when the KSM lock is
+ * busy, and at the end "result JSON" (the BurstResult) or "error CODE
+ * MESSAGE" (exiting with that code).
  *
  * @module
  */
 import { guardSignals, runBurst } from "../../src/ksm/burst.ts";
 import { MergememError } from "../../src/errors.ts";
 
+const timeoutMs = Number(Deno.args[0] ?? 30000);
+const name = Deno.args[1] ?? "burst child";
 const guard = guardSignals();
 let said = false;
+const t0 = performance.now();
 try {
-  await runBurst({
-    progress: () => 0,
+  const r = await runBurst({
+    progress: () => Math.floor(performance.now() - t0),
     target: 1e12,
-    timeoutMs: 30000,
+    timeoutMs,
     signal: guard.signal,
+    lockHolder: name,
+    onLockWait: (notice) => console.log(`wait: ${notice}`),
     onProgress: () => {
       if (!said) console.log("bursting");
       said = true;
     },
   });
-  console.log("finished");
+  console.log(`result ${JSON.stringify(r)}`);
 } catch (err) {
   if (err instanceof MergememError) {
     console.log(`error ${err.exitCode} ${err.message}`);
