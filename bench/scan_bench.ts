@@ -25,7 +25,6 @@
  */
 import { parseArgs } from "node:util";
 import { scan } from "../src/scan/mod.ts";
-import { lastScanProfile } from "../src/scan/scan.ts";
 import {
   addPages,
   newBatch,
@@ -54,14 +53,15 @@ async function child(): Promise<void> {
   // Reset the high-water mark so it measures the scan alone.
   Deno.writeTextFileSync("/proc/self/clear_refs", "5");
   const before = hwm();
-  const r = await scan(opts);
+  const profile = {};
+  const r = await scan({ ...opts, profile });
   const after = hwm();
   console.log(JSON.stringify({
     elapsed: r.elapsed_seconds,
     present: r.totals.pages_present,
     saveable: r.totals.saveable_pages,
     rss_increase: after.hwm - before.rss,
-    profile: lastScanProfile(),
+    profile,
   }));
 }
 

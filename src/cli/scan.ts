@@ -50,8 +50,11 @@ ${SELECTOR_HELP}
 With no selection, every process the caller may read, grouped by command.
 
 Options:
-  --checksum NAME   ${CHECKSUM_NAMES.join("|")} (default fast); matches are
-                    always confirmed byte by byte, so this changes speed only
+  --checksum NAME   ${CHECKSUM_NAMES.join("|")} (default xxh64). Equal xxh64
+                    hashes count as equal pages (collision bound in
+                    docs/accounting.md); the others' matches are always
+                    confirmed byte by byte, so they change speed only
+  --verify          confirm xxh64 matches byte by byte too
   --strategy S      hash: every page against every page (default);
                     equalv: only the same offset in corresponding mappings
                     of processes running the same executable (cheaper)
@@ -77,6 +80,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseStrict(args, {
     ...SELECTOR_OPTIONS,
     checksum: { type: "string" },
+    verify: { type: "boolean" },
     strategy: { type: "string" },
     backend: { type: "string" },
     top: { type: "string" },
@@ -93,7 +97,7 @@ export async function run(args: string[]): Promise<number> {
     "checksum",
     values.checksum,
     CHECKSUM_NAMES,
-    "fast",
+    "xxh64",
   );
   const strategy = parseChoice(
     "strategy",
@@ -139,6 +143,7 @@ export async function run(args: string[]): Promise<number> {
       },
       strategy,
       backend,
+      ...(values.verify ? { confirm: true } : {}),
       onProgress: (p) =>
         progress.update(p.pagesDone, p.pagesTotal, `pid ${p.pid}`),
     });

@@ -13,9 +13,9 @@ import { xxh64Checksum } from "./xxh64.ts";
 
 export type { Checksum, ChecksumName } from "./types.ts";
 export { crc32 } from "./crc32.ts";
-export { xxh64Ref } from "./xxh64.ts";
+export { xxh64 } from "./xxh64.ts";
 
-/** Every checksum, by name. "fast" is the default. */
+/** Every checksum, by name. "xxh64" is the default. */
 export const CHECKSUMS: Readonly<Record<ChecksumName, Checksum>> = {
   fast: fastChecksum,
   xxh64: xxh64Checksum,
@@ -27,8 +27,8 @@ export const CHECKSUMS: Readonly<Record<ChecksumName, Checksum>> = {
 
 /** The checksum names, default first. */
 export const CHECKSUM_NAMES: readonly ChecksumName[] = [
-  "fast",
   "xxh64",
+  "fast",
   "crc32",
   "addrot",
   "scl",

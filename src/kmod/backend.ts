@@ -8,7 +8,7 @@
  */
 import { MergememError, processGone, SyscallError } from "../errors.ts";
 import { closeFd, O_RDONLY, openFd } from "../ffi/libc.ts";
-import { xxh64Ref } from "../hash/xxh64.ts";
+import { xxh64 } from "../hash/xxh64.ts";
 import {
   type HashBackend,
   type HashTarget,
@@ -37,7 +37,7 @@ let zeroPageHash: bigint | undefined;
 
 /** xxh64 of an all-zero page, for pages mapped to the shared zero page. */
 function zeroHash(): bigint {
-  zeroPageHash ??= xxh64Ref(new Uint8Array(systemPageSize()));
+  zeroPageHash ??= xxh64(new Uint8Array(systemPageSize()));
   return zeroPageHash;
 }
 

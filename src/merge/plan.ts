@@ -40,7 +40,7 @@ import {
 import { readMergeableMappings } from "../ksm/process.ts";
 import type { HashBackend } from "../scan/backend.ts";
 import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
-import { scan, type ScanPages, TRUSTED_HASHES } from "../scan/scan.ts";
+import { scan, type ScanPages } from "../scan/scan.ts";
 
 /** The default --min-saving, in pages per VMA. */
 export const DEFAULT_MIN_SAVING = 16;
@@ -117,9 +117,8 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
     onPages: (p) => pages = p,
     // pages_ksm and pages_thp play no part in the plan.
     kpageflags: false,
-    // A prediction: trust the 64-bit hash (KSM compares bytes before it
-    // merges), see the module documentation.
-    confirm: !TRUSTED_HASHES.includes(opts.backend.checksum),
+    // The scan's default: trust xxh64, confirm any other checksum (KSM
+    // compares bytes before it merges), see the module documentation.
   });
   if (!pages) throw new Error("scan did not report its pages");
   // The scan's mapping index of each (pid, start).

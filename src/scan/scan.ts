@@ -73,7 +73,7 @@ export interface ScanProgress {
 export interface ScanOptions {
   /** Which processes (default: every readable process). */
   selection?: Selection;
-  /** Checksum name for the user back-end (default "fast"). */
+  /** Checksum name for the user back-end (default "xxh64"). */
   checksum?: string;
   /** "hash" (default) or "equalv". */
   strategy?: Strategy;
@@ -92,15 +92,16 @@ export interface ScanOptions {
    */
   onPages?: (pages: ScanPages) => void;
   /**
-   * Confirm every hash match by comparing the pages' bytes (default true;
-   * `mergemem scan` always does). false trusts the 64-bit hash: pages
-   * with equal hashes count as equal content without being re-read, which
-   * saves most of the analysis time. Meant ONLY for predictions such as
-   * merge planning, where KSM compares the bytes itself (memcmp_pages)
-   * before it merges anything, so a hash collision can at worst make the
-   * prediction off by a page, never a false merge. Allowed only with a
-   * real 64-bit hash ("xxh64" or "fast") and the "hash" strategy, else a
-   * usage error; the result then says `confirmed: false`.
+   * Confirm every hash match by comparing the pages' bytes. The default
+   * trusts a good 64-bit hash ({@link TRUSTED_HASHES}, i.e. xxh64, the
+   * default checksum and the kernel back-end's) with the hash strategy:
+   * pages with equal hashes count as equal content without being re-read
+   * (the collision bound is in docs/accounting.md; a collision could make
+   * a figure off by a page, never merge different pages, since KSM
+   * compares the bytes itself before it merges). Every other checksum
+   * always confirms. true (`mergemem scan --verify`) always confirms;
+   * false with another checksum is a usage error. A result that trusted
+   * the hash says `confirmed: false`.
    */
   confirm?: boolean;
   /**
@@ -109,6 +110,11 @@ export interface ScanOptions {
    * not report them, such as merge planning.
    */
   kpageflags?: boolean;
+  /**
+   * When given, the scan adds the wall time (ms) of each of its phases to
+   * it, by phase name (for bench/scan_bench.ts).
+   */
+  profile?: ScanProfile;
 }
 
 /**
@@ -148,7 +154,7 @@ interface ProcState {
 }
 
 /** The checksums that {@link ScanOptions.confirm} false may trust. */
-export const TRUSTED_HASHES: readonly string[] = ["xxh64", "fast"];
+export const TRUSTED_HASHES: readonly string[] = ["xxh64"];
 
 /**
  * Scans the selected processes for pages KSM could merge.
@@ -177,14 +183,15 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       // equalv compares corresponding pages directly: no hash is needed,
       // only zero detection, which "const" does at no cost.
       cs = getChecksum(
-        strategy === "equalv" ? "const" : opts.checksum ?? "fast",
+        strategy === "equalv" ? "const" : opts.checksum ?? "xxh64",
       );
     } catch (err) {
       throw usageError((err as Error).message);
     }
     backend = createUserBackend({ checksum: cs });
   }
-  const confirm = opts.confirm ?? true;
+  const confirm = opts.confirm ??
+    (strategy !== "hash" || !TRUSTED_HASHES.includes(backend.checksum));
   if (!confirm) {
     const why = strategy !== "hash"
       ? `the ${strategy} strategy`
@@ -232,7 +239,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     );
   }
 
-  const prof = newProfile();
+  const prof = opts.profile ?? {};
   let tp = performance.now();
   // Phase 1: smaps of every process (mappings, VmFlags, expected sizes).
   const states: ProcState[] = [];
@@ -553,7 +560,6 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   if (!ksmFlag) totals.pages_ksm = null;
   results.sort((a, b) => a.pid - b.pid);
   lap(prof, "results", tp);
-  lastProfile = prof;
   return {
     schema: SCAN_SCHEMA,
     page_size: ps,
@@ -569,19 +575,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   };
 }
 
-/** Wall time (ms) per phase of a scan; internal, for bench/scan_bench.ts. */
+/** Wall time (ms) per phase of a scan, by phase name. */
 export type ScanProfile = Record<string, number>;
-
-let lastProfile: ScanProfile = {};
-
-/** The phase times of the last finished {@link scan} (internal). */
-export function lastScanProfile(): ScanProfile {
-  return lastProfile;
-}
-
-function newProfile(): ScanProfile {
-  return {};
-}
 
 /** Adds the time since `t` to `prof[name]`; returns now. */
 export function lap(prof: ScanProfile, name: string, t: number): number {

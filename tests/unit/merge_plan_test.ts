@@ -1,13 +1,11 @@
-/** Pure parts of merge/unmerge: the VMA choice, trust domains, meminfo. */
+/** Pure parts of merge/unmerge: the VMA choice and meminfo. */
 import {
   deepStrictEqual as assertEquals,
   ok as assert,
-  throws,
 } from "node:assert/strict";
 import { worthMarking } from "../../src/merge/plan.ts";
 import type { MappingResult } from "../../src/scan/result.ts";
 import { parseMeminfo, reserveBytes } from "../../src/merge/unmerge.ts";
-import { ExitCode, MergememError } from "../../src/errors.ts";
 
 function mapping(present: number, duplicate: number): MappingResult {
   return {

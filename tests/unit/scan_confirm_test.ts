@@ -42,25 +42,26 @@ function partition(p: ScanPages): string[] {
   });
 }
 
-Deno.test("scan: confirm false == confirm true on real workers", async () => {
+Deno.test("scan: trusting xxh64 (the default) == confirming (--verify) on real workers", async () => {
   const ws: Worker[] = [];
   try {
     for (let i = 0; i < 3; i++) ws.push(await startWorker(SPEC));
     ws.push(await startWorker({ ...SPEC, fork: true }));
     const pids = ws.flatMap((w) => w.child ? [w.pid, w.child] : [w.pid]);
-    for (const checksum of ["fast", "xxh64"]) {
+    for (const checksum of ["xxh64", undefined]) {
       let pa: ScanPages | undefined, pb: ScanPages | undefined;
       const a = await scan({
         selection: { pids },
         checksum,
+        confirm: true,
         onPages: (p) => pa = p,
       });
       const b = await scan({
         selection: { pids },
         checksum,
-        confirm: false,
         onPages: (p) => pb = p,
       });
+      eq(b.checksum, "xxh64");
       eq(a.confirmed, undefined);
       eq(b.confirmed, false);
       eq(counts(b), counts(a));
@@ -72,11 +73,16 @@ Deno.test("scan: confirm false == confirm true on real workers", async () => {
   }
 });
 
-Deno.test("scan: confirm false needs a 64-bit hash", async () => {
+Deno.test("scan: other checksums always confirm; confirm false needs xxh64", async () => {
+  const r = await scan({ selection: { pids: [Deno.pid] }, checksum: "fast" });
+  eq(r.confirmed, undefined);
   for (
-    const opts of [{ checksum: "const" }, { checksum: "crc32" }, {
-      strategy: "equalv" as const,
-    }]
+    const opts of [
+      { checksum: "fast" },
+      { checksum: "const" },
+      { checksum: "crc32" },
+      { strategy: "equalv" as const },
+    ]
   ) {
     await rejects(
       scan({ selection: { pids: [Deno.pid] }, confirm: false, ...opts }),
