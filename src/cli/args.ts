@@ -7,31 +7,52 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { usageError } from "../errors.ts";
+import { type DocumentedOptions, optionHelp } from "./options.ts";
 
 /** Option specs in node:util parseArgs form. */
 export type OptionSpecs = NonNullable<ParseArgsConfig["options"]>;
 
 /** The selector options every process-selecting subcommand accepts. */
 export const SELECTOR_OPTIONS = {
-  comm: { type: "string", multiple: true },
-  pid: { type: "string", multiple: true },
-  user: { type: "string", multiple: true },
-  all: { type: "boolean" },
-  cgroup: { type: "string", multiple: true },
-  unit: { type: "string", multiple: true },
-} as const satisfies OptionSpecs;
+  comm: {
+    type: "string",
+    multiple: true,
+    arg: "NAME",
+    help: "exact command name, as in 'pgrep -x NAME' (repeatable)",
+  },
+  pid: {
+    type: "string",
+    multiple: true,
+    arg: "PID[,PID]",
+    help: "process ids (repeatable, or a comma list)",
+  },
+  user: {
+    type: "string",
+    multiple: true,
+    arg: "USER|UID",
+    help: "every process of this user (repeatable)",
+  },
+  cgroup: {
+    type: "string",
+    multiple: true,
+    arg: "PATH",
+    help: "every process of a cgroup v2 and its children\n" +
+      "(e.g. system.slice/apache2.service; repeatable)",
+  },
+  unit: {
+    type: "string",
+    multiple: true,
+    arg: "NAME",
+    help: "every process of a systemd unit, through its cgroup\n" +
+      "(apache2 means apache2.service; repeatable)",
+  },
+  all: { type: "boolean", help: "every process the caller may read" },
+} as const satisfies DocumentedOptions;
 
 /** Help text for the selector options. */
 export const SELECTOR_HELP =
   `Process selection (combine freely; a process matching any is selected):
-  --comm NAME       exact command name, as in 'pgrep -x NAME' (repeatable)
-  --pid PID[,PID]   process ids (repeatable, or a comma list)
-  --user USER|UID   every process of this user (repeatable)
-  --cgroup PATH     every process of a cgroup v2 and its children
-                    (e.g. system.slice/apache2.service; repeatable)
-  --unit NAME       every process of a systemd unit, through its cgroup
-                    (apache2 means apache2.service; repeatable)
-  --all             every process the caller may read`;
+${optionHelp(SELECTOR_OPTIONS)}`;
 
 /** Parsed selectors, in the shape the library's Selection takes. */
 export interface SelectorArgs {

@@ -6,21 +6,22 @@
  * @module
  */
 import { usageError } from "../errors.ts";
+import type { DocumentedOptions } from "./options.ts";
 import {
   DEFAULT_LOCK_TIMEOUT_SECONDS,
   type KsmLockOptions,
 } from "../ksm/lock.ts";
 
-/** The parseArgs option. */
+/** The option, with its help (src/cli/options.ts). */
 export const LOCK_TIMEOUT_OPTION = {
-  "lock-timeout": { type: "string" },
-} as const;
-
-/** Its --help lines. */
-export const LOCK_TIMEOUT_HELP =
-  `  --lock-timeout S  wait at most S seconds (default ${DEFAULT_LOCK_TIMEOUT_SECONDS}; 0: do not wait)
-                    for another mergemem run that holds /run/mergemem/lock,
-                    then exit 11`;
+  "lock-timeout": {
+    type: "string",
+    arg: "S",
+    help:
+      `wait at most S seconds (default ${DEFAULT_LOCK_TIMEOUT_SECONDS}; 0: do not wait)\n` +
+      "for another mergemem run that holds /run/mergemem/lock,\nthen exit 11",
+  },
+} as const satisfies DocumentedOptions;
 
 /**
  * The lock options of merge() and unmerge(): the timeout from `value`

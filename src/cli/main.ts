@@ -51,7 +51,8 @@ Examples:
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 nothing scannable,
 4 all denied, 5 partial (--strict), 6 no module, 7 module mismatch,
-8 no KSM, 9 refused by policy, 10 failed, 130 interrupted.
+8 no KSM, 9 refused by policy, 10 failed, 11 KSM lock busy,
+130 interrupted.
 See README.md for details.
 `;
 }

@@ -20,14 +20,53 @@ import { createProgress } from "./progress.ts";
 import { selectPids } from "./select_common.ts";
 import { usageError } from "../errors.ts";
 import {
-  LOCK_TIMEOUT_HELP,
-  LOCK_TIMEOUT_OPTION,
-  lockOptions,
-} from "./lock_option.ts";
+  type DocumentedOptions,
+  ENGINE_OPTION,
+  HELP_OPTION,
+  jsonOption,
+  optionHelp,
+} from "./options.ts";
+import { LOCK_TIMEOUT_OPTION, lockOptions } from "./lock_option.ts";
 
 /** One-line summary for --help. */
 export const summary =
   "mark duplicate-rich mappings mergeable and let KSM merge them";
+
+/** merge's own options, declared once for parsing and --help. */
+export const OPTIONS = {
+  "min-saving": {
+    type: "string",
+    arg: "N",
+    help: "mark a mapping only if it saves at least N pages net\n" +
+      "(duplicates minus 1/64 of its pages for KSM's\n" +
+      `bookkeeping; default ${DEFAULT_MIN_SAVING})`,
+  },
+  timeout: {
+    type: "string",
+    arg: "S",
+    help: "stop waiting for ksmd after S seconds (default 60)",
+  },
+  "dry-run": { type: "boolean", help: "plan and report, mark nothing" },
+  "no-wait": {
+    type: "boolean",
+    help: "mark, make sure ksmd runs (run=1), return at once",
+  },
+  "cross-user": {
+    type: "boolean",
+    help: "merge across all uids of the selection (dedup side\n" +
+      "channels between them: only within one trust domain)",
+  },
+  ...ENGINE_OPTION,
+  "whole-process": {
+    type: "boolean",
+    help: "ptrace engine: mark whole processes with\n" +
+      "PR_SET_MEMORY_MERGE (6.4+; covers later mappings and\n" +
+      "children too) instead of the chosen mappings",
+  },
+  ...LOCK_TIMEOUT_OPTION,
+  ...jsonOption("mergemem.merge/2"),
+  ...HELP_OPTION,
+} as const satisfies DocumentedOptions;
 
 const HELP = `Usage: mergemem merge [selection] [options]
 
@@ -46,22 +85,7 @@ refused (exit 9). --cross-user merges across them.
 ${SELECTOR_HELP}
 
 Options:
-  --min-saving N    mark a mapping only if it saves at least N pages net
-                    (duplicates minus 1/64 of its pages for KSM's
-                    bookkeeping; default ${DEFAULT_MIN_SAVING})
-  --timeout S       stop waiting for ksmd after S seconds (default 60)
-  --dry-run         plan and report, mark nothing
-  --no-wait         mark, make sure ksmd runs (run=1), return at once
-  --cross-user      merge across all uids of the selection (dedup side
-                    channels between them: only within one trust domain)
-  --engine E        auto|module|ptrace: how mappings are marked (default
-                    auto: the module if loaded, else ptrace)
-  --whole-process   ptrace engine: mark whole processes with
-                    PR_SET_MEMORY_MERGE (6.4+; covers later mappings and
-                    children too) instead of the chosen mappings
-${LOCK_TIMEOUT_HELP}
-  --json            print the mergemem.merge/2 report as JSON
-  -h, --help        this help
+${optionHelp(OPTIONS)}
 
 Examples:
   sudo mergemem merge --comm httpd                  merge the httpd workers now
@@ -83,19 +107,7 @@ restored by the next merge, unmerge or status, which says so.
 
 /** Runs `mergemem merge`. */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseStrict(args, {
-    ...SELECTOR_OPTIONS,
-    "min-saving": { type: "string" },
-    timeout: { type: "string" },
-    "dry-run": { type: "boolean" },
-    "no-wait": { type: "boolean" },
-    "cross-user": { type: "boolean" },
-    engine: { type: "string" },
-    "whole-process": { type: "boolean" },
-    ...LOCK_TIMEOUT_OPTION,
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values } = parseStrict(args, { ...SELECTOR_OPTIONS, ...OPTIONS });
   if (values.help) {
     console.log(HELP);
     return 0;

@@ -13,15 +13,30 @@ import {
 } from "./args.ts";
 import { formatBytes, renderTable } from "./format.ts";
 import { selectPids } from "./select_common.ts";
+import { LOCK_TIMEOUT_OPTION, lockOptions } from "./lock_option.ts";
 import {
-  LOCK_TIMEOUT_HELP,
-  LOCK_TIMEOUT_OPTION,
-  lockOptions,
-} from "./lock_option.ts";
+  type DocumentedOptions,
+  ENGINE_OPTION,
+  HELP_OPTION,
+  jsonOption,
+  optionHelp,
+} from "./options.ts";
 
 /** One-line summary for --help. */
 export const summary =
   "unmark the selected processes' mappings and unshare their merged pages";
+
+/** unmerge's own options, declared once for parsing and --help. */
+export const OPTIONS = {
+  force: {
+    type: "boolean",
+    help: "unmerge even when memory looks insufficient",
+  },
+  ...ENGINE_OPTION,
+  ...LOCK_TIMEOUT_OPTION,
+  ...jsonOption("mergemem.unmerge/1"),
+  ...HELP_OPTION,
+} as const satisfies DocumentedOptions;
 
 const HELP = `Usage: mergemem unmerge [selection] [options]
 
@@ -33,12 +48,7 @@ RAM), unless --force.
 ${SELECTOR_HELP}
 
 Options:
-  --force     unmerge even when memory looks insufficient
-  --engine E  auto|module|ptrace: how mappings are unmarked (default auto:
-              the module if loaded, else ptrace)
-${LOCK_TIMEOUT_HELP}
-  --json      print the mergemem.unmerge/1 report as JSON
-  -h, --help  this help
+${optionHelp(OPTIONS)}
 
 Examples:
   sudo mergemem unmerge --comm httpd
@@ -52,14 +62,7 @@ all, 6 no module (--engine module), 9 refused
 
 /** Runs `mergemem unmerge`. */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseStrict(args, {
-    ...SELECTOR_OPTIONS,
-    force: { type: "boolean" },
-    engine: { type: "string" },
-    ...LOCK_TIMEOUT_OPTION,
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values } = parseStrict(args, { ...SELECTOR_OPTIONS, ...OPTIONS });
   if (values.help) {
     console.log(HELP);
     return 0;
