@@ -13,7 +13,7 @@
  *   ("mergemem.scan/1", docs/json-schema.md) and the page-hash back-ends
  *   ({@link createUserBackend}, {@link createKernelBackend}).
  * - The kernel module: {@link openModule} (handshake, PAGEINFO, MERGE,
- *   UNMERGE) and {@link openProcMem}.
+ *   UNMERGE), {@link openProcMem} and {@link openProcMemForMarking}.
  * - KSM: {@link readKsm} and the ksmd burst {@link runBurst}, which
  *   restores ksmd's settings exactly.
  * - Merging: {@link planMerge}, {@link merge}, {@link unmerge}; state:
@@ -43,6 +43,7 @@ export {
   openModule,
   type OpenModuleOptions,
   openProcMem,
+  openProcMemForMarking,
   type PageInfoBatch,
   type RangeResult,
 } from "./kmod/client.ts";

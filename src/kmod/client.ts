@@ -331,17 +331,33 @@ export function tryOpenModule(
 }
 
 /**
- * Opens /proc/PID/mem read-only. Opening it is where the kernel performs
- * the ptrace-attach check (PTRACE_MODE_ATTACH_FSCREDS, LSMs included), so
- * holding the fd is the permission the module relies on.
+ * Opens /proc/PID/mem read-only, as PAGEINFO needs. Opening it is where the
+ * kernel performs the ptrace-attach check (PTRACE_MODE_ATTACH_FSCREDS, LSMs
+ * included), so holding the fd is the permission the module relies on.
  *
  * @throws MergememError AllDenied on EACCES/EPERM, NothingScannable when
  *   the process is gone.
  */
 export function openProcMem(pid: number): number {
+  return openProcMemMode(pid, O_RDONLY);
+}
+
+/**
+ * Opens /proc/PID/mem read-write, as MERGE and UNMERGE need: the module
+ * refuses to mark through an fd not open for writing (EBADF). Same checks
+ * and errors as {@link openProcMem}.
+ *
+ * @throws MergememError AllDenied on EACCES/EPERM, NothingScannable when
+ *   the process is gone.
+ */
+export function openProcMemForMarking(pid: number): number {
+  return openProcMemMode(pid, O_RDWR);
+}
+
+function openProcMemMode(pid: number, flags: number): number {
   const path = `/proc/${pid}/mem`;
   try {
-    return openFd(path, O_RDONLY);
+    return openFd(path, flags);
   } catch (err) {
     if (err instanceof SyscallError) {
       if (err.code === "EACCES" || err.code === "EPERM") {
@@ -362,7 +378,7 @@ export function openProcMem(pid: number): number {
   }
 }
 
-/** Closes an fd from {@link openProcMem}. */
+/** Closes an fd from {@link openProcMem} or {@link openProcMemForMarking}. */
 export function closeProcMem(fd: number): void {
   closeFd(fd);
 }

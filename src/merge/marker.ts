@@ -20,7 +20,7 @@ import {
   closeProcMem,
   type ModuleHandle,
   openModule,
-  openProcMem,
+  openProcMemForMarking,
 } from "../kmod/client.ts";
 import {
   MERGEMEM_FEATURE_MERGE,
@@ -139,7 +139,7 @@ export function createModuleMarker(mod?: ModuleHandle): Marker {
     engine: "module",
     markProcess(pid, vmas, advice, signal) {
       const out = emptyOutcome();
-      const fd = openProcMem(pid);
+      const fd = openProcMemForMarking(pid);
       try {
         for (const v of vmas) {
           if (signal?.aborted) break;
