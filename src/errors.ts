@@ -64,6 +64,18 @@ export function usageError(message: string): MergememError {
   return new MergememError(message, ExitCode.Usage, "see 'mergemem --help'");
 }
 
+/**
+ * The one error for "every selected process was denied": `count` processes,
+ * none readable (or markable) by the caller. ExitCode.AllDenied.
+ */
+export function allDenied(count: number): MergememError {
+  return new MergememError(
+    `permission denied for all ${count} selected process(es)`,
+    ExitCode.AllDenied,
+    "run as root (sudo) or as the processes' owner; Yama ptrace_scope or an LSM may also forbid it",
+  );
+}
+
 /** A failed system call, carrying the errno name (ESRCH, EACCES, ...). */
 export class SyscallError extends Error {
   /** The errno number. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError } from "../errors.ts";
+import { allDenied, ExitCode, MergememError } from "../errors.ts";
 import { type BackendChoice, resolveBackend } from "../kmod/backend.ts";
 import { CHECKSUM_NAMES, getChecksum } from "../hash/mod.ts";
 import {
@@ -160,11 +160,7 @@ export async function run(args: string[]): Promise<number> {
       p.skipped && p.skipped.reason !== "ESRCH"
     );
     if (skipped.length > 0 && denied.length === skipped.length) {
-      throw new MergememError(
-        `permission denied for all ${skipped.length} selected process(es)`,
-        ExitCode.AllDenied,
-        "scanning another user's processes needs root (sudo) or CAP_SYS_PTRACE",
-      );
+      throw allDenied(skipped.length);
     }
     throw new MergememError(
       skipped.length > 0

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { allDenied, errnoCode, ExitCode, MergememError } from "../errors.ts";
 import { resolveBackend } from "../kmod/backend.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
@@ -367,13 +367,11 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     warnings.push(...plan.warnings);
     for (const s of plan.skipped) skip(s.pid, s.skip.message);
     if (plan.processes.length === 0) {
-      const denied = plan.skipped.some((s) => s.skip.reason !== "ESRCH");
+      const denied = plan.skipped.filter((s) => s.skip.reason !== "ESRCH");
+      if (denied.length > 0) throw allDenied(denied.length);
       throw new MergememError(
-        denied
-          ? "permission denied for every selected process"
-          : "every selected process is gone",
-        denied ? ExitCode.AllDenied : ExitCode.NothingScannable,
-        denied ? "run as root or as the processes' owner" : undefined,
+        "every selected process is gone",
+        ExitCode.NothingScannable,
       );
     }
 

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { allDenied, errnoCode, ExitCode, MergememError } from "../errors.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
   type EngineChoice,
@@ -227,11 +227,7 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
   }
   for (const row of processes) row.merging_pages_after = mergingPages(row.pid);
   if (denied === opts.pids.length && denied > 0) {
-    throw new MergememError(
-      "permission denied for every selected process",
-      ExitCode.AllDenied,
-      "run as root or as the processes' owner",
-    );
+    throw allDenied(denied);
   }
   return {
     schema: "mergemem.unmerge/1",
