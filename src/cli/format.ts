@@ -26,8 +26,13 @@ export function styles(color: boolean) {
   };
 }
 
-/** Formats bytes as B, KiB, MiB, GiB or TiB with three significant digits. */
+/**
+ * Formats bytes as B, KiB, MiB, GiB or TiB with three significant digits.
+ * The unit is chosen after rounding, so 1048575 is "1.00 MiB", never
+ * "1024 KiB"; a value that is not a finite number prints as "-".
+ */
 export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) return "-";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let v = bytes;
   let i = 0;
@@ -36,8 +41,15 @@ export function formatBytes(bytes: number): string {
     i++;
   }
   if (i === 0) return `${v} B`;
-  const digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
-  return `${v.toFixed(digits)} ${units[i]}`;
+  const digits = (x: number) =>
+    Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2;
+  let text = v.toFixed(digits(v));
+  if (Math.abs(Number(text)) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+    text = v.toFixed(digits(v));
+  }
+  return `${text} ${units[i]}`;
 }
 
 /** Formats a page count as a size, given the page size. */
@@ -85,4 +97,53 @@ export function renderTable(rows: string[][], align?: Align[]): string {
 /** Shortens a string to at most `max` characters with an ellipsis. */
 export function truncate(s: string, max: number): string {
   return s.length <= max ? s : "…" + s.slice(s.length - max + 1);
+}
+
+/** One process row of the merge and unmerge tables. */
+export interface MarkedProcessRow {
+  pid: number;
+  comm: string;
+  /** VMAs marked (merge) or unmarked (unmerge). */
+  vmas: number;
+  /** Their size in bytes. */
+  bytes: number;
+  /** ksm_merging_pages before and after. */
+  before: number;
+  after: number;
+  /** ptrace engine: the longest hold in ms; null otherwise. */
+  holdMs: number | null;
+}
+
+/**
+ * The process table of merge and unmerge: one row per process, with the
+ * VMAs it (un)marked and its ksm_merging_pages before and after; a HOLD
+ * column when the ptrace engine stopped the processes.
+ */
+export function markedProcessTable(
+  rows: MarkedProcessRow[],
+  verb: "MARKED" | "UNMARKED",
+): string {
+  const hold = rows.some((r) => r.holdMs !== null);
+  const out = [[
+    "PID",
+    "COMM",
+    "VMAS",
+    verb,
+    "MERGING BEFORE",
+    "MERGING AFTER",
+    ...(hold ? ["HOLD"] : []),
+  ]];
+  for (const r of rows) {
+    out.push([
+      String(r.pid),
+      r.comm,
+      String(r.vmas),
+      formatBytes(r.bytes),
+      String(r.before),
+      String(r.after),
+      ...(hold ? [r.holdMs === null ? "-" : `${r.holdMs.toFixed(1)} ms`] : []),
+    ]);
+  }
+  const align: Align[] = ["right", "left", "right", "right", "right", "right"];
+  return renderTable(out, hold ? [...align, "right"] : align);
 }

@@ -15,7 +15,7 @@ import {
   SELECTOR_HELP,
   SELECTOR_OPTIONS,
 } from "./args.ts";
-import { formatBytes, renderTable, styles, useColor } from "./format.ts";
+import { formatBytes, markedProcessTable, styles, useColor } from "./format.ts";
 import { createProgress } from "./progress.ts";
 import { selectPids } from "./select_common.ts";
 import { usageError } from "../errors.ts";
@@ -175,26 +175,19 @@ export function formatMerge(r: MergeReport): string {
       (100 * r.achieved_pages / r.predicted_saveable_pages).toFixed(1)
     }% of prediction)`
     : "";
-  const rows = [[
-    "PID",
-    "COMM",
-    "VMAS",
-    "MARKED",
-    "MERGING BEFORE",
-    "MERGING AFTER",
-  ]];
-  for (const p of r.processes) {
-    rows.push([
-      String(p.pid),
-      p.comm,
-      String(p.vmas_marked + p.vmas_already_mergeable),
-      formatBytes(p.bytes_marked),
-      String(p.merging_pages_before),
-      String(p.merging_pages_after),
-    ]);
-  }
   const lines = [
-    renderTable(rows, ["right", "left", "right", "right", "right", "right"]),
+    markedProcessTable(
+      r.processes.map((p) => ({
+        pid: p.pid,
+        comm: p.comm,
+        vmas: p.vmas_marked + p.vmas_already_mergeable,
+        bytes: p.bytes_marked,
+        before: p.merging_pages_before,
+        after: p.merging_pages_after,
+        holdMs: p.hold_ms_max,
+      })),
+      "MARKED",
+    ),
     "",
     ...(r.skipped.length
       ? [

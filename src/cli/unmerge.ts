@@ -11,7 +11,7 @@ import {
   SELECTOR_HELP,
   SELECTOR_OPTIONS,
 } from "./args.ts";
-import { formatBytes, renderTable } from "./format.ts";
+import { markedProcessTable } from "./format.ts";
 import { selectPids } from "./select_common.ts";
 import { LOCK_TIMEOUT_OPTION, lockOptions } from "./lock_option.ts";
 import {
@@ -88,27 +88,18 @@ export async function run(args: string[]): Promise<number> {
   }
   if (values.json) console.log(JSON.stringify(r, null, 2));
   else {
-    const rows = [[
-      "PID",
-      "COMM",
-      "VMAS",
+    console.log(markedProcessTable(
+      r.processes.map((p) => ({
+        pid: p.pid,
+        comm: p.comm,
+        vmas: p.vmas_unmarked,
+        bytes: p.bytes_unmarked,
+        before: p.merging_pages_before,
+        after: p.merging_pages_after,
+        holdMs: p.hold_ms_max,
+      })),
       "UNMARKED",
-      "MERGING BEFORE",
-      "MERGING AFTER",
-    ]];
-    for (const p of r.processes) {
-      rows.push([
-        String(p.pid),
-        p.comm,
-        String(p.vmas_unmarked),
-        formatBytes(p.bytes_unmarked),
-        String(p.merging_pages_before),
-        String(p.merging_pages_after),
-      ]);
-    }
-    console.log(
-      renderTable(rows, ["right", "left", "right", "right", "right", "right"]),
-    );
+    ));
   }
   return 0;
 }
