@@ -15,7 +15,9 @@
  * - The kernel module: {@link openModule} (handshake, PAGEINFO, MERGE,
  *   UNMERGE), {@link openProcMem} and {@link openProcMemForMarking}.
  * - KSM: {@link readKsm} and the ksmd burst {@link runBurst}, which
- *   restores ksmd's settings exactly.
+ *   restores ksmd's settings exactly; {@link withKsmLock}, the lock that
+ *   runBurst(), merge() and unmerge() hold (one run at a time), for
+ *   programs that mark memory or change KSM settings themselves.
  * - Merging: {@link planMerge}, {@link merge}, {@link unmerge}; state:
  *   {@link status} and {@link formatPrometheus}.
  *
@@ -55,6 +57,14 @@ export {
   runBurst,
 } from "./ksm/burst.ts";
 export {
+  DEFAULT_LOCK_TIMEOUT_SECONDS,
+  type KsmLockHeld,
+  type KsmLockOptions,
+  withKsmLock,
+} from "./ksm/lock.ts";
+export type { JournalRecovery } from "./ksm/journal.ts";
+export type { RestoreMismatch } from "./ksm/settings.ts";
+export {
   mergingPages,
   type ProcessKsm,
   readProcessKsm,
@@ -81,6 +91,7 @@ export {
   type UnmergeReport,
 } from "./merge/unmerge.ts";
 export {
+  type JournalStatus,
   type ModuleStatus,
   type ProcessStatus,
   status,
