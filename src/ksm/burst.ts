@@ -209,13 +209,14 @@ function smartScanOff(before: Record<string, string>, dir: string): boolean {
  */
 export function runBurst(opts: BurstOptions): Promise<BurstResult> {
   return withKsmLock(
-    { ...opts, lockHolder: opts.lockHolder ?? `runBurst() (pid ${Deno.pid})` },
-    (held) => burstLocked(opts, held.warnings),
+    { ...opts, lockHolder: opts.lockHolder ?? "runBurst()" },
+    (held) => burstLocked(opts, held.holder, held.warnings),
   );
 }
 
 async function burstLocked(
   opts: BurstOptions,
+  holder: string,
   warnings: string[],
 ): Promise<BurstResult> {
   const dir = opts.dir ?? KSM_DIR;
@@ -251,7 +252,7 @@ async function burstLocked(
     writeJournal(before, {
       runDir,
       ksmDir: dir,
-      command: opts.lockHolder ?? `runBurst() (pid ${Deno.pid})`,
+      command: holder,
     });
   } catch (err) {
     throw new MergememError(

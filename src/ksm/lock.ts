@@ -48,6 +48,9 @@ import {
 /** How long a run waits for another one's lock by default, in seconds. */
 export const DEFAULT_LOCK_TIMEOUT_SECONDS = 300;
 
+/** The lock holder's description when the caller gives none. */
+const DEFAULT_HOLDER = "mergemem library";
+
 /** How often a waiting run tries the lock again. */
 const POLL_MS = 100;
 
@@ -64,7 +67,7 @@ export interface KsmLockOptions {
   onLockWait?: (notice: string) => void;
   /**
    * Who holds the lock, for other runs' notices ("mergemem merge");
-   * default "mergemem library (pid N)".
+   * default "mergemem library".
    */
   lockHolder?: string;
   /** Stop waiting (ExitCode.Interrupted; nothing changed) when aborted. */
@@ -75,6 +78,8 @@ export interface KsmLockOptions {
 export interface KsmLockHeld {
   /** The lock file. */
   path: string;
+  /** Who holds it: the outermost call's {@link KsmLockOptions.lockHolder}. */
+  holder: string;
   /** Taken by an outer call of the same call chain (nothing was done). */
   nested: boolean;
   /** A crashed burst's settings restored on taking the lock, if any. */
@@ -98,6 +103,7 @@ export interface LockHolder {
 interface Token {
   fd: number;
   path: string;
+  holder: string;
   released: boolean;
 }
 
@@ -172,7 +178,7 @@ function take(fd: number, path: string, holder: string | undefined): Token {
   const me: LockHolder = {
     pid: Deno.pid,
     start_time: processStartTime(Deno.pid) ?? "",
-    command: holder ?? `mergemem library (pid ${Deno.pid})`,
+    command: holder ?? DEFAULT_HOLDER,
     since: new Date().toISOString(),
   };
   try {
@@ -181,7 +187,7 @@ function take(fd: number, path: string, holder: string | undefined): Token {
   } catch {
     // Only the waiters' notice needs it.
   }
-  return { fd, path, released: false };
+  return { fd, path, holder: me.command, released: false };
 }
 
 function release(t: Token): void {
@@ -258,13 +264,19 @@ export async function withKsmLock<T>(
   const runDir = opts.runDir ?? RUN_DIR;
   const current = chain.getStore();
   if (current && !current.released) {
-    return await fn({ path: current.path, nested: true, warnings: [] });
+    return await fn({
+      path: current.path,
+      holder: current.holder,
+      nested: true,
+      warnings: [],
+    });
   }
   const token = await acquire(opts);
   try {
     const recovered = recoverJournal(runDir);
     const held: KsmLockHeld = {
       path: token.path,
+      holder: token.holder,
       nested: false,
       recovered,
       warnings: recovered ? [recovered.message] : [],
@@ -296,7 +308,7 @@ export function ifKsmLockFree<T>(
     if (!locked) closeFd(fd);
   }
   if (!locked) return undefined;
-  const token = take(fd, lockPath(runDir), `mergemem status (pid ${Deno.pid})`);
+  const token = take(fd, lockPath(runDir), "mergemem status");
   try {
     return { value: chain.run(token, fn) };
   } finally {
