@@ -2,14 +2,18 @@
 /*
  * Differences between the kernels mergemem builds against, selected by the
  * feature probes in feature/ whose results the Makefile writes to config.h.
+ * Every choice needs a positive probe: when no probe confirms a way, the
+ * build fails here rather than fall back to a guess.
  */
 #ifndef _MERGEMEM_COMPAT_H
 #define _MERGEMEM_COMPAT_H
 
 #include "config.h"
 
+#include <linux/file.h>
 #include <linux/ksm.h>
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
 
 /* get_user_pages_remote() lost its vmas argument in 6.5. */
 static inline long mergemem_gup_remote(struct mm_struct *mm,
@@ -28,32 +32,67 @@ static inline long mergemem_gup_remote(struct mm_struct *mm,
 }
 
 #ifndef MERGEMEM_HAVE_KSM_MADVISE_VM_FLAGS_T
-#error "ksm_madvise() does not take a vm_flags_t *; see probes/*/probe.log"
+#error "ksm_madvise() does not take a vm_flags_t *; see kmod/probes/"
 #endif
 
 /*
- * ksm_madvise() on a whole VMA. The caller holds the mmap write lock.
- * With per-VMA locks (6.4+) the VMA must also be write-locked, and since 6.3
- * vm_flags may only be changed through the vm_flags_*() helpers; before
- * that, ksm_madvise() updates vma->vm_flags in place.
+ * vm_flags: since 6.3 it is read-only and changed through vm_flags_*(); with
+ * per-VMA locks (6.4+) the VMA must be write-locked first, or a concurrent
+ * page fault under the VMA lock could see a half-done change. Before 6.3
+ * the flags were written in place under the mmap write lock.
  */
-static inline int mergemem_ksm_madvise(struct vm_area_struct *vma, int advice)
-{
-#ifdef MERGEMEM_HAVE_VM_FLAGS_RESET
-	vm_flags_t flags = vma->vm_flags;
-	int err;
+#if defined(MERGEMEM_HAVE_VM_FLAGS_RESET)
+#if defined(CONFIG_PER_VMA_LOCK) && !defined(MERGEMEM_HAVE_VMA_START_WRITE)
+#error "CONFIG_PER_VMA_LOCK set, vma_start_write() probe failed; see kmod/probes/"
+#endif
+#elif !defined(MERGEMEM_HAVE_VM_FLAGS_WRITABLE)
+#error "neither vm_flags_reset() nor a writable vma->vm_flags; see kmod/probes/"
+#endif
 
+/*
+ * ksm_madvise() on [@start, @end) of @vma with the flags in @flags, which
+ * it updates; the caller holds the mmap write lock and applies the result
+ * with mergemem_vm_flags_reset(), or discards it.
+ */
+static inline int mergemem_ksm_madvise(struct vm_area_struct *vma,
+				       unsigned long start, unsigned long end,
+				       int advice, vm_flags_t *flags)
+{
 #ifdef MERGEMEM_HAVE_VMA_START_WRITE
 	vma_start_write(vma);
 #endif
-	err = ksm_madvise(vma, vma->vm_start, vma->vm_end, advice, &flags);
-	if (!err)
-		vm_flags_reset(vma, flags);
-	return err;
+	return ksm_madvise(vma, start, end, advice, flags);
+}
+
+static inline void mergemem_vm_flags_reset(struct vm_area_struct *vma,
+					   vm_flags_t flags)
+{
+#ifdef MERGEMEM_HAVE_VM_FLAGS_RESET
+	vm_flags_reset(vma, flags);
 #else
-	return ksm_madvise(vma, vma->vm_start, vma->vm_end, advice,
-			   &vma->vm_flags);
+	vma->vm_flags = flags;
 #endif
 }
+
+/* mm->flags became an opaque bitmap read through mm_flags_test() in 6.18. */
+static inline bool mergemem_mm_flags_test(int flag, struct mm_struct *mm)
+{
+#if defined(MERGEMEM_HAVE_MM_FLAGS_TEST)
+	return mm_flags_test(flag, mm);
+#elif defined(MERGEMEM_HAVE_MM_FLAGS_ULONG)
+	return test_bit(flag, &mm->flags);
+#else
+#error "neither mm_flags_test() nor an unsigned long mm->flags; see kmod/probes/"
+#endif
+}
+
+/* struct fd is read through fd_file() since 6.12. */
+#if defined(MERGEMEM_HAVE_FD_FILE)
+#define mergemem_fd_file(f) fd_file(f)
+#elif defined(MERGEMEM_HAVE_FD_STRUCT_FILE)
+#define mergemem_fd_file(f) ((f).file)
+#else
+#error "neither fd_file() nor struct fd's file member; see kmod/probes/"
+#endif
 
 #endif /* _MERGEMEM_COMPAT_H */

@@ -23,14 +23,18 @@
 
 #define MERGEMEM_MODULE_VERSION 0x000100	/* 0.1.0, see MODULE_VERSION */
 
+/* Without CONFIG_KSM, ksm_madvise() is a stub: MERGE would do nothing. */
+#define MERGEMEM_HAVE_KSM IS_ENABLED(CONFIG_KSM)
+
 #define MERGEMEM_FEATURES (MERGEMEM_FEATURE_PAGEINFO | \
-			   MERGEMEM_FEATURE_MERGE | \
-			   MERGEMEM_FEATURE_UNMERGE)
+			   (MERGEMEM_HAVE_KSM ? MERGEMEM_FEATURE_MERGE | \
+			    MERGEMEM_FEATURE_UNMERGE : 0))
 
 #define MERGEMEM_IOCTLS (BIT_ULL(_IOC_NR(MERGEMEM_IOC_API)) | \
 			 BIT_ULL(_IOC_NR(MERGEMEM_IOC_PAGEINFO)) | \
-			 BIT_ULL(_IOC_NR(MERGEMEM_IOC_MERGE)) | \
-			 BIT_ULL(_IOC_NR(MERGEMEM_IOC_UNMERGE)))
+			 (MERGEMEM_HAVE_KSM ? \
+			  BIT_ULL(_IOC_NR(MERGEMEM_IOC_MERGE)) | \
+			  BIT_ULL(_IOC_NR(MERGEMEM_IOC_UNMERGE)) : 0))
 
 /* Per open file. */
 struct mergemem_file {
@@ -72,9 +76,12 @@ static long mergemem_ioctl(struct file *file, unsigned int cmd,
 	case MERGEMEM_IOC_API:
 		return mergemem_ioctl_api(mf, argp);
 	case MERGEMEM_IOC_PAGEINFO:
+		break;
 	case MERGEMEM_IOC_MERGE:
 	case MERGEMEM_IOC_UNMERGE:
-		break;
+		if (MERGEMEM_HAVE_KSM)
+			break;
+		fallthrough;
 	default:
 		return -ENOTTY;
 	}
@@ -129,6 +136,10 @@ static int __init mergemem_init(void)
 	int err;
 
 	err = mergemem_target_init();
+	if (err == -ENODEV) {
+		pr_err("/proc/self/mem is not procfs's mem file of the loading process\n");
+		return err;
+	}
 	if (err) {
 		pr_err("cannot open /proc/self/mem: %d\n", err);
 		return err;

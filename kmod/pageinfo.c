@@ -6,7 +6,8 @@
  * Pages are looked up with get_user_pages_remote(FOLL_NOFAULT) under the
  * target's mmap read lock: that never faults, swaps in or allocates a page,
  * and, since it takes a plain reference and never FOLL_PIN, it never unshares
- * an anonymous or KSM page either. The lock is taken per batch and dropped
+ * an anonymous or KSM page either. It does add FOLL_TOUCH, which marks each
+ * page it returns accessed (see the uapi header). The lock is taken per batch and dropped
  * before the results are copied to the caller, which may fault on its own
  * mm (the target may be the caller itself).
  */
@@ -104,9 +105,13 @@ static int describe_batch(struct mm_struct *mm, unsigned long addr,
 		chunk = min(n - i, (vma->vm_end - a) >> PAGE_SHIFT);
 		/*
 		 * hugetlb GUP faults pages in even with FOLL_NOFAULT on older
-		 * kernels, and KSM cannot merge hugetlb pages anyway.
+		 * kernels, and KSM cannot merge hugetlb pages anyway. GUP
+		 * refuses the whole VMA when it is VM_IO, VM_PFNMAP or not
+		 * readable: asking page by page would only repeat that.
 		 */
-		if (is_vm_hugetlb_page(vma)) {
+		if (is_vm_hugetlb_page(vma) ||
+		    vma->vm_flags & (VM_IO | VM_PFNMAP) ||
+		    !(vma->vm_flags & VM_READ)) {
 			i += chunk;
 			continue;
 		}
@@ -144,11 +149,12 @@ long mergemem_ioctl_pageinfo(struct mergemem_pageinfo_args __user *uargs)
 	if (args.npages > MERGEMEM_PAGEINFO_MAX)
 		return -E2BIG;
 	if (args.start & ~PAGE_MASK ||
-	    args.start + (args.npages << PAGE_SHIFT) < args.start)
+	    !mergemem_user_range_ok(args.start,
+				    args.start + (args.npages << PAGE_SHIFT)))
 		return -EINVAL;
 	out = u64_to_user_ptr(args.out);
 
-	mm = mergemem_target_get(args.mem_fd);
+	mm = mergemem_target_get(args.mem_fd, FMODE_READ);
 	if (IS_ERR(mm)) {
 		err = PTR_ERR(mm);
 		goto out_done;

@@ -353,7 +353,7 @@ static void victim_spawn(void)
 		victim_base = base;
 	close(p[0]);
 	snprintf(path, sizeof(path), "/proc/%d/mem", victim);
-	victim_mem = open(path, O_RDONLY);
+	victim_mem = open(path, O_RDWR);
 }
 
 /* Result counters of a batch: success, then per errno (< 256). */
@@ -460,7 +460,7 @@ static int race_phase(int rounds)
 		close(p[0]);
 		close(p[1]);
 		snprintf(path, sizeof(path), "/proc/%d/mem", t);
-		mem = open(path, O_RDONLY);
+		mem = open(path, O_RDWR);
 		killer = fork();
 		if (killer == 0) {
 			usleep(pick(200000));
@@ -546,7 +546,7 @@ int main(int argc, char **argv)
 	dense = mmap(NULL, 64 * psz, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	memset(dense, 0x5a, 32 * psz);
-	self_mem = open("/proc/self/mem", O_RDONLY);
+	self_mem = open("/proc/self/mem", O_RDWR);
 	closed_fd = open("/dev/null", O_RDONLY);
 	close(closed_fd);
 

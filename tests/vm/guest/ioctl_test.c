@@ -311,7 +311,8 @@ static int worker_start(struct worker *wk, int w)
 	wk->base = addr[0];
 	wk->shared = addr[1];
 	snprintf(path, sizeof(path), "/proc/%d/mem", wk->pid);
-	wk->memfd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Open for writing: MERGE and UNMERGE require it. */
+	wk->memfd = open(path, O_RDWR | O_CLOEXEC);
 	return wk->memfd < 0 ? -1 : 0;
 }
 
@@ -615,7 +616,7 @@ static void test_fds(int dev, struct worker *wk)
 		_exit(0);
 	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY);
+	fd = open(path, O_RDWR);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	EXPECT("reaped process -> ESRCH", pageinfo(dev, fd, 0, 1, pi, NULL), ESRCH);
@@ -638,6 +639,27 @@ static void test_fds(int dev, struct worker *wk)
 	close(fd);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+
+	/* The fd's open mode: read for PAGEINFO, write for MERGE/UNMERGE. */
+	snprintf(path, sizeof(path), "/proc/%d/mem", wk->pid);
+	fd = open(path, O_RDONLY);
+	EXPECT("O_RDONLY mem fd: merge -> EBADF",
+	       range(dev, MERGEMEM_IOC_MERGE, fd, wk->base,
+		     wk->base + psz, NULL), EBADF);
+	EXPECT("O_RDONLY mem fd: unmerge -> EBADF",
+	       range(dev, MERGEMEM_IOC_UNMERGE, fd, wk->base,
+		     wk->base + psz, NULL), EBADF);
+	EXPECT("O_RDONLY mem fd: pageinfo ok",
+	       pageinfo(dev, fd, wk->base, 1, pi, NULL), 0);
+	close(fd);
+	fd = open(path, O_WRONLY);
+	EXPECT("O_WRONLY mem fd: pageinfo -> EBADF",
+	       pageinfo(dev, fd, wk->base, 1, pi, NULL), EBADF);
+	close(fd);
+	fd = open(path, O_RDWR);
+	EXPECT("O_RDWR mem fd: pageinfo ok",
+	       pageinfo(dev, fd, wk->base, 1, pi, NULL), 0);
+	close(fd);
 
 	/* Kernel thread (kthreadd, PID 2): no mm. */
 	fd = open("/proc/2/mem", O_RDONLY);
@@ -747,15 +769,20 @@ static void test_pageinfo_args(int dev)
 		      "done=%llu", (unsigned long long)done);
 	munmap(outp, 2 * psz);
 
-	EXPECT("kernel address range: all absent",
-	       pageinfo(dev, self, 0xffff888000000000ULL, 16, big, &done), 0);
-	for (i = 0, bad = 0; i < 16; i++)
-		bad |= big[i].flags;
-	if (!bad && done == 16)
-		ok("kernel addresses report flags 0");
+	/* Beyond TASK_SIZE_MAX (2^47 - 4 KiB, or 2^56 - 4 KiB with LA57). */
+	EXPECT("kernel address range -> EINVAL",
+	       pageinfo(dev, self, 0xffff888000000000ULL, 16, big, &done),
+	       EINVAL);
+	EXPECT("range ending at 2^56 -> EINVAL",
+	       pageinfo(dev, self, (1ULL << 56) - psz, 1, big, &done),
+	       EINVAL);
+	EXPECT("range ending at 2^47 - 4 KiB: ok",
+	       pageinfo(dev, self, (1ULL << 47) - 2 * psz, 1, big, &done), 0);
+	if (done == 1 && big[0].flags == 0)
+		ok("the top user page is absent");
 	else
-		notok("kernel addresses report flags 0", "done=%llu",
-		      (unsigned long long)done);
+		notok("the top user page is absent", "done=%llu flags=%#x",
+		      (unsigned long long)done, big[0].flags);
 
 	/* Own buffer, 8 pages, as the range around it. */
 	EXPECT("own memory", pageinfo(dev, self, (uintptr_t)buf, 8, big, &done), 0);
@@ -785,6 +812,31 @@ static void test_pageinfo_args(int dev)
 			      (unsigned long long)done);
 	}
 	munmap(buf, 8 * psz);
+
+	/*
+	 * Three VMAs, every page written: readable, PROT_NONE (GUP refuses
+	 * the whole VMA, which is skipped), readable again.
+	 */
+	buf = mmap(NULL, 12 * psz, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memset(buf, 7, 12 * psz);
+	mprotect(buf + 4 * psz, 4 * psz, PROT_NONE);
+	EXPECT("readable, PROT_NONE, readable VMAs",
+	       pageinfo(dev, self, (uintptr_t)buf, 12, big, &done), 0);
+	for (i = 0, bad = 0; i < 12; i++) {
+		int none = i >= 4 && i < 8;
+
+		bad |= none ? big[i].flags != 0 :
+		       !(big[i].flags & MERGEMEM_PI_PRESENT) ||
+		       big[i].hash != xxh64(buf, psz, 0);
+	}
+	if (!bad && done == 12)
+		ok("a PROT_NONE VMA reports flags 0, its neighbours are hashed");
+	else
+		notok("a PROT_NONE VMA reports flags 0, its neighbours are hashed",
+		      "flags %#x %#x %#x", big[0].flags, big[4].flags,
+		      big[8].flags);
+	munmap(buf, 12 * psz);
 	close(self);
 }
 
@@ -922,6 +974,13 @@ static void test_merge(int dev, struct worker *wk)
 		     wk[0].base, NULL), EINVAL);
 	EXPECT("merge NULL args -> EFAULT",
 	       ioctl(dev, MERGEMEM_IOC_MERGE, NULL), EFAULT);
+	EXPECT("merge of kernel addresses -> EINVAL",
+	       range(dev, MERGEMEM_IOC_MERGE, wk[0].memfd,
+		     0xffff888000000000ULL, 0xffff888000001000ULL, NULL),
+	       EINVAL);
+	EXPECT("unmerge ending at 2^56 -> EINVAL",
+	       range(dev, MERGEMEM_IOC_UNMERGE, wk[0].memfd, 0, 1ULL << 56,
+		     NULL), EINVAL);
 	rc = range(dev, MERGEMEM_IOC_MERGE, wk[0].memfd, 0x1000, 0x2000, &ra);
 	if (rc == 0 && !ra.vmas_changed && !ra.vmas_unchanged &&
 	    !ra.vmas_skipped && !ra.bytes_changed)
@@ -1025,6 +1084,232 @@ static void test_merge(int dev, struct worker *wk)
 		      merging_pages(wk[1].pid));
 }
 
+/* ---- UNMERGE of a huge VMA ------------------------------------------------ */
+
+#define HUGE_VMA (1ULL << 40)	/* 1 TiB, MAP_NORESERVE */
+
+/*
+ * A process with a 1 TiB anonymous VMA, two pages of it written (so that it
+ * has an anon_vma and UNMERGE must walk all of it). Returns its pid; its
+ * mem fd (O_RDWR) and the VMA's start in @memfd and @base.
+ */
+static pid_t huge_target(int *memfd, uintptr_t *base)
+{
+	char path[64];
+	int p[2];
+	pid_t pid;
+
+	if (pipe(p))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		uint8_t *m = mmap(NULL, HUGE_VMA, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				  -1, 0);
+		uintptr_t a = (uintptr_t)m;
+
+		if (m == MAP_FAILED)
+			a = 0;
+		else
+			m[0] = m[HUGE_VMA / 2] = 1;
+		if (write(p[1], &a, sizeof(a)) != sizeof(a))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	if (read(p[0], base, sizeof(*base)) != sizeof(*base) || !*base) {
+		close(p[0]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	close(p[0]);
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	*memfd = open(path, O_RDWR | O_CLOEXEC);
+	return pid;
+}
+
+/* A child that runs UNMERGE on the huge VMA and reports its errno on @res. */
+static pid_t unmerge_child(int dev, int memfd, uintptr_t base, int *res)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe(p))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int e = 0;
+
+		close(p[0]);
+		if (range(dev, MERGEMEM_IOC_UNMERGE, memfd, base,
+			  base + HUGE_VMA, NULL))
+			e = errno;
+		if (write(p[1], &e, sizeof(e)) != sizeof(e))
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	*res = p[0];
+	return pid;
+}
+
+/* Whether the VMA at @base of @pid is VM_MERGEABLE ("mg" in smaps), or -1. */
+static int vma_mergeable(pid_t pid, uintptr_t base)
+{
+	char path[64], line[512];
+	int in = 0, mg = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perms[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3)
+			in = lo == base;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			mg = strstr(line, " mg") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return mg;
+}
+
+/* Waits up to @limit seconds for @pid; returns the time taken, or -1. */
+static double reap_within(pid_t pid, double limit)
+{
+	double t0 = now();
+
+	while (now() - t0 < limit) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return now() - t0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/*
+ * UNMERGE walks a VMA page by page. On a 1 TiB VMA that takes minutes, and
+ * the module must not hold the target's mmap lock throughout: SIGKILL of
+ * the caller ends the call within a second (the VMA is then marked again),
+ * the target's /proc/PID/cmdline (mmap read lock) reads meanwhile, and a
+ * killed target exits within a second, ending the call with ESRCH.
+ */
+static void test_unmerge_huge(int dev)
+{
+	struct mergemem_range_args ra;
+	int memfd, res, e, rc;
+	char path[64], buf[256];
+	uintptr_t base;
+	pid_t t, c;
+	double dt;
+
+	t = huge_target(&memfd, &base);
+	if (t < 0 || memfd < 0) {
+		notok("1 TiB target", "cannot map 1 TiB: %s", strerror(errno));
+		return;
+	}
+	rc = range(dev, MERGEMEM_IOC_MERGE, memfd, base, base + HUGE_VMA, &ra);
+	if (rc == 0 && ra.vmas_changed == 1 && ra.bytes_changed == HUGE_VMA)
+		ok("1 TiB VMA marked");
+	else
+		notok("1 TiB VMA marked", "rc=%d errno=%d changed=%llu", rc,
+		      errno, (unsigned long long)ra.vmas_changed);
+
+	/* The caller is killed. */
+	c = unmerge_child(dev, memfd, base, &res);
+	usleep(300000);
+	if (waitpid(c, NULL, WNOHANG) == c) {
+		ok("1 TiB UNMERGE completed within 0.3 s");
+		close(res);
+		if (vma_mergeable(t, base) == 0)
+			ok("1 TiB VMA unmarked");
+		else
+			notok("1 TiB VMA unmarked", "mg=%d",
+			      vma_mergeable(t, base));
+		EXPECT("1 TiB VMA marked again",
+		       range(dev, MERGEMEM_IOC_MERGE, memfd, base,
+			     base + HUGE_VMA, NULL), 0);
+	} else {
+		kill(c, SIGKILL);
+		dt = reap_within(c, 1.0);
+		if (dt >= 0)
+			ok("SIGKILL ends a 1 TiB UNMERGE within a second");
+		else
+			notok("SIGKILL ends a 1 TiB UNMERGE within a second",
+			      "still running after 1 s");
+		printf("# caller killed: reaped after %.3f s\n", dt);
+		if (dt < 0) {
+			kill(c, SIGKILL);
+			waitpid(c, NULL, 0);
+		}
+		close(res);
+		if (vma_mergeable(t, base) == 1)
+			ok("an interrupted UNMERGE leaves the VMA marked");
+		else
+			notok("an interrupted UNMERGE leaves the VMA marked",
+			      "mg=%d", vma_mergeable(t, base));
+	}
+
+	/* The target reads its cmdline meanwhile, then is killed. */
+	c = unmerge_child(dev, memfd, base, &res);
+	usleep(300000);
+	if (waitpid(c, NULL, WNOHANG) == c) {
+		ok("1 TiB UNMERGE completed within 0.3 s (target exit not tested)");
+		close(res);
+		kill(t, SIGKILL);
+		waitpid(t, NULL, 0);
+		close(memfd);
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", t);
+	{
+		double t0 = now();
+		int fd = open(path, O_RDONLY);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+
+		dt = now() - t0;
+		if (fd >= 0)
+			close(fd);
+		if (n > 0 && dt < 1.0)
+			ok("the target's cmdline reads during UNMERGE");
+		else
+			notok("the target's cmdline reads during UNMERGE",
+			      "n=%zd after %.3f s", n, dt);
+	}
+	kill(t, SIGKILL);
+	dt = reap_within(t, 1.0);
+	if (dt >= 0)
+		ok("a killed target exits within a second during UNMERGE");
+	else
+		notok("a killed target exits within a second during UNMERGE",
+		      "not reaped after 1 s");
+	printf("# target killed: reaped after %.3f s\n", dt);
+	dt = reap_within(c, 2.0);
+	if (dt < 0) {
+		notok("UNMERGE ends when its target exits", "still running");
+		kill(c, SIGKILL);
+		waitpid(c, NULL, 0);
+	} else if (read(res, &e, sizeof(e)) == sizeof(e) && e == ESRCH) {
+		ok("UNMERGE ends with ESRCH when its target exits");
+	} else {
+		notok("UNMERGE ends with ESRCH when its target exits",
+		      "errno %d", e);
+	}
+	close(res);
+	if (waitpid(t, NULL, WNOHANG) == 0) {
+		kill(t, SIGKILL);
+		waitpid(t, NULL, 0);
+	}
+	close(memfd);
+}
+
 int main(void)
 {
 	struct worker wk[NWORKERS];
@@ -1060,6 +1345,7 @@ int main(void)
 	for (w = 0; w < NWORKERS; w++)
 		check_worker_pages(dev, &wk[w], w, 0, "before merge");
 	test_merge(dev, wk);
+	test_unmerge_huge(dev);
 
 	for (w = 0; w < NWORKERS; w++) {
 		int fd = wk[w].memfd;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # vm-timeout: 600
 # The kernel module itself: load, device node, ioctl_test (handshake,
-# PAGEINFO, fd checks, MERGE/UNMERGE with a ksmd burst), the ioctl fuzzer,
-# a clean kernel log, and unload/reload.
+# PAGEINFO, fd checks, MERGE/UNMERGE with a ksmd burst, UNMERGE of a 1 TiB
+# VMA), the ioctl fuzzer, a clean kernel log, unload, the load-time checks
+# of /proc/self/mem, and reload.
 #   env: MERGEMEM_KO (the DKMS-built .ko[.xz] for this kernel), REPO
 #   optional: MERGEMEM_FUZZ_SEED, MERGEMEM_FUZZ_CALLS (default 100000)
 set -uo pipefail
@@ -68,6 +69,32 @@ fi
 
 if rmmod mergemem; then ok "rmmod"; else notok "rmmod"; fi
 [[ ! -e /dev/mergemem ]] && ok "/dev/mergemem gone" || notok "/dev/mergemem still there"
+# At load the module learns the f_op of /proc/self/mem, resolved in the
+# loader's mount namespace: it must refuse a file that is not on procfs,
+# and a procfs mem file that is not the loader's own.
+dmesg_mark=$(dmesg | wc -l)
+if unshare -m --propagation private sh -c \
+	'mount -t tmpfs none /proc && mkdir /proc/self && : >/proc/self/mem && exec insmod "$1"' \
+	sh "$ko" 2>/dev/null || is_loaded; then
+	notok "insmod refuses a /proc/self/mem on tmpfs"
+	is_loaded && rmmod mergemem
+else
+	ok "insmod refuses a /proc/self/mem on tmpfs"
+fi
+mkdir -p /run/mergemem-t10-proc
+if unshare -m --propagation private sh -c \
+	'mount -t proc proc /run/mergemem-t10-proc && mount -t tmpfs none /proc &&
+	 ln -s /run/mergemem-t10-proc/1 /proc/self && exec insmod "$1"' \
+	sh "$ko" 2>/dev/null || is_loaded; then
+	notok "insmod refuses another process's mem as /proc/self/mem"
+	is_loaded && rmmod mergemem
+else
+	ok "insmod refuses another process's mem as /proc/self/mem"
+fi
+rmdir /run/mergemem-t10-proc
+n=$(dmesg | tail -n +$((dmesg_mark + 1)) | grep -c "mergemem: /proc/self/mem is not procfs's mem file of the loading process")
+[[ $n == 2 ]] && ok "both refusals logged" || notok "both refusals logged ($n of 2)"
+
 if insmod "$ko" && wait_dev && rmmod mergemem; then
 	ok "insmod + rmmod again"
 else

@@ -16,6 +16,11 @@
  * a /proc/PID/mem file; it has no permission logic of its own. This is the
  * 1999 mergemem's "same security as ptrace(2) and /proc/PID/mem".
  *
+ * The fd's open mode counts as for read(2) and write(2) of that file:
+ * PAGEINFO reads the target's memory and needs an fd opened for reading
+ * (O_RDONLY or O_RDWR); MERGE and UNMERGE change the target's mappings and
+ * need an fd opened for writing (O_RDWR, or O_WRONLY). Otherwise EBADF.
+ *
  * Handshake
  * ---------
  * After open(2), the first ioctl must be MERGEMEM_IOC_API, in the manner of
@@ -30,8 +35,10 @@
  *   ENOTTY   unknown ioctl command number
  *   EFAULT   the argument pointer, or a pointer inside it, is bad
  *   EINVAL   handshake missing, a reserved field or flag is non-zero, or a
- *            range is unaligned, empty or wraps around
- *   EBADF    @mem_fd is not an open file descriptor
+ *            range is unaligned, empty, wraps around or reaches beyond
+ *            the largest user address (TASK_SIZE_MAX)
+ *   EBADF    @mem_fd is not an open file descriptor, or is not open for
+ *            what the call needs (see Security model)
  *   EBADFD   @mem_fd is open but is not a /proc/PID/mem file
  *   ESRCH    the target's address space is gone (the process exited or
  *            exec'd after @mem_fd was opened)
@@ -50,6 +57,10 @@
 #define MERGEMEM_IOC_MAGIC		0xE7
 
 /* Feature bits, negotiated by MERGEMEM_IOC_API. */
+/*
+ * MERGE and UNMERGE are offered only by a kernel built with CONFIG_KSM;
+ * without it their ioctls fail with ENOTTY.
+ */
 #define MERGEMEM_FEATURE_PAGEINFO	0x1ULL	/* PAGEINFO, xxh64 */
 #define MERGEMEM_FEATURE_MERGE		0x2ULL	/* MERGE */
 #define MERGEMEM_FEATURE_UNMERGE	0x4ULL	/* UNMERGE */
@@ -81,6 +92,7 @@ struct mergemem_api {
 /* Flags of struct mergemem_pageinfo. */
 #define MERGEMEM_PI_PRESENT	0x01U /* mapped to a page in RAM */
 #define MERGEMEM_PI_ZERO_PAGE	0x02U /* mapped to the shared zero page */
+					/* (also KSM's merged zero pages) */
 #define MERGEMEM_PI_KSM		0x04U /* a KSM (already merged) page */
 #define MERGEMEM_PI_ANON	0x08U /* an anonymous page */
 #define MERGEMEM_PI_THP		0x10U /* part of a transparent huge page */
@@ -93,8 +105,11 @@ struct mergemem_api {
  *	MERGEMEM_PI_HASHED is set, else 0.
  * @flags: MERGEMEM_PI_* bits. 0 for an unmapped address or a page that is
  *	not in RAM (never touched, swapped out, or not accessible to
- *	get_user_pages, such as VM_IO or VM_PFNMAP mappings; hugetlb
- *	mappings too, as looking them up could fault pages in).
+ *	get_user_pages, such as VM_IO or VM_PFNMAP mappings and mappings
+ *	without read permission; hugetlb mappings too, as looking them up
+ *	could fault pages in). A page that KSM merged with the zero page
+ *	(use_zero_pages=1) is the shared zero page and reports
+ *	MERGEMEM_PI_ZERO_PAGE, not MERGEMEM_PI_KSM.
  * @reserved: written as 0.
  */
 struct mergemem_pageinfo {
@@ -118,11 +133,16 @@ struct mergemem_pageinfo {
  * Describes the pages of [@start, @start + @npages * PAGE_SIZE) in the
  * target. Pages are looked up with FOLL_NOFAULT and never pinned: the call
  * never faults a page in, swaps it in, allocates it or unshares it, so it
- * does not disturb the target or undo KSM merges. Unmapped addresses report
- * flags 0.
+ * does not undo KSM merges. It is not invisible, though: the lookup
+ * (get_user_pages_remote(), which always adds FOLL_TOUCH) marks every page
+ * it finds accessed, transparent huge pages included. Reclaim then takes
+ * the target's resident pages for recently used, so repeated scans keep
+ * its resident set looking hot and delay its reclaim. Unmapped addresses
+ * report flags 0.
  *
  * Errors: E2BIG if @npages > MERGEMEM_PAGEINFO_MAX; EINVAL if @npages is 0,
- * @start is unaligned or the range wraps; EFAULT if @out is not writable
+ * @start is unaligned, or the range wraps or reaches beyond TASK_SIZE_MAX;
+ * EBADF if @mem_fd is not open for reading; EFAULT if @out is not writable
  * (@done then tells how many entries were written).
  */
 struct mergemem_pageinfo_args {
@@ -151,9 +171,17 @@ struct mergemem_pageinfo_args {
  *
  * MERGE marks the VMAs as MADV_MERGEABLE does; ksmd merges them
  * asynchronously. UNMERGE is MADV_UNMERGEABLE: it breaks every existing
- * merge in those VMAs, which allocates memory and may fail with ENOMEM or,
- * when interrupted, EINTR; the out fields then count the VMAs handled
- * before the failure.
+ * merge in those VMAs, which allocates memory and may fail with ENOMEM.
+ * Unlike madvise(), UNMERGE never holds the target's mmap lock for long: it
+ * unmarks each VMA in one short step (ksmd then merges nothing more in
+ * it), then unshares its merged pages a few MiB per hold of the lock,
+ * finding the VMA again by address each time. It stops with EINTR when a
+ * signal arrives and with ESRCH when the target exits meanwhile; a VMA
+ * interrupted by a signal (or ENOMEM) is marked again, as madvise() would
+ * leave it, so a retry unmerges the rest. The out fields then count the
+ * VMAs completed before the failure.
+ *
+ * Both need @mem_fd open for writing (EBADF otherwise).
  */
 struct mergemem_range_args {
 	__s32 mem_fd;
