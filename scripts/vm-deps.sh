@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the VM test suite (tests/vm/run.sh) needs on Debian 12:
-# QEMU, the kernel matrix (images + headers), DKMS, busybox, build tools.
+# QEMU, the kernel matrix (images + headers), DKMS, busybox, build tools,
+# and the newest sid kernel with its build root (scripts/sid-buildroot.sh:
+# downloaded and unpacked into a cache, never installed on the host).
 # Idempotent: does nothing when everything is installed; runs
 # `apt-get update` only when a package is unknown to apt. Needs root.
 #
 #   MERGEMEM_VM_KVER_612=6.12.N+deb12-amd64  pin the 6.12 kernel
 #                                           (default: newest apt offers)
+#   MERGEMEM_VM_KVER_SID=7.N.M+deb14-amd64   pin the sid kernel
+#                                           (default: sid's linux-image-amd64)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd -P)
 # shellcheck source=../tests/vm/lib/kernels.sh source-path=SCRIPTDIR
@@ -15,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600)
 
 base=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 dkms
-	busybox-static cpio build-essential zstd xz-utils kmod)
+	busybox-static cpio build-essential zstd xz-utils kmod debootstrap)
 # Real servers for tests/vm/guest/t_5*.sh: they run only inside the guest
 # (over the read-only 9p root), never on the host; see no_host_services.
 servers=(apache2 libapache2-mod-php php-fpm apache2-utils postgresql)
@@ -61,9 +65,14 @@ resolve() {
 	fi
 	pkgs=("${base[@]}" "linux-image-$k612" "linux-headers-$k612")
 }
+# The sid kernel and its build root (cached; refreshed when sid moves on).
+sid_prepare() {
+	"$root/scripts/sid-buildroot.sh" prepare >/dev/null
+}
 resolve
 if installed "${pkgs[@]}"; then
-	echo "vm-deps: all installed (6.1: $(vm_kver_default), 6.12: $k612)" >&2
+	sid_prepare
+	echo "vm-deps: all installed (6.1: $(vm_kver_default), 6.12: $k612, sid: $(vm_kver_sid))" >&2
 	exit 0
 fi
 if ! known "${pkgs[@]}"; then
@@ -117,4 +126,5 @@ if ! apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2; then
 	apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2
 fi
 no_host_services
-echo "vm-deps: done (6.1: $(vm_kver_default), 6.12: $k612)" >&2
+sid_prepare
+echo "vm-deps: done (6.1: $(vm_kver_default), 6.12: $k612, sid: $(vm_kver_sid))" >&2

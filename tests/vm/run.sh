@@ -16,7 +16,8 @@ usage() {
 	cat <<'USAGE'
 usage: tests/vm/run.sh [options]
   --kernel KVER      boot this kernel (repeatable; default: the matrix in
-                     tests/vm/lib/kernels.sh, 6.1 of linux-image-amd64 + 6.12)
+                     tests/vm/lib/kernels.sh, 6.1 of linux-image-amd64, 6.12
+                     and the newest sid kernel)
   --only REGEX       run only guest tests whose name (t_10_module) matches
   --keep             keep the per-run DKMS tree and sources on success
   --no-dkms          do not build kmod/ (MERGEMEM_KO empty in the guest)
@@ -99,6 +100,13 @@ if ((${#kernels[@]} == 0)); then
 	((${#kernels[@]} > 0)) || die "cannot resolve the kernel matrix (run scripts/vm-deps.sh)"
 fi
 for k in "${kernels[@]}"; do
+	if [[ -n $(vm_kernel_root "$k") ]]; then
+		# Unpacked by scripts/sid-buildroot.sh; built in its build root.
+		[[ -f $(vm_kernel_image "$k") ]] || die "$(vm_kernel_image "$k") missing (run scripts/vm-deps.sh)"
+		((NO_DKMS)) || [[ -d $(vm_kernel_buildroot "$k")/lib/modules/$k/build ]] ||
+			die "no build root for $k (run scripts/vm-deps.sh)"
+		continue
+	fi
 	[[ -f /boot/vmlinuz-$k ]] || die "/boot/vmlinuz-$k missing (apt-get install linux-image-$k)"
 	[[ -d /lib/modules/$k/kernel ]] || die "/lib/modules/$k missing (apt-get install linux-image-$k)"
 	((NO_DKMS)) || [[ -d /lib/modules/$k/build ]] ||
@@ -179,13 +187,16 @@ extract_vmlinux() {
 	return 1
 }
 
-# build_initramfs KVER OUT: busybox + the 9p/virtio modules + /init.
+# build_initramfs KVER OUT: busybox + the 9p/virtio modules + /init. The
+# modules are stored uncompressed: busybox insmod cannot load .ko.xz of
+# every kernel (7.x). Built-in ones (virtio_pci on 7.x) are left out.
 build_initramfs() {
-	local k=$1 out=$2 d key m
-	local mods
-	mods=$(modprobe -S "$k" -a --show-depends 9p 9pnet_virtio virtio_pci virtio_mmio |
+	local k=$1 out=$2 d key m b
+	local mods root
+	root=$(vm_kernel_root "$k")
+	mods=$(modprobe -S "$k" ${root:+-d "$root"} -a --show-depends 9p 9pnet_virtio virtio_pci virtio_mmio |
 		awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
-	key=$( { echo v3; echo "$mods"; sha256sum "$VMDIR/lib/init.sh" "$BUSYBOX"; } | sha256sum | cut -c1-16)
+	key=$( { echo v4; echo "$mods"; sha256sum "$VMDIR/lib/init.sh" "$BUSYBOX"; } | sha256sum | cut -c1-16)
 	if [[ -f $out && $(cat "$out.key" 2>/dev/null) == "$key" ]]; then
 		return 0
 	fi
@@ -197,8 +208,13 @@ build_initramfs() {
 	chmod 755 "$d/init"
 	: >"$d/modules/order"
 	for m in $mods; do
-		cp "$m" "$d/modules/"
-		basename "$m" >>"$d/modules/order"
+		b=$(basename "$m")
+		case $m in
+		*.xz) b=${b%.xz}; xz -dc "$m" >"$d/modules/$b" ;;
+		*.zst) b=${b%.zst}; zstd -dqc "$m" >"$d/modules/$b" ;;
+		*) cp "$m" "$d/modules/" ;;
+		esac
+		echo "$b" >>"$d/modules/order"
 	done
 	(cd "$d" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out.tmp"
 	rm -rf "$d"
@@ -311,7 +327,7 @@ run_kernel() {
 		die "another run.sh holds $w/lock"
 	fi
 	log "=== $k"
-	rm -rf "$w/dkms" "$w/src" "$w/logs" "$w/result.txt" "$w/guest.conf" "$w/dmesg.txt" "$w"/serial*.log "$w/dkms.log" "$w/rows.txt" "$w/kstate.txt"
+	rm -rf "$w/dkms" "$w/module" "$w/src" "$w/logs" "$w/result.txt" "$w/guest.conf" "$w/dmesg.txt" "$w"/serial*.log "$w/dkms.log" "$w/rows.txt" "$w/kstate.txt"
 	: >"$w/rows.txt"
 	row() { echo "$k|$1" >>"$w/rows.txt"; }
 	host_fail=0
@@ -332,7 +348,10 @@ run_kernel() {
 				! -name config.h ! -path './probes/*' -print0 | cpio -0pdm --quiet "$w/src/$PKG_NAME-$PKG_VER")
 		fi
 		dk=(--dkmstree "$w/dkms" --sourcetree "$w/src" -m "$PKG_NAME" -v "$PKG_VER")
-		if mok_signing_key=$WORKROOT/dkms-mok.key mok_certificate=$WORKROOT/dkms-mok.pub \
+		if [[ -n $(vm_kernel_root "$k") ]]; then
+			# Its headers need sid's toolchain: DKMS in the sid build root.
+			KO=$("$REPO/scripts/sid-buildroot.sh" build "$k" "$w/src/$PKG_NAME-$PKG_VER" "$w/module" 2>"$w/dkms.log") || KO=
+		elif mok_signing_key=$WORKROOT/dkms-mok.key mok_certificate=$WORKROOT/dkms-mok.pub \
 			dkms add "${dk[@]}" >"$w/dkms.log" 2>&1 &&
 			mok_signing_key=$WORKROOT/dkms-mok.key mok_certificate=$WORKROOT/dkms-mok.pub \
 				dkms build "${dk[@]}" -k "$k" >>"$w/dkms.log" 2>&1; then
@@ -359,9 +378,11 @@ run_kernel() {
 	fi
 
 	# Kernel and initramfs (cached).
-	if [[ ! -s $w/vmlinux || /boot/vmlinuz-$k -nt $w/vmlinux ]]; then
+	local image
+	image=$(vm_kernel_image "$k")
+	if [[ ! -s $w/vmlinux || $image -nt $w/vmlinux ]]; then
 		log "extracting vmlinux"
-		extract_vmlinux "/boot/vmlinuz-$k" "$w/vmlinux" || die "cannot extract vmlinux from /boot/vmlinuz-$k"
+		extract_vmlinux "$image" "$w/vmlinux" || die "cannot extract vmlinux from $image"
 	fi
 	build_initramfs "$k" "$w/initramfs.cpio" || die "cannot build the initramfs for $k"
 

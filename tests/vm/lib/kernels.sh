@@ -7,7 +7,15 @@
 #   MERGEMEM_VM_KVER_612      6.12 kernel; default: the newest installed
 #                             linux-image-6.12.*+deb12-amd64 (vm-deps.sh
 #                             installs the newest one apt offers)
+#   MERGEMEM_VM_KVER_SID      newest sid kernel (7.x); default: the one
+#                             scripts/sid-buildroot.sh prepared (vm-deps.sh
+#                             runs it): unpacked under MERGEMEM_VM_CACHE,
+#                             never installed on the host, its module built
+#                             in a sid build root
+#   MERGEMEM_VM_CACHE         default /var/cache/mergemem-vm
 #   MERGEMEM_VM_KERNELS       space-separated list overriding the whole matrix
+
+VM_CACHE=${MERGEMEM_VM_CACHE:-/var/cache/mergemem-vm}
 
 # Glob of the 6.12 kernel package names in bookworm-security.
 VM_612_PKG_RE='^linux-image-6\.12\.[0-9]+\+deb12-amd64$'
@@ -56,14 +64,53 @@ vm_kver_612_candidate() {
 		sed 's/^linux-image-//' | sort -V | tail -n1
 }
 
+# The sid kernel that scripts/sid-buildroot.sh prepared.
+vm_kver_sid() {
+	if [[ -n ${MERGEMEM_VM_KVER_SID:-} ]]; then
+		echo "$MERGEMEM_VM_KVER_SID"
+		return
+	fi
+	[[ -s $VM_CACHE/sid-kver ]] || return 1
+	cat "$VM_CACHE/sid-kver"
+}
+
+# vm_kernel_root KVER: where a kernel that is not installed on the host was
+# unpacked (its files under usr/lib/modules/KVER/), or nothing for a kernel
+# installed on the host (/boot/vmlinuz-KVER, /lib/modules/KVER).
+vm_kernel_root() {
+	[[ ! -f $VM_CACHE/kernels/$1/.ready ]] || echo "$VM_CACHE/kernels/$1"
+}
+
+# vm_kernel_image KVER: its compressed kernel image.
+vm_kernel_image() {
+	local r
+	r=$(vm_kernel_root "$1")
+	if [[ -n $r ]]; then
+		echo "$r/usr/lib/modules/$1/vmlinuz"
+	else
+		echo "/boot/vmlinuz-$1"
+	fi
+}
+
+# vm_kernel_buildroot KVER: the root (a chroot) in which its module is
+# built; / for a kernel installed on the host.
+vm_kernel_buildroot() {
+	if [[ -n $(vm_kernel_root "$1") ]]; then
+		echo "$VM_CACHE/sid-root"
+	else
+		echo /
+	fi
+}
+
 # The default matrix, one version per line.
 vm_kernels() {
 	if [[ -n ${MERGEMEM_VM_KERNELS:-} ]]; then
 		tr ' ' '\n' <<<"$MERGEMEM_VM_KERNELS" | sed '/^$/d'
 		return
 	fi
-	local a b
+	local a b c
 	a=$(vm_kver_default) || { echo "kernels: cannot resolve the linux-image-amd64 kernel (run scripts/vm-deps.sh)" >&2; return 1; }
 	b=$(vm_kver_612) || { echo "kernels: no linux-image-6.12.*+deb12-amd64 with headers installed (run scripts/vm-deps.sh)" >&2; return 1; }
-	printf '%s\n%s\n' "$a" "$b"
+	c=$(vm_kver_sid) || { echo "kernels: no sid kernel prepared (run scripts/vm-deps.sh)" >&2; return 1; }
+	printf '%s\n%s\n%s\n' "$a" "$b" "$c"
 }
