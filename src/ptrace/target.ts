@@ -1,0 +1,233 @@
+/**
+ * What the ptrace engine checks about a target before it touches it, and
+ * where it finds a `syscall` instruction to borrow.
+ *
+ * A target is skipped, with its reason, when it cannot be injected
+ * safely: another tracer holds it, a seccomp filter could refuse or kill
+ * on the injected call, Yama forbids ptrace altogether (ptrace_scope 3),
+ * or it is not an x86-64 process (32-bit or x32 code runs other system
+ * call numbers and registers).
+ *
+ * @module
+ */
+import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { ProcessSkipped } from "../merge/marker.ts";
+
+/** ELF identification of x86-64 executables. */
+const ELFCLASS64 = 2;
+const EM_X86_64 = 62;
+
+/** Throws unless the host itself is x86-64 Linux. */
+export function requireX86_64Host(): void {
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
+    throw new MergememError(
+      `the ptrace engine supports x86-64 Linux only (this host is ${Deno.build.arch} ${Deno.build.os})`,
+      ExitCode.NoModule,
+      "load the mergemem module instead (sudo ./install.sh)",
+    );
+  }
+}
+
+/** Reads a /proc file, mapping a vanished process to ESRCH. */
+function readProc(path: string): string {
+  return Deno.readTextFileSync(path);
+}
+
+/** The "Key:\tvalue" fields of /proc/PID(/task/TID)/status. */
+export function parseStatus(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const i = line.indexOf(":");
+    if (i > 0) out.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  return out;
+}
+
+/** Yama's ptrace_scope, or 0 when Yama is not built in. */
+export function yamaScope(path = "/proc/sys/kernel/yama/ptrace_scope"): number {
+  try {
+    return Number(readProc(path).trim());
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The ELF class and machine of /proc/PID/exe: an x86-64 process has
+ * ELFCLASS64 and EM_X86_64 (x32 is ELFCLASS32 with EM_X86_64; i386 is
+ * EM_386). Returns why it is not, or undefined when it is.
+ */
+export function notX86_64(pid: number): string | undefined {
+  let head: Uint8Array;
+  try {
+    const f = Deno.openSync(`/proc/${pid}/exe`);
+    try {
+      head = new Uint8Array(20);
+      let n = 0;
+      while (n < 20) {
+        const r = f.readSync(head.subarray(n));
+        if (r === null || r === 0) break;
+        n += r;
+      }
+      if (n < 20) return "executable is not ELF";
+    } finally {
+      f.close();
+    }
+  } catch (err) {
+    const code = errnoCode(err);
+    // A kernel thread has no exe.
+    if (code === "ENOENT") return "kernel thread (no executable)";
+    throw err;
+  }
+  if (
+    head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c ||
+    head[3] !== 0x46
+  ) return "executable is not ELF";
+  const machine = head[18] | (head[19] << 8);
+  if (machine !== EM_X86_64) {
+    return `not an x86-64 process (ELF machine ${machine})`;
+  }
+  if (head[4] !== ELFCLASS64) return "not an x86-64 process (x32)";
+  return undefined;
+}
+
+/** A thread chosen to run the injected calls. */
+export interface ChosenThread {
+  tid: number;
+  /** Its state letter in /proc/PID/task/TID/stat. */
+  state: string;
+}
+
+function threadState(pid: number, tid: number): string | undefined {
+  try {
+    const stat = readProc(`/proc/${pid}/task/${tid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks that pid can be injected at all and picks the thread to stop.
+ * Prefers a thread asleep in a system call (S): it is stopped without
+ * disturbing any computation, and it cannot be inside an rseq critical
+ * section. Then running threads (R), then any live one; never a zombie.
+ *
+ * @throws ProcessSkipped with the reason; SyscallError ESRCH when gone.
+ */
+export function checkTarget(pid: number): ChosenThread {
+  if (yamaScope() >= 3) {
+    throw new ProcessSkipped(pid, "ptrace disabled (Yama ptrace_scope 3)");
+  }
+  let status: Map<string, string>;
+  try {
+    status = parseStatus(readProc(`/proc/${pid}/status`));
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") {
+      throw new MergememError(`pid ${pid} is gone`, ExitCode.NothingScannable);
+    }
+    throw err;
+  }
+  const tracer = Number(status.get("TracerPid") ?? "0");
+  if (tracer !== 0) {
+    throw new ProcessSkipped(pid, `already traced (by pid ${tracer})`);
+  }
+  if ((status.get("Seccomp") ?? "0") !== "0") {
+    // mode 1 (strict) allows only read/write/exit/sigreturn; mode 2 runs
+    // filters we cannot evaluate: madvise might fail, or kill the process.
+    throw new ProcessSkipped(
+      pid,
+      `seccomp ${status.get("Seccomp") === "1" ? "strict mode" : "filter"}`,
+    );
+  }
+  const why = notX86_64(pid);
+  if (why) throw new ProcessSkipped(pid, why);
+
+  let tids: number[];
+  try {
+    tids = [...Deno.readDirSync(`/proc/${pid}/task`)]
+      .map((e) => Number(e.name))
+      .filter((n) => Number.isInteger(n))
+      .sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") {
+      throw new MergememError(`pid ${pid} is gone`, ExitCode.NothingScannable);
+    }
+    throw err;
+  }
+  const states = tids.map((tid) => ({ tid, state: threadState(pid, tid) }));
+  for (const want of ["S", "R", "D"]) {
+    const t = states.find((s) => s.state === want);
+    if (t) return { tid: t.tid, state: want };
+  }
+  const t = states.find((s) => s.state === "t" || s.state === "T");
+  if (t) throw new ProcessSkipped(pid, "stopped (every thread)");
+  throw new MergememError(`pid ${pid} is gone`, ExitCode.NothingScannable);
+}
+
+/** Per-thread seccomp (threads may differ from the leader). */
+export function threadSeccomp(pid: number, tid: number): string {
+  try {
+    return parseStatus(readProc(`/proc/${pid}/task/${tid}/status`)).get(
+      "Seccomp",
+    ) ?? "0";
+  } catch {
+    return "0";
+  }
+}
+
+/** Reads `len` bytes of the target's memory at addr through /proc/PID/mem. */
+export function readMem(pid: number, addr: bigint, len: number): Uint8Array {
+  const f = Deno.openSync(`/proc/${pid}/mem`);
+  try {
+    f.seekSync(addr, Deno.SeekMode.Start);
+    const out = new Uint8Array(len);
+    let n = 0;
+    while (n < len) {
+      const r = f.readSync(out.subarray(n));
+      if (r === null || r === 0) break;
+      n += r;
+    }
+    return out.subarray(0, n);
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * The address of a `syscall` instruction (0f 05) in the target's code:
+ * in its [vdso] (every x86-64 vDSO has one in its clock_gettime
+ * fallback), else in another executable mapping. The target's code is
+ * only read, never written.
+ */
+export function findSyscallInsn(pid: number): bigint {
+  const maps = readProc(`/proc/${pid}/maps`).split("\n");
+  const exec = maps
+    .map((l) => /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null && m[3][2] === "x")
+    .map((m) => ({
+      start: BigInt("0x" + m[1]),
+      end: BigInt("0x" + m[2]),
+      name: m[4],
+    }))
+    // The vsyscall page is emulated and execute-only: never use it.
+    .filter((m) => m.name !== "[vsyscall]");
+  exec.sort((a, b) =>
+    (a.name === "[vdso]" ? 0 : 1) - (b.name === "[vdso]" ? 0 : 1)
+  );
+  for (const m of exec) {
+    const len = Number(m.end - m.start);
+    let bytes: Uint8Array;
+    try {
+      bytes = readMem(pid, m.start, Math.min(len, 1 << 20));
+    } catch {
+      continue;
+    }
+    for (let i = 0; i + 1 < bytes.length; i++) {
+      if (bytes[i] === 0x0f && bytes[i + 1] === 0x05) {
+        return m.start + BigInt(i);
+      }
+    }
+  }
+  throw new ProcessSkipped(pid, "no syscall instruction found in its code");
+}

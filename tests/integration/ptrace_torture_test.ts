@@ -1,0 +1,72 @@
+/**
+ * The ptrace engine's torture: 1001 holds of tests/ptrace/torture.c, each
+ * on the next of its eight threads (blocked in read, epoll_wait, futex,
+ * nanosleep, an SA_RESTART handler's read, a busy loop, the feeder, and
+ * main in read on stdin), each running madvise over its four regions,
+ * MERGEABLE and UNMERGEABLE in turn. The target then checks by itself
+ * that every call returned what it should, nanosleep slept its full
+ * time, no queued signal was lost or doubled, and memory is intact.
+ */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
+import { PtraceSession } from "../../src/ptrace/session.ts";
+import { NR_MADVISE } from "../../src/ptrace/sys.ts";
+import { MADV_MERGEABLE, MADV_UNMERGEABLE } from "../../src/ptrace/marker.ts";
+import {
+  haveGcc,
+  mergeableAt,
+  startTarget,
+  tortureRegions,
+  tortureTids,
+} from "../ptrace/targets.ts";
+
+const ignore = Deno.build.arch !== "x86_64" || Deno.uid() !== 0 || !haveGcc();
+
+Deno.test({
+  name: "ptrace torture: 1001 injections into every kind of blocked thread",
+  ignore,
+  async fn() {
+    const t = await startTarget("torture");
+    try {
+      const tids = [...tortureTids(t.ready).values()];
+      assertEquals(tids.length, 8);
+      const regions = tortureRegions(t.ready);
+      assertEquals(regions.length, 4);
+      let deferred = 0;
+      let maxHold = 0;
+      const N = 1001;
+      for (let i = 0; i < N; i++) {
+        const advice = BigInt(i % 2 === 0 ? MADV_MERGEABLE : MADV_UNMERGEABLE);
+        const s = PtraceSession.open(t.pid, { tid: tids[i % tids.length] });
+        try {
+          for (const r of regions) {
+            assertEquals(
+              s.call(NR_MADVISE, [r.start, r.end - r.start, advice]),
+              0n,
+            );
+          }
+          deferred += s.signalsDeferred;
+        } finally {
+          maxHold = Math.max(maxHold, s.close());
+        }
+        // Let the target run a little between holds, as marking does.
+        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      // The last advice was MERGEABLE.
+      for (const r of regions) assertEquals(mergeableAt(t.pid, r.start), true);
+      await t.send("check");
+      const report = await t.line();
+      console.log(
+        `torture: ${N} holds, ${deferred} signals deferred, longest hold ${
+          maxHold.toFixed(2)
+        } ms; target: ${report}`,
+      );
+      assert(report?.startsWith("ok "), `target reported: ${report}`);
+      assertEquals((await t.status).code, 0);
+    } finally {
+      await t.kill();
+    }
+  },
+});
