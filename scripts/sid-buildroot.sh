@@ -15,14 +15,14 @@
 #                                           download and unpack it, create or
 #                                           update the build root (idempotent)
 #   scripts/sid-buildroot.sh kver           print the prepared kernel version
-#   scripts/sid-buildroot.sh kdir KVER      print the unpacked kernel's dir
 #   scripts/sid-buildroot.sh build KVER SRC OUT
 #                                           build the DKMS package whose
 #                                           sources are in SRC (kmod/, with
 #                                           dkms.conf) in the build root with
 #                                           DKMS; copies the .ko to OUT/
 #
-#   MERGEMEM_VM_CACHE     cache dir (default /var/cache/mergemem-vm)
+#   MERGEMEM_VM_CACHE     cache dir (default /var/cache/mergemem-vm; its
+#                         layout is read by tests/vm/lib/kernels.sh)
 #   MERGEMEM_VM_KVER_SID  pin the kernel (e.g. 7.2.13+deb14-amd64)
 #   MERGEMEM_VM_SID_MIRROR  default http://deb.debian.org/debian
 # Needs root (debootstrap, chroot).
@@ -157,6 +157,8 @@ cmd_prepare() {
 	fi
 	root_prepare "$k"
 	echo "$k" >"$CACHE/sid-kver"
+	# Kernels that sid has replaced are no longer needed.
+	find "$CACHE/kernels" -mindepth 1 -maxdepth 1 ! -name "$k" -exec rm -rf {} +
 	log "ready: $k ($(($(now) - t0)) s)"
 	echo "$k"
 }
@@ -189,7 +191,6 @@ prepare) cmd_prepare ;;
 kver)
 	[[ -s $CACHE/sid-kver ]] || exit 1
 	cat "$CACHE/sid-kver" ;;
-kdir) echo "$CACHE/kernels/${2:?KVER}" ;;
 build) shift; cmd_build "$@" ;;
 *) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac
