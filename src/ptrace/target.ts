@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { errnoCode, ExitCode, MergememError, processGone } from "../errors.ts";
 import { ProcessSkipped } from "../merge/marker.ts";
 
 /** ELF identification of x86-64 executables. */
@@ -53,42 +53,49 @@ export function yamaScope(path = "/proc/sys/kernel/yama/ptrace_scope"): number {
 }
 
 /**
- * The ELF class and machine of /proc/PID/exe: an x86-64 process has
- * ELFCLASS64 and EM_X86_64 (x32 is ELFCLASS32 with EM_X86_64; i386 is
- * EM_386). Returns why it is not, or undefined when it is.
+ * Why an executable whose first 20 bytes are `head` is not an x86-64
+ * program, or undefined when it is: x86-64 is ELFCLASS64 with EM_X86_64;
+ * x32 is ELFCLASS32 with EM_X86_64; i386 is EM_386.
  */
-export function notX86_64(pid: number): string | undefined {
-  let head: Uint8Array;
-  try {
-    const f = Deno.openSync(`/proc/${pid}/exe`);
-    try {
-      head = new Uint8Array(20);
-      let n = 0;
-      while (n < 20) {
-        const r = f.readSync(head.subarray(n));
-        if (r === null || r === 0) break;
-        n += r;
-      }
-      if (n < 20) return "executable is not ELF";
-    } finally {
-      f.close();
-    }
-  } catch (err) {
-    const code = errnoCode(err);
-    // A kernel thread has no exe.
-    if (code === "ENOENT") return "kernel thread (no executable)";
-    throw err;
-  }
+export function elfNotX86_64(head: Uint8Array): string | undefined {
   if (
-    head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c ||
-    head[3] !== 0x46
+    head.length < 20 || head[0] !== 0x7f || head[1] !== 0x45 ||
+    head[2] !== 0x4c || head[3] !== 0x46
   ) return "executable is not ELF";
-  const machine = head[18] | (head[19] << 8);
+  const machine = head[5] === 2
+    ? (head[18] << 8) | head[19] // big-endian
+    : head[18] | (head[19] << 8);
   if (machine !== EM_X86_64) {
     return `not an x86-64 process (ELF machine ${machine})`;
   }
   if (head[4] !== ELFCLASS64) return "not an x86-64 process (x32)";
   return undefined;
+}
+
+/**
+ * Why the program of /proc/PID/exe is not x86-64, or undefined when it
+ * is; see {@link elfNotX86_64}.
+ */
+export function notX86_64(pid: number): string | undefined {
+  const head = new Uint8Array(20);
+  let n = 0;
+  try {
+    const f = Deno.openSync(`/proc/${pid}/exe`);
+    try {
+      while (n < 20) {
+        const r = f.readSync(head.subarray(n));
+        if (r === null || r === 0) break;
+        n += r;
+      }
+    } finally {
+      f.close();
+    }
+  } catch (err) {
+    // A kernel thread has no exe.
+    if (errnoCode(err) === "ENOENT") return "kernel thread (no executable)";
+    throw err;
+  }
+  return elfNotX86_64(head.subarray(0, n));
 }
 
 /** A thread chosen to run the injected calls. */
@@ -115,8 +122,11 @@ function threadState(pid: number, tid: number): string | undefined {
  *
  * @throws ProcessSkipped with the reason; SyscallError ESRCH when gone.
  */
-export function checkTarget(pid: number): ChosenThread {
-  if (yamaScope() >= 3) {
+export function checkTarget(
+  pid: number,
+  opts: { yamaPath?: string } = {},
+): ChosenThread {
+  if (yamaScope(opts.yamaPath) >= 3) {
     throw new ProcessSkipped(pid, "ptrace disabled (Yama ptrace_scope 3)");
   }
   let status: Map<string, string>;
@@ -124,7 +134,7 @@ export function checkTarget(pid: number): ChosenThread {
     status = parseStatus(readProc(`/proc/${pid}/status`));
   } catch (err) {
     if (errnoCode(err) === "ENOENT") {
-      throw new MergememError(`pid ${pid} is gone`, ExitCode.NothingScannable);
+      throw processGone("open", `/proc/${pid}`);
     }
     throw err;
   }
@@ -151,7 +161,7 @@ export function checkTarget(pid: number): ChosenThread {
       .sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
   } catch (err) {
     if (errnoCode(err) === "ENOENT") {
-      throw new MergememError(`pid ${pid} is gone`, ExitCode.NothingScannable);
+      throw processGone("open", `/proc/${pid}`);
     }
     throw err;
   }
@@ -162,7 +172,7 @@ export function checkTarget(pid: number): ChosenThread {
   }
   const t = states.find((s) => s.state === "t" || s.state === "T");
   if (t) throw new ProcessSkipped(pid, "stopped (every thread)");
-  throw new MergememError(`pid ${pid} is gone`, ExitCode.NothingScannable);
+  throw processGone("open", `/proc/${pid}`);
 }
 
 /** Per-thread seccomp (threads may differ from the leader). */

@@ -1,0 +1,278 @@
+/**
+ * The ptrace marker on real processes (tests/ptrace/regions.c): exact
+ * VMA counts read back from smaps, whole VMAs only, shared memory
+ * skipped, contents intact; PR_SET_MEMORY_MERGE; and the targets it must
+ * skip (seccomp filter, another tracer) or lose (exit during a hold),
+ * which must all keep running or exit normally.
+ */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  rejects,
+  throws,
+} from "node:assert/strict";
+import { createPtraceMarker } from "../../src/ptrace/marker.ts";
+import { PtraceSession, TargetGone } from "../../src/ptrace/session.ts";
+import { checkTarget } from "../../src/ptrace/target.ts";
+import { ProcessSkipped } from "../../src/merge/marker.ts";
+import { readProcessKsm } from "../../src/ksm/process.ts";
+import {
+  buildTarget,
+  haveGcc,
+  mergeableAt,
+  startTarget,
+  type Target,
+} from "../ptrace/targets.ts";
+
+const ignore = Deno.build.arch !== "x86_64" || Deno.uid() !== 0 || !haveGcc();
+const hasKsm = (() => {
+  try {
+    Deno.statSync("/sys/kernel/mm/ksm/run");
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+interface Regions {
+  priv: { start: bigint; end: bigint }[];
+  shared: { start: bigint; end: bigint };
+  sleeper: number;
+}
+
+function regionsOf(t: Target): Regions {
+  const bytes = BigInt(t.ready[6]);
+  const at = (i: number) => {
+    const s = BigInt(t.ready[i]);
+    return { start: s, end: s + bytes };
+  };
+  return {
+    priv: [at(2), at(3), at(4)],
+    shared: at(5),
+    sleeper: Number(t.ready[7].split("=")[1]),
+  };
+}
+
+async function sum(t: Target): Promise<string> {
+  await t.send("sum");
+  return (await t.line())!;
+}
+
+Deno.test({
+  name: "ptrace marker: merge, again, unmerge with exact counts from smaps",
+  ignore: ignore || !hasKsm,
+  async fn() {
+    const t = await startTarget("regions");
+    const m = createPtraceMarker();
+    try {
+      const r = regionsOf(t);
+      const sum0 = await sum(t);
+      const bytes = Number(r.priv[0].end - r.priv[0].start);
+      // A range inside the first VMA widens to the whole VMA.
+      const ranges = [
+        { start: r.priv[0].start + 4096n, end: r.priv[0].start + 8192n },
+        r.priv[1],
+        r.priv[2],
+        r.shared,
+      ];
+      const a = await m.markProcess(t.pid, ranges, "merge");
+      assertEquals(
+        { ...a, holdMs: null },
+        {
+          vmasChanged: 3,
+          bytesChanged: 3 * bytes,
+          vmasUnchanged: 0,
+          vmasSkipped: 1, // the shared mapping: KSM cannot take it
+          holdMs: null,
+        },
+      );
+      assert(a.holdMs !== null && a.holdMs >= 0);
+      for (const p of r.priv) assertEquals(mergeableAt(t.pid, p.start), true);
+      assertEquals(mergeableAt(t.pid, r.shared.start), false);
+
+      const b = await m.markProcess(t.pid, ranges, "merge");
+      assertEquals(b.vmasChanged, 0);
+      assertEquals(b.vmasUnchanged, 3);
+      assertEquals(b.vmasSkipped, 1);
+
+      const c = await m.markProcess(t.pid, r.priv, "unmerge");
+      assertEquals(c.vmasChanged, 3);
+      assertEquals(c.bytesChanged, 3 * bytes);
+      for (const p of r.priv) assertEquals(mergeableAt(t.pid, p.start), false);
+      assertEquals(await sum(t), sum0);
+      assertEquals(
+        Deno.readTextFileSync(`/proc/${t.pid}/status`).match(
+          /TracerPid:\s*(\d+)/,
+        )?.[1],
+        "0",
+      );
+    } finally {
+      m.close();
+      await t.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "ptrace marker: whole process with PR_SET_MEMORY_MERGE",
+  ignore: ignore || !hasKsm ||
+    !("ksm_merge_any" in (readProcessKsm(Deno.pid)?.stat ?? {})),
+  async fn() {
+    const t = await startTarget("regions");
+    const m = createPtraceMarker();
+    try {
+      const r = regionsOf(t);
+      const a = await m.markWholeProcess!(t.pid, true);
+      assertEquals(readProcessKsm(t.pid)?.stat.ksm_merge_any, "yes");
+      assert(a.vmasChanged >= 3, `changed ${a.vmasChanged}`);
+      for (const p of r.priv) assertEquals(mergeableAt(t.pid, p.start), true);
+      const b = await m.markWholeProcess!(t.pid, false);
+      assertEquals(readProcessKsm(t.pid)?.stat.ksm_merge_any, "no");
+      assertEquals(b.vmasChanged, a.vmasChanged);
+      for (const p of r.priv) assertEquals(mergeableAt(t.pid, p.start), false);
+    } finally {
+      m.close();
+      await t.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "ptrace marker: a seccomp-filtered target is skipped and survives",
+  ignore,
+  async fn() {
+    const t = await startTarget("regions", ["seccomp"]);
+    const m = createPtraceMarker();
+    try {
+      const r = regionsOf(t);
+      const sum0 = await sum(t);
+      await rejects(
+        () => m.markProcess(t.pid, r.priv, "merge"),
+        (e: unknown) =>
+          e instanceof ProcessSkipped && e.reason === "seccomp filter",
+      );
+      for (const p of r.priv) assertEquals(mergeableAt(t.pid, p.start), false);
+      assertEquals(await sum(t), sum0);
+    } finally {
+      m.close();
+      await t.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "ptrace marker: an already traced target is skipped and survives",
+  ignore,
+  async fn() {
+    const t = await startTarget("regions");
+    const tracer = new Deno.Command(buildTarget("tracer"), {
+      args: [String(t.pid)],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const m = createPtraceMarker();
+    try {
+      const out = tracer.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      const ready = (await out.read()).value ?? "";
+      assert(ready.startsWith("ready"), ready);
+      out.releaseLock();
+      const r = regionsOf(t);
+      const sum0 = await sum(t);
+      await rejects(
+        () => m.markProcess(t.pid, r.priv, "merge"),
+        (e: unknown) =>
+          e instanceof ProcessSkipped &&
+          e.reason === `already traced (by pid ${tracer.pid})`,
+      );
+      // The same when the other tracer seized only one thread and ours
+      // is asked to stop exactly that one: PTRACE_SEIZE fails with EPERM.
+      throws(
+        () => PtraceSession.open(t.pid, { tid: t.pid }),
+        (e: unknown) => e instanceof ProcessSkipped,
+      );
+      assertEquals(await sum(t), sum0);
+    } finally {
+      m.close();
+      await tracer.stdin.close();
+      await tracer.stdout.cancel().catch(() => {});
+      await tracer.status;
+      await t.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "ptrace session: the target exits during a hold",
+  ignore,
+  async fn() {
+    const t = await startTarget("regions");
+    try {
+      const r = regionsOf(t);
+      const s = PtraceSession.open(t.pid, { tid: r.sleeper });
+      assertEquals(s.call(39), BigInt(t.pid)); // getpid
+      await t.send("exit 7"); // main exits while the sleeper is held
+      await new Promise((res) => setTimeout(res, 100));
+      throws(() => s.call(39), (e: unknown) => e instanceof TargetGone);
+      s.close(); // nothing left to do
+      assertEquals((await t.status).code, 7);
+    } finally {
+      await t.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "ptrace marker: 30 targets exiting at random points of marking",
+  ignore: ignore || !hasKsm,
+  async fn() {
+    const m = createPtraceMarker();
+    let gone = 0, marked = 0;
+    try {
+      for (let i = 0; i < 30; i++) {
+        const t = await startTarget("regions");
+        const r = regionsOf(t);
+        const code = 10 + i;
+        setTimeout(() => t.send(`exit ${code}`).catch(() => {}), i % 5);
+        try {
+          for (let k = 0; k < 20; k++) {
+            await m.markProcess(t.pid, r.priv, k % 2 ? "unmerge" : "merge");
+          }
+          marked++;
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          assert(code === "ESRCH", `unexpected ${err}`);
+          gone++;
+        }
+        // The target exited with its own code: nothing kept it.
+        assertEquals((await t.status).code, code);
+        await t.kill();
+      }
+    } finally {
+      m.close();
+    }
+    console.log(`exiting targets: ${gone} lost during marking, ${marked} done`);
+    assertEquals(gone + marked, 30);
+  },
+});
+
+Deno.test({
+  name: "ptrace: Yama ptrace_scope 3 skips every target",
+  ignore,
+  fn() {
+    const f = Deno.makeTempFileSync();
+    try {
+      Deno.writeTextFileSync(f, "3\n");
+      throws(
+        () => checkTarget(Deno.pid, { yamaPath: f }),
+        (e: unknown) =>
+          e instanceof ProcessSkipped &&
+          e.reason === "ptrace disabled (Yama ptrace_scope 3)",
+      );
+      Deno.writeTextFileSync(f, "1\n");
+      assert(checkTarget(Deno.pid, { yamaPath: f }).tid > 0);
+    } finally {
+      Deno.removeSync(f);
+    }
+  },
+});
