@@ -7,10 +7,14 @@
  * src/: the real-server tests (t_5*.sh) compare the two.
  *
  *   count_pages [--comm NAME]... [--user NAME|UID]... [--pid PID]...
+ *               [--mergeable-only]
  *
  * Selection, like mergemem's: the union of processes whose /proc/PID/comm
  * is NAME, whose real uid is the user's, or the pids named. Prints one JSON
  * object on stdout. Needs root (pagemap PFNs need CAP_SYS_ADMIN).
+ * --mergeable-only counts only VMAs already marked (VmFlags mg): after a
+ * merge, what KSM left unmerged there. pages_thp and pages_ksm (frames that
+ * /proc/kpageflags calls THP or KSM) are diagnostics, not mergemem figures.
  *
  * How it counts, by definition:
  *  - KSM-eligible mapping (/proc/PID/smaps): private ('p'), none of the
@@ -53,6 +57,7 @@ struct proc {
 	char comm[32];
 	bool gone; /* exited before or while it was read */
 	uint64_t scanned, present, zero, duplicate, shared, saveable;
+	uint64_t thp, ksm; /* diagnostics (/proc/kpageflags), not compared */
 };
 
 struct page {
@@ -67,6 +72,11 @@ static struct page *pages; /* in scan order: pid, then address */
 static unsigned char *data; /* page contents, same order */
 static size_t npages, cap;
 static long psz;
+static bool mergeable_only; /* --mergeable-only: only VMAs with VmFlags mg */
+static int kpageflags = -1;
+
+#define KPF_KSM 21
+#define KPF_THP 22
 
 static void die(const char *msg)
 {
@@ -104,6 +114,8 @@ static bool eligible(const char *perms, const char *name, const char *flags)
 	size_t i;
 
 	if (perms[3] != 'p')
+		return false;
+	if (mergeable_only && !strstr(flags, " mg"))
 		return false;
 	for (i = 0; i < sizeof(special) / sizeof(*special); i++)
 		if (!strcmp(name, special[i]))
@@ -145,8 +157,15 @@ static int read_mapping(size_t p, int pm, int mem, uint64_t start, uint64_t end)
 			;
 		size_t first = npages, k;
 
-		for (k = i; k < j; k++)
-			push_page(e[k] & PM_PFN_MASK, p);
+		for (k = i; k < j; k++) {
+			uint64_t f = 0, pfn = e[k] & PM_PFN_MASK;
+
+			push_page(pfn, p);
+			if (kpageflags >= 0 && pread(kpageflags, &f, 8, pfn * 8) == 8) {
+				procs[p].thp += (f >> KPF_THP) & 1;
+				procs[p].ksm += (f >> KPF_KSM) & 1;
+			}
+		}
 		size_t len = (j - i) * (size_t)psz;
 
 		if (pread(mem, data + first * (size_t)psz, len, start + i * psz) != (ssize_t)len) {
@@ -330,6 +349,10 @@ int main(int argc, char **argv)
 
 	psz = sysconf(_SC_PAGESIZE);
 	for (i = 1; i < (size_t)argc; i++) {
+		if (!strcmp(argv[i], "--mergeable-only")) {
+			mergeable_only = true;
+			continue;
+		}
 		if (i + 1 >= (size_t)argc)
 			goto usage;
 		if (!strcmp(argv[i], "--comm") && ncomms < 64) {
@@ -401,6 +424,7 @@ int main(int argc, char **argv)
 		if (sel)
 			procs[nprocs++] = p;
 	}
+	kpageflags = open("/proc/kpageflags", O_RDONLY);
 	for (i = 0; i < nprocs; i++)
 		read_process(i);
 	count();
@@ -412,7 +436,9 @@ int main(int argc, char **argv)
 		printf("%s\n  {\"pid\": %d, \"comm\": \"%s\", \"uid\": %u, \"gone\": %s, ",
 		       i ? "," : "", p->pid, p->comm, p->uid, p->gone ? "true" : "false");
 		print_figures(p);
-		printf("}");
+		printf(", \"pages_thp\": %" PRIu64 ", \"pages_ksm\": %" PRIu64 "}", p->thp, p->ksm);
+		total.thp += p->thp;
+		total.ksm += p->ksm;
 		total.scanned += p->scanned;
 		total.present += p->present;
 		total.zero += p->zero;
@@ -422,9 +448,9 @@ int main(int argc, char **argv)
 	}
 	printf("\n], \"totals\": {\"processes\": %zu, ", nprocs);
 	print_figures(&total);
-	printf("}}\n");
+	printf(", \"pages_thp\": %" PRIu64 ", \"pages_ksm\": %" PRIu64 "}}\n", total.thp, total.ksm);
 	return 0;
 usage:
-	fprintf(stderr, "usage: count_pages [--comm NAME]... [--user NAME|UID]... [--pid PID]...\n");
+	fprintf(stderr, "usage: count_pages [--comm NAME]... [--user NAME|UID]... [--pid PID]... [--mergeable-only]\n");
 	return 2;
 }

@@ -11,14 +11,22 @@
 # business, and the pools must be fixed (a pool that forks or reaps workers
 # between two counts changes the figures being compared).
 #
-# The checks themselves are in servers_check.ts: `check_scan` (mergemem scan
-# against count_pages.c) and `check_merge` (merge with no extra flag, >= 95%
-# of the prediction, KSM settings restored).
+# The checks themselves are in servers_check.ts (check_scan_merge): mergemem
+# scan against count_pages.c, then merge with no extra flag, >= 95% of the
+# prediction, KSM settings restored.
 set -euo pipefail
 G=$REPO/tests/vm/guest
-ST=/run/mergemem-servers
+ST=/run/mergemem-servers/$(basename "$0" .sh)
 mkdir -p "$ST"
-ok() { echo "ok: $*"; }
+# A copy of the test's output that outlives the next run on this kernel
+# (run.sh clears .vm-work/KVER/logs when it starts).
+mkdir -p "$REPO/.vm-work/servers/$KVER"
+# (The guest has no /dev/fd for a process substitution: a fifo.)
+mkfifo "$ST/log.fifo"
+tee "$REPO/.vm-work/servers/$KVER/$(basename "$0" .sh).log" <"$ST/log.fifo" &
+exec >"$ST/log.fifo" 2>&1
+rm -f "$ST/log.fifo"
+ok() { echo "ok: [${SECONDS}s] $*"; }
 fail() {
 	echo "FAIL: $*"
 	exit 1
@@ -49,8 +57,8 @@ echo 0 >/sys/kernel/mm/ksm/run
 echo 123 >/sys/kernel/mm/ksm/pages_to_scan
 echo 37 >/sys/kernel/mm/ksm/sleep_millisecs
 
-check_scan() { "$DENO" run -A "$G/servers_check.ts" scan "$@"; }
-check_merge() { "$DENO" run -A "$G/servers_check.ts" merge "$@"; }
+# check_scan_merge LABEL SELECTION...: the scan, then the merge checks.
+check_scan_merge() { "$DENO" run -A "$G/servers_check.ts" both "$@"; }
 
 # count_procs COMM: how many processes run COMM.
 count_procs() { pgrep -x "$1" | wc -l; }

@@ -10,17 +10,16 @@
 
 apache_start
 http_get /index.php "$ST/body.before"
-ab_run 400 "$ST/ab.warm"
+ab_run 200 "$ST/ab.warm"
 pids=$(pgrep -x apache2 | sort -n | tr '\n' ' ')
 # Idle: the parent's once-a-second maintenance sees all workers idle.
 sleep 2
 
-check_scan apache2 --comm apache2
-check_merge apache2 --comm apache2
+check_scan_merge apache2 --comm apache2
 
 [[ $(pgrep -x apache2 | sort -n | tr '\n' ' ') == "$pids" ]] || fail "apache2 processes changed: $pids"
 ok "the same apache2 processes: $pids"
-ab_run 400 "$ST/ab.after"
+ab_run 200 "$ST/ab.after"
 http_get /index.php "$ST/body.after"
 cmp "$ST/body.before" "$ST/body.after" || fail "the page body changed after the merge"
 [[ $(grep '^Document Length' "$ST/ab.warm") == "$(grep '^Document Length' "$ST/ab.after")" ]] ||

@@ -51,8 +51,7 @@ backends=$(pgrep -u postgres -x postgres | wc -l)
 ok "$PG_SESSIONS sessions ran the catalog queries; $backends postgres processes"
 sleep 1
 
-check_scan postgres --user postgres
-check_merge postgres --user postgres
+check_scan_merge postgres --user postgres
 
 pg_all "$ST/catalog.sql" after
 for i in $(seq "$PG_SESSIONS"); do
