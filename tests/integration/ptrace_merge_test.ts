@@ -1,0 +1,112 @@
+/**
+ * End to end on the host's own KSM with the ptrace engine (this host has
+ * no module): merge() of three workers of known content marks their VMAs
+ * from inside them, the burst achieves at least 95% of the prediction,
+ * contents stay intact, copy-on-write stays private to the writer, ksmd's
+ * settings are restored; unmerge() unmarks them the same way. Then the
+ * same with --whole-process (PR_SET_MEMORY_MERGE).
+ */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
+import { merge } from "../../src/merge/merge.ts";
+import { unmerge } from "../../src/merge/unmerge.ts";
+import {
+  readMergeableMappings,
+  readProcessKsm,
+} from "../../src/ksm/process.ts";
+import {
+  haveGcc,
+  ksmFile,
+  ksmUsable,
+  startWorker,
+  type Worker,
+} from "./ksm_helpers.ts";
+
+const ignore = !ksmUsable() || !haveGcc() || Deno.build.arch !== "x86_64";
+const KNOBS = ["run", "pages_to_scan", "sleep_millisecs", "max_page_sharing"];
+const N = 1500;
+
+async function endToEnd(wholeProcess: boolean) {
+  const before = KNOBS.map(ksmFile);
+  const ws: Worker[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      ws.push(await startWorker(N, 7, { unique: 50 }));
+    }
+    const pids = ws.map((w) => w.pid);
+    const r = await merge({
+      pids,
+      engine: "ptrace",
+      wholeProcess,
+      minSaving: 0,
+      timeoutSeconds: 60,
+    });
+    assertEquals(r.engine, "ptrace");
+    assertEquals(r.engine_reason, "--engine ptrace");
+    assertEquals(r.whole_process, wholeProcess);
+    assertEquals(r.skipped, []);
+    // Three copies of N identical pages: 2N can go.
+    assert(
+      r.predicted_saveable_pages >= 2 * N,
+      `predicted ${r.predicted_saveable_pages}`,
+    );
+    assert(
+      r.achieved_pages >= 0.95 * r.predicted_saveable_pages,
+      `achieved ${r.achieved_pages} of ${r.predicted_saveable_pages}`,
+    );
+    for (const p of r.processes) {
+      assert(p.vmas_marked >= 1, `pid ${p.pid} marked ${p.vmas_marked}`);
+      assert(p.hold_ms_max !== null && p.hold_ms_max >= 0);
+      assertEquals(
+        Deno.readTextFileSync(`/proc/${p.pid}/status`).match(
+          /TracerPid:\s*(\d+)/,
+        )?.[1],
+        "0",
+      );
+    }
+    assertEquals(r.ksm_settings_restore_mismatch, {});
+    assertEquals(KNOBS.map(ksmFile), before);
+    // Contents intact; a write stays private to its writer.
+    for (const w of ws) {
+      assertEquals(await w.command("sum"), `sum ${w.checksum}`);
+    }
+    const peek = await ws[1].command("peek 9");
+    assert((await ws[0].command("write 9")) !== `wrote ${ws[0].checksum}`);
+    assertEquals(await ws[1].command("peek 9"), peek);
+    assertEquals(await ws[1].command("sum"), `sum ${ws[1].checksum}`);
+    assertEquals(await ws[2].command("sum"), `sum ${ws[2].checksum}`);
+
+    if (wholeProcess) {
+      for (const pid of pids) {
+        assertEquals(readProcessKsm(pid)?.stat.ksm_merge_any, "yes");
+      }
+    }
+    const u = await unmerge({ pids, engine: "ptrace", noRefresh: true });
+    assertEquals(u.engine, "ptrace");
+    if (!wholeProcess) {
+      for (const pid of pids) assertEquals(readMergeableMappings(pid), []);
+    }
+    assertEquals(KNOBS.map(ksmFile), before);
+  } finally {
+    for (const w of ws) await w.stop();
+  }
+}
+
+Deno.test({
+  name: "merge --engine ptrace on the host's KSM: >= 95% of the prediction",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () => endToEnd(false),
+});
+
+Deno.test({
+  name: "merge --engine ptrace --whole-process on the host's KSM",
+  ignore: ignore ||
+    !("ksm_merge_any" in (readProcessKsm(Deno.pid)?.stat ?? {})),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () => endToEnd(true),
+});
