@@ -18,6 +18,9 @@
  *   restores ksmd's settings exactly; {@link withKsmLock}, the lock that
  *   runBurst(), merge() and unmerge() hold (one run at a time), for
  *   programs that mark memory or change KSM settings themselves.
+ * - Marking: the engines behind merge ({@link Marker}): the module's, and
+ *   {@link createPtraceMarker}, which makes the target call madvise itself
+ *   through ptrace ({@link PtraceSession}, {@link injectSyscall}).
  * - Merging: {@link planMerge}, {@link merge}, {@link unmerge}; state:
  *   {@link status} and {@link formatPrometheus}.
  *
@@ -77,6 +80,27 @@ export {
   type PlanOptions,
   type ProcessPlan,
 } from "./merge/plan.ts";
+export {
+  createModuleMarker,
+  type EngineChoice,
+  type MarkAdvice,
+  type MarkEngine,
+  type Marker,
+  type MarkOutcome,
+  openMarker,
+  ProcessSkipped,
+  type VmaRange,
+} from "./merge/marker.ts";
+export {
+  createPtraceMarker,
+  type PtraceMarkerOptions,
+} from "./ptrace/marker.ts";
+export {
+  injectSyscall,
+  PtraceSession,
+  type SessionOptions,
+  TargetGone,
+} from "./ptrace/session.ts";
 export {
   merge,
   type MergeOptions,
