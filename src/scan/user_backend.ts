@@ -2,10 +2,15 @@
  * The "user" page-hash back-end: process_vm_readv(2) into batch buffers,
  * hashed in JavaScript with any checksum of src/hash/.
  *
- * Reading overlaps hashing: batch N+1 is read on another thread (the
- * nonblocking process_vm_readv_async) while batch N is hashed here, with
- * two buffers in turn. errno cannot be read from that thread, so a failed
- * or short asynchronous read is simply redone synchronously.
+ * Two cores: a call with many pages gives about half of them to a helper
+ * thread (a Worker, hash_worker.ts) that reads and hashes them itself,
+ * while this thread does the rest. Here, reading overlaps hashing: batch
+ * N+1 is read on another thread (the nonblocking process_vm_readv_async)
+ * while batch N is hashed, with two buffers in turn. errno cannot be read
+ * from that thread, so a failed or short asynchronous read is simply
+ * redone synchronously. The helper is started on first use and stopped
+ * after a short idle time (or by dispose()), so it never keeps a finished
+ * program alive for long.
  *
  * @module
  */
@@ -20,7 +25,8 @@ import {
   readMem,
   resetBatch,
 } from "../pages/vmread.ts";
-import { processGone } from "../errors.ts";
+import { processGone, SyscallError } from "../errors.ts";
+import type { HashReply, HashRequest } from "./hash_worker.ts";
 import type {
   HashBackend,
   HashTarget,
@@ -36,7 +42,17 @@ export interface UserBackendOptions {
   batchPages?: number;
   /** The page size (default: the system's). */
   pageSize?: number;
+  /**
+   * Helper threads (default: 1 when the machine has 2 or more CPUs, else
+   * 0). 0 hashes everything on the calling thread.
+   */
+  helpers?: number;
 }
+
+/** Pages below which a call is not worth splitting with the helper. */
+const SPLIT_MIN = 2048;
+/** Idle time after which the helper thread is stopped (ms). */
+const HELPER_IDLE_MS = 250;
 
 /** Creates the user back-end. */
 export function createUserBackend(opts: UserBackendOptions): HashBackend {
@@ -126,6 +142,83 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     return at - out.offset;
   }
 
+  // The helper thread: started on demand, stopped when idle.
+  const useHelper = (opts.helpers ??
+    ((navigator.hardwareConcurrency ?? 1) >= 2 ? 1 : 0)) > 0;
+  let helper: Promise<Worker> | undefined;
+  let worker: Worker | undefined;
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  function startHelper(): Promise<Worker> {
+    if (idle !== undefined) clearTimeout(idle);
+    idle = undefined;
+    helper ??= new Promise((resolve, reject) => {
+      const w = new Worker(new URL("./hash_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      worker = w;
+      w.onmessage = () => resolve(w); // "ready"
+      w.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(`hash helper: ${e.message}`));
+      };
+    });
+    return helper;
+  }
+  function stopHelper(): void {
+    if (idle !== undefined) clearTimeout(idle);
+    idle = undefined;
+    worker?.terminate();
+    worker = undefined;
+    helper = undefined;
+  }
+  function helperIdle(): void {
+    if (idle !== undefined) clearTimeout(idle);
+    idle = setTimeout(stopHelper, HELPER_IDLE_MS);
+  }
+  async function ask(q: HashRequest): Promise<HashReply> {
+    const w = await startHelper();
+    return await new Promise((resolve, reject) => {
+      w.onmessage = (e: MessageEvent<HashReply>) => resolve(e.data);
+      w.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(`hash helper: ${e.message}`));
+      };
+      w.postMessage(q, [q.addr.buffer, q.pages.buffer] as ArrayBuffer[]);
+    });
+  }
+
+  /** Pinned pages on this thread: async reads overlapping the hashing. */
+  async function hashHere(
+    pid: number,
+    runs: PageRuns,
+    out: PageHashOutput,
+  ): Promise<number> {
+    let cur = 0;
+    let [run, skip] = fill(slots[cur], runs, 0, 0);
+    let at = out.offset;
+    let pending = slots[cur].pages > 0 ? readBatchAsync(pid, slots[cur]) : null;
+    while (pending) {
+      const b = slots[cur];
+      const r = await pending;
+      const next = slots[cur ^ 1];
+      [run, skip] = fill(next, runs, run, skip);
+      pending = next.pages > 0 ? readBatchAsync(pid, next) : null;
+      if (r === b.pages * pageSize) hashBatch(b, out, at);
+      else {
+        try {
+          hashBatchSlow(pid, b, out, at);
+        } catch (err) {
+          // Never leave a read writing into a buffer the next call reuses.
+          if (pending) await pending;
+          throw err;
+        }
+      }
+      at += b.pages;
+      cur ^= 1;
+    }
+    return at - out.offset;
+  }
+
   return {
     name: "user",
     checksum: cs.name,
@@ -135,33 +228,91 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     async hashPages(target, runs, out) {
       const pid = target.pid;
       if (runs.noPin) return hashUnpinned(pid, runs, out);
-      let cur = 0;
-      let [run, skip] = fill(slots[cur], runs, 0, 0);
-      let at = out.offset;
-      let pending = slots[cur].pages > 0
-        ? readBatchAsync(pid, slots[cur])
-        : null;
-      while (pending) {
-        const b = slots[cur];
-        const r = await pending;
-        const next = slots[cur ^ 1];
-        [run, skip] = fill(next, runs, run, skip);
-        pending = next.pages > 0 ? readBatchAsync(pid, next) : null;
-        if (r === b.pages * pageSize) hashBatch(b, out, at);
-        else {
-          try {
-            hashBatchSlow(pid, b, out, at);
-          } catch (err) {
-            // Never leave a read writing into a buffer the next call reuses.
-            if (pending) await pending;
-            throw err;
-          }
-        }
-        at += b.pages;
-        cur ^= 1;
+      let total = 0;
+      for (let i = 0; i < runs.count; i++) total += runs.pages[i];
+      if (!useHelper || total < SPLIT_MIN) {
+        return await hashHere(pid, runs, out);
       }
-      return at - out.offset;
+      // The helper takes the second half (whole batches), this thread the
+      // first; both read and hash at once.
+      const [mine, theirs, theirTotal] = splitRuns(
+        runs,
+        Math.ceil(total / 2 / cap) * cap,
+        pageSize,
+      );
+      const reply = ask({
+        pid,
+        checksum: cs.name,
+        pageSize,
+        batchPages: cap,
+        count: theirs.count,
+        addr: theirs.addr,
+        pages: theirs.pages,
+        total: theirTotal,
+      });
+      let done: number;
+      try {
+        done = await hashHere(pid, mine, out);
+      } finally {
+        // Never leave the helper's answer pending: it belongs to this call.
+        await reply.catch(() => {});
+        helperIdle();
+      }
+      const r = await reply;
+      if ("error" in r) {
+        const e = r.error;
+        if (typeof e === "string") throw new Error(`hash helper: ${e}`);
+        throw new SyscallError(e.syscall, e.errno, e.code);
+      }
+      const at = out.offset + done;
+      out.hashLo.set(r.hashLo, at);
+      out.hashHi.set(r.hashHi, at);
+      out.flags.set(r.flags, at);
+      return done + theirTotal;
     },
     close() {},
+    dispose() {
+      stopHelper();
+    },
   };
+}
+
+/** Runs owned by their own arrays (they can be sent to the helper). */
+interface OwnRuns {
+  count: number;
+  addr: Float64Array;
+  pages: Uint32Array;
+}
+
+/**
+ * Splits runs after their first `first` pages: returns the runs of those
+ * pages, the runs of the rest (copies), and the rest's page count.
+ */
+export function splitRuns(
+  runs: PageRuns,
+  first: number,
+  pageSize: number,
+): [PageRuns, OwnRuns, number] {
+  let i = 0, left = first;
+  while (i < runs.count && runs.pages[i] <= left) left -= runs.pages[i++];
+  // Run i (if any) is cut after `left` pages (none when left is 0).
+  const headCount = i + (left > 0 ? 1 : 0);
+  const head = {
+    count: headCount,
+    addr: runs.addr.slice(0, headCount),
+    pages: runs.pages.slice(0, headCount),
+  };
+  const tail = {
+    count: runs.count - i,
+    addr: runs.addr.slice(i, runs.count),
+    pages: runs.pages.slice(i, runs.count),
+  };
+  if (left > 0) {
+    head.pages[headCount - 1] = left;
+    tail.pages[0] -= left;
+    tail.addr[0] += left * pageSize;
+  }
+  let rest = 0;
+  for (let k = 0; k < tail.count; k++) rest += tail.pages[k];
+  return [head, tail, rest];
 }
