@@ -1,0 +1,223 @@
+/**
+ * Native-speed merge benchmark with the ptrace engine (no module, no VM):
+ * run as root on an x86-64 host with KSM.
+ *
+ *   deno run -A bench/merge_native_bench.ts [--workers 4] [--mib 32] \
+ *     [--after 60] [--json FILE]
+ *
+ * Compares, on fresh workers each time (--workers processes with --mib MiB
+ * each of content identical across them and distinct within one,
+ * tests/integration/ksm_worker.c), in one run:
+ *
+ * - "mergemem": workers do not opt in; merge() with engine "ptrace": scan
+ *   (user back-end), mark (the workers call madvise themselves, injected),
+ *   ksmd burst, settings restored (run=0);
+ * - "ksm-default": workers opt in themselves from the start, ksmd runs with
+ *   its default settings (pages_to_scan 100, sleep_millisecs 20);
+ * - "ksm-max": the same with pages_to_scan 10000, sleep_millisecs 0.
+ *
+ * For each: seconds from the start until 95% of the achievable saving,
+ * measured on the workers themselves (the sum of their ksm_merging_pages
+ * reaching 95% of workers × pages, so other KSM users on the host do not
+ * count), ksmd's CPU seconds until then, the tool's own CPU seconds, and
+ * ksmd's CPU seconds in the --after seconds that follow (the ongoing cost).
+ *
+ * The host's KSM is shared: each configuration runs under the KSM lock
+ * (src/ksm/lock.ts), starts from run=0, and every setting it changed is
+ * restored afterwards. It never writes run=2 (that would unmerge every
+ * other KSM user on the host). Other mergeable memory on the host is
+ * scanned by ksmd too and slows every configuration alike: its size is
+ * printed.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { startWorker, type Worker } from "../tests/integration/ksm_helpers.ts";
+import { merge } from "../src/merge/merge.ts";
+import { mergingPages } from "../src/ksm/process.ts";
+import { withKsmLock } from "../src/ksm/lock.ts";
+
+const { values } = parseArgs({
+  options: {
+    workers: { type: "string", default: "4" },
+    mib: { type: "string", default: "32" },
+    after: { type: "string", default: "60" },
+    json: { type: "string" },
+  },
+});
+const W = Number(values.workers);
+const PAGES = Number(values.mib) * 256;
+const AFTER = Number(values.after);
+const KSM = "/sys/kernel/mm/ksm";
+const TICK = 100; // USER_HZ
+const KNOBS = ["pages_to_scan", "sleep_millisecs", "run"]; // restore order
+
+const ksm = (n: string) => Deno.readTextFileSync(`${KSM}/${n}`).trim();
+const setKsm = (n: string, v: string) =>
+  Deno.writeTextFileSync(`${KSM}/${n}`, v);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function ksmdPid(): number {
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).trim() === "ksmd") {
+        return Number(e.name);
+      }
+    } catch {
+      // gone
+    }
+  }
+  throw new Error("no ksmd thread");
+}
+
+/** utime + stime of a task, in seconds. */
+function cpuSeconds(pid: number | "self"): number {
+  const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / TICK;
+}
+
+interface Row {
+  config: string;
+  seconds_to_95: number | null;
+  ksmd_cpu_to_95: number;
+  tool_cpu: number;
+  ksmd_cpu_after: number;
+  merging_pages: number;
+  goal_pages: number;
+  other_mergeable_pages: number;
+  /** mergemem only. */
+  hold_ms_max?: number;
+  burst_seconds?: number;
+  achieved_pages?: number;
+  predicted_pages?: number;
+}
+
+async function measure(
+  config: string,
+  optin: boolean,
+  start: (ws: Worker[]) => Promise<Partial<Row> | void>,
+): Promise<Row> {
+  return await withKsmLock(
+    { lockHolder: "bench/merge_native_bench.ts" },
+    async () => {
+      const saved = Object.fromEntries(KNOBS.map((k) => [k, ksm(k)]));
+      setKsm("run", "0");
+      const ws: Worker[] = [];
+      try {
+        for (let i = 0; i < W; i++) {
+          ws.push(await startWorker(PAGES, 77, { optin }));
+        }
+        const others = Number(ksm("pages_shared")) +
+          Number(ksm("pages_unshared")) + Number(ksm("pages_volatile"));
+        const goal = Math.ceil(0.95 * W * PAGES);
+        const merged = () => ws.reduce((a, w) => a + mergingPages(w.pid), 0);
+        const ksmd = ksmdPid();
+        const cpu0 = cpuSeconds(ksmd);
+        const self0 = cpuSeconds("self");
+        const t0 = performance.now();
+        let t95: number | null = null;
+        let cpu95 = 0;
+        const poll = setInterval(() => {
+          if (t95 === null && merged() >= goal) {
+            t95 = (performance.now() - t0) / 1000;
+            cpu95 = cpuSeconds(ksmd) - cpu0;
+          }
+        }, 20);
+        let extra: Partial<Row> | void = undefined;
+        try {
+          extra = await start(ws);
+          const deadline = performance.now() + 600_000;
+          while (t95 === null && performance.now() < deadline) await sleep(20);
+        } finally {
+          clearInterval(poll);
+        }
+        const tool = cpuSeconds("self") - self0;
+        const cpuA = cpuSeconds(ksmd);
+        await sleep(AFTER * 1000);
+        const row: Row = {
+          config,
+          seconds_to_95: t95,
+          ksmd_cpu_to_95: cpu95,
+          tool_cpu: config === "mergemem" ? tool : 0,
+          ksmd_cpu_after: cpuSeconds(ksmd) - cpuA,
+          merging_pages: merged(),
+          goal_pages: goal,
+          other_mergeable_pages: others,
+          ...extra,
+        };
+        console.log(JSON.stringify(row));
+        return row;
+      } finally {
+        for (const w of ws) await w.stop();
+        for (const k of KNOBS) {
+          if (ksm(k) !== saved[k]) setKsm(k, saved[k]);
+        }
+      }
+    },
+  );
+}
+
+const rows: Row[] = [];
+rows.push(
+  await measure("mergemem", false, async (ws) => {
+    const r = await merge({
+      pids: ws.map((w) => w.pid),
+      engine: "ptrace",
+      timeoutSeconds: 600,
+    });
+    return {
+      hold_ms_max: Math.max(...r.processes.map((p) => p.hold_ms_max ?? 0)),
+      burst_seconds: Number(r.seconds.toFixed(3)),
+      achieved_pages: r.achieved_pages,
+      predicted_pages: r.predicted_saveable_pages,
+    };
+  }),
+);
+rows.push(
+  await measure("ksm-default", true, () => {
+    setKsm("pages_to_scan", "100");
+    setKsm("sleep_millisecs", "20");
+    setKsm("run", "1");
+    return Promise.resolve();
+  }),
+);
+rows.push(
+  await measure("ksm-max", true, () => {
+    setKsm("pages_to_scan", "10000");
+    setKsm("sleep_millisecs", "0");
+    setKsm("run", "1");
+    return Promise.resolve();
+  }),
+);
+
+const base = rows[0];
+const fmt = (n: number | null | undefined, d = 2) =>
+  n === null || n === undefined ? "-" : n.toFixed(d);
+console.log(
+  `\n${W} workers × ${values.mib} MiB, kernel ${Deno.osRelease()}, ${AFTER} s after, ` +
+    `other mergeable pages on the host ~${base.other_mergeable_pages}\n`,
+);
+console.log(
+  `| config | s to 95% | ksmd CPU s to 95% | tool CPU s | ksmd CPU s in the next ${AFTER} s | time vs mergemem |`,
+);
+console.log("| --- | --- | --- | --- | --- | --- |");
+for (const r of rows) {
+  const ratio = r.seconds_to_95 !== null && base.seconds_to_95
+    ? (r.seconds_to_95 / base.seconds_to_95).toFixed(1)
+    : "-";
+  console.log(
+    `| ${r.config} | ${fmt(r.seconds_to_95)} | ${fmt(r.ksmd_cpu_to_95)} | ${
+      fmt(r.tool_cpu)
+    } | ${fmt(r.ksmd_cpu_after)} | ${ratio} |`,
+  );
+}
+console.log(
+  `\nmergemem: longest hold ${fmt(base.hold_ms_max)} ms, burst ${
+    fmt(base.burst_seconds)
+  } s, achieved ${base.achieved_pages} of ${base.predicted_pages} predicted pages`,
+);
+if (values.json) {
+  Deno.writeTextFileSync(values.json, JSON.stringify(rows, null, 2) + "\n");
+}
