@@ -143,7 +143,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   }
 
   // The helper thread: started on demand, stopped when idle.
-  const useHelper = (opts.helpers ??
+  let useHelper = (opts.helpers ??
     ((navigator.hardwareConcurrency ?? 1) >= 2 ? 1 : 0)) > 0;
   let helper: Promise<Worker> | undefined;
   let worker: Worker | undefined;
@@ -246,8 +246,8 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
         pageSize,
         batchPages: cap,
         count: theirs.count,
-        addr: theirs.addr,
-        pages: theirs.pages,
+        addr: theirs.addr.slice(),
+        pages: theirs.pages.slice(),
         total: theirTotal,
       });
       let done: number;
@@ -258,7 +258,19 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
         await reply.catch(() => {});
         helperIdle();
       }
-      const r = await reply;
+      let r: HashReply;
+      try {
+        r = await reply;
+      } catch {
+        // No helper here (say, a build without the worker's module): do
+        // its part on this thread, now and from now on.
+        useHelper = false;
+        stopHelper();
+        return done + await hashHere(pid, theirs, {
+          ...out,
+          offset: out.offset + done,
+        });
+      }
       if ("error" in r) {
         const e = r.error;
         if (typeof e === "string") throw new Error(`hash helper: ${e}`);
