@@ -39,7 +39,9 @@ if [[ ${MERGEMEM_VM_NO_DKMS:-0} != 1 && -n ${MERGEMEM_KO:-} ]]; then
 	# shellcheck source=mergemem_vm_lib.sh
 	. "$G/mergemem_vm_lib.sh"
 fi
-[[ -x $G/count_pages ]] || fail "$G/count_pages not built (make -C tests/vm/guest)"
+for prog in count_pages fcgi_get; do
+	[[ -x $G/$prog ]] || fail "$G/$prog not built (make -C tests/vm/guest)"
+done
 
 # Stop functions of the servers started, run at exit whatever happens.
 STOPS=()
@@ -206,7 +208,7 @@ fpm_stop() {
 # fcgi_run N OUT: N FastCGI requests for the page, as many at once as the
 # pool has workers; the body goes to OUT; fails on any failed request.
 fcgi_run() {
-	"$DENO" run -A "$G/fcgi_client.ts" "$FPM_ADDR" /var/www/html/index.php "$1" "$FPM_POOL" >"$2" ||
+	"$G/fcgi_get" "${FPM_ADDR%:*}" "${FPM_ADDR#*:}" /var/www/html/index.php "$1" "$FPM_POOL" >"$2" ||
 		fail "FastCGI requests failed"
 	ok "$1 FastCGI requests, $FPM_POOL at a time: 0 failed, one body"
 }

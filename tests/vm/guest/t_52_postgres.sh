@@ -40,7 +40,6 @@ SELECT count(*) FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
 SQL
 pg_psql -f "$ST/setup.sql" || fail "setup.sql"
 pg_sessions
-pg_all "$ST/catalog.sql" warm
 pg_all "$ST/catalog.sql" before
 for i in $(seq "$PG_SESSIONS"); do
 	cmp "$ST/before.1" "$ST/before.$i" || fail "session $i: other results"
