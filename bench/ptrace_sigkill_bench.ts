@@ -81,7 +81,9 @@ for (let i = 0; i < TRIES; i++) {
     if (report?.startsWith("ok ")) counts.ok++;
     else {
       counts.check_failed++;
-      failures.push(`try ${i}: ${report ?? `died (${(await t.status).signal})`}`);
+      failures.push(
+        `try ${i}: ${report ?? `died (${(await t.status).signal})`}`,
+      );
     }
   } finally {
     await t.kill();
