@@ -6,7 +6,7 @@
  * @module
  */
 import type { MappingKind } from "../pages/maps.ts";
-import type { SkipReason } from "../proc/select.ts";
+import { type SkipReason, skipReasonOf } from "../proc/select.ts";
 
 /** The schema identifier. */
 export const SCAN_SCHEMA = "mergemem.scan/1";
@@ -168,5 +168,20 @@ export function addTotals(a: Totals, b: Totals): void {
     if (x !== null && y !== null) {
       (a as unknown as Record<string, number>)[k] = x + y;
     }
+  }
+}
+
+/** Marks a process skipped, or rethrows an error that is not about it. */
+export function markSkipped(r: ProcessResult, err: unknown): void {
+  const reason = skipReasonOf(err);
+  if (!reason) throw err;
+  r.skipped = {
+    reason,
+    message: `${err instanceof Error ? err.message : String(err)}`,
+  };
+  r.mappings = [];
+  const t: Totals = r.totals;
+  for (const k of Object.keys(t) as (keyof Totals)[]) {
+    if (t[k] !== null) (t as unknown as Record<string, number>)[k] = 0;
   }
 }
