@@ -484,7 +484,7 @@ function leave(
   signals: Uint8Array[],
   stopTimeoutMs: number,
 ): unknown {
-  const deadline = performance.now() + stopTimeoutMs;
+  const deadline = performance.now() + Math.max(stopTimeoutMs, 1000);
   const since = performance.now();
   let interrupted = false;
   for (;;) {
@@ -496,7 +496,12 @@ function leave(
     }
     try {
       if (op === "entry") {
-        // About to run a call with our registers: let it run to its exit.
+        // About to run a call: skip it (nr -1 runs nothing and returns
+        // -ENOSYS) and go on to its exit stop, where the registers can be
+        // restored. Letting it run could block (a restarted read).
+        const regs = getRegs(tid);
+        regs[REG.orig_rax] = MINUS_ONE;
+        setRegs(tid, regs);
         ptrace(PTRACE_SYSCALL, tid, 0n, 0n);
       } else if (op === "exit") {
         // Restore, then stop again in get_signal() (see close()).
