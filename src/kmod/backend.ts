@@ -17,7 +17,7 @@ import {
   type PageHashOutput,
   type PageRuns,
 } from "../scan/backend.ts";
-import { ALL_FEATURES, type ModuleHandle, openModule } from "./client.ts";
+import { type ModuleHandle, openModule } from "./client.ts";
 import {
   MERGEMEM_FEATURE_PAGEINFO,
   MERGEMEM_PAGEINFO_MAX,
@@ -145,6 +145,3 @@ export function resolveBackend(
     };
   }
 }
-
-/** Every feature bit, re-exported for callers choosing what to require. */
-export { ALL_FEATURES };

@@ -240,16 +240,7 @@ function makeHandle(
       start,
       end,
     });
-    try {
-      ioctl(fd, cmd, arg);
-    } catch (err) {
-      // UNMERGE may fail part-way; the out fields still count what it did.
-      if (err instanceof SyscallError) {
-        const r = unpack(RANGE_ARGS_LAYOUT, arg);
-        (err as SyscallError & { partial?: RangeResult }).partial = toRange(r);
-      }
-      throw err;
-    }
+    ioctl(fd, cmd, arg);
     return toRange(unpack(RANGE_ARGS_LAYOUT, arg));
   };
 
@@ -311,23 +302,6 @@ function toRange(
     vmasUnchanged: Number(r.vmas_unchanged),
     vmasSkipped: Number(r.vmas_skipped),
   };
-}
-
-/**
- * Tries {@link openModule}; returns undefined when the module is absent
- * (NoModule) so callers can fall back, and rethrows everything else.
- */
-export function tryOpenModule(
-  opts: OpenModuleOptions = {},
-): ModuleHandle | undefined {
-  try {
-    return openModule(opts);
-  } catch (err) {
-    if (err instanceof MergememError && err.exitCode === ExitCode.NoModule) {
-      return undefined;
-    }
-    throw err;
-  }
 }
 
 /**
