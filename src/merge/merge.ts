@@ -365,7 +365,11 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     );
     warnings.push(...otherUidsMergeable(domain.chosen, merged));
     warnings.push(...plan.warnings);
-    for (const s of plan.skipped) skip(s.pid, s.skip.message);
+    for (const s of plan.skipped) {
+      // The scan's ESRCH message names the file it met; for the report a
+      // vanished process (exited, exec'd, a zombie) is simply "exited".
+      skip(s.pid, s.skip.reason === "ESRCH" ? "exited" : s.skip.message);
+    }
     if (plan.processes.length === 0) {
       const denied = plan.skipped.filter((s) => s.skip.reason !== "ESRCH");
       if (denied.length > 0) throw allDenied(denied.length);
