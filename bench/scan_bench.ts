@@ -21,6 +21,15 @@
  *     [--runs 3] [--backend user|kernel|user,kernel]
  *     [--only hash/xxh64,...] [--json FILE]
  *
+ * With --memory it measures only memory, with the default scan (user
+ * back-end, hash/xxh64): --runs scans of all workers and as many of the
+ * first worker alone, each in a fresh process; bytes per scanned page =
+ * (median peak-RSS increase of the scans of all - that of the scans of
+ * one) / (their difference in pages), so that fixed costs (Deno, JIT
+ * code, buffers, the helper thread, V8's young generation once grown)
+ * cancel out; with the spread (min and max over the runs), and the peak
+ * RSS of the whole tool for both.
+ *
  * @module
  */
 import { parseArgs } from "node:util";
@@ -61,6 +70,7 @@ async function child(): Promise<void> {
     present: r.totals.pages_present,
     saveable: r.totals.saveable_pages,
     rss_increase: after.hwm - before.rss,
+    peak_rss: after.hwm,
     profile,
   }));
 }
@@ -99,6 +109,54 @@ function rawRead(pids: number[]): { bytes: number; seconds: number } {
   return { bytes, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** Runs one scan in a fresh process (the --child mode); returns its JSON. */
+async function runChild(opts: unknown) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      import.meta.filename!,
+      "--child",
+      JSON.stringify(opts),
+    ],
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** The --memory mode (see the module documentation). */
+async function memory(workers: Worker[], runs: number, json?: string) {
+  const all = [], one = [];
+  for (let i = 0; i < runs; i++) {
+    all.push(
+      await runChild({ selection: { pids: workers.map((w) => w.pid) } }),
+    );
+    one.push(await runChild({ selection: { pids: [workers[0].pid] } }));
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const pages = all[0].present - one[0].present;
+  const incAll = all.map((r) => r.rss_increase);
+  const incOne = med(one.map((r) => r.rss_increase));
+  const per = (x: number) => +((x - incOne) / pages).toFixed(1);
+  const gib = (r: { present: number }) =>
+    +(r.present * PS / 2 ** 30).toFixed(2);
+  const mib = (xs: { peak_rss: number }[]) =>
+    +(med(xs.map((r) => r.peak_rss)) / 2 ** 20).toFixed(1);
+  const row = {
+    scanned_gib: gib(all[0]),
+    baseline_gib: gib(one[0]),
+    bytes_per_page: per(med(incAll)),
+    bytes_per_page_min: per(Math.min(...incAll)),
+    bytes_per_page_max: per(Math.max(...incAll)),
+    peak_rss_mib: mib(all),
+    baseline_peak_rss_mib: mib(one),
+    runs,
+    kernel: Deno.osRelease(),
+  };
+  console.log(JSON.stringify(row));
+  if (json) Deno.writeTextFileSync(json, JSON.stringify(row) + "\n");
+}
+
 async function main(): Promise<void> {
   const a = parseArgs({
     args: Deno.args,
@@ -109,6 +167,7 @@ async function main(): Promise<void> {
       backend: { type: "string" },
       only: { type: "string" },
       json: { type: "string" },
+      memory: { type: "boolean" },
     },
   });
   const backends = (a.values.backend ?? "user").split(",");
@@ -137,24 +196,16 @@ async function main(): Promise<void> {
   const workers: Worker[] = [];
   try {
     for (let i = 0; i < nw; i++) workers.push(await startWorker(spec));
+    if (a.values.memory) {
+      await memory(workers, runs, a.values.json);
+      return;
+    }
     const pids = workers.map((w) => w.pid);
     const rows = [];
     const phases: Record<string, unknown> = {};
     const median = <T>(xs: T[], key: (x: T) => number): T =>
       [...xs].sort((a, b) => key(a) - key(b))[xs.length >> 1];
-    const child = async (opts: unknown) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-all",
-          import.meta.filename!,
-          "--child",
-          JSON.stringify(opts),
-        ],
-      }).output();
-      if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-      return JSON.parse(new TextDecoder().decode(out.stdout));
-    };
+    const child = runChild;
     const configs = [
       ["user", "hash", "fast"],
       ["user", "hash", "xxh64"],

@@ -165,10 +165,10 @@ function sortRange(
 /**
  * Fills `order` with the rows [0, length) sorted by (hash, pfn, row) or
  * by (pfn, row), without moving the table: a counting sort into about
- * length/4 buckets of the leading key bits, then a quicksort of each
+ * length/16 buckets of the leading key bits, then a quicksort of each
  * bucket. Row order is scan order within a process's chunk, so equal
  * PFNs come out in scan order. Extra memory: `order` (4 bytes a row,
- * reusable) and the bucket counts (about 1 byte a row).
+ * reusable) and the bucket counts (under half a byte a row).
  */
 export function sortOrder(
   t: PageTable,
@@ -180,7 +180,8 @@ export function sortOrder(
   cLo = t.hashLo;
   cPfn = t.pfn;
   let bits = 0;
-  while ((1 << (bits + 2)) < n && bits < 24) bits++;
+  // About 8-16 rows a bucket: the counts cost under half a byte a row.
+  while ((1 << (bits + 4)) < n && bits < 24) bits++;
   const nb = 1 << bits;
   const counts = new Uint32Array(nb + 1);
   const byHash = by === "hash";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { SyscallError } from "../errors.ts";
+import { errnoCode, SyscallError } from "../errors.ts";
 import { errno, errnoName, lib } from "../ffi/libc.ts";
 
 /** The kernel's limit on iovecs per call. */
@@ -197,9 +197,12 @@ export function readMem(
     }
     return true;
   } catch (err) {
-    // EIO/EFAULT: the range is no longer mapped; anything else is fatal.
-    if (err instanceof Deno.errors.NotFound) throw err;
-    if (err instanceof Deno.errors.PermissionDenied) throw err;
+    // EIO/EFAULT: the range is no longer mapped; losing the process or
+    // the permission is fatal.
+    const code = errnoCode(err);
+    if (code && ["ENOENT", "ESRCH", "EACCES", "EPERM"].includes(code)) {
+      throw err;
+    }
     return false;
   }
 }

@@ -19,6 +19,7 @@ import {
   PM_SWAPPED_HI,
   readEntries,
 } from "../pages/pagemap.ts";
+import { openProcFile } from "../pages/procfile.ts";
 import { mayHoldThp } from "../pages/thp.ts";
 import type { HashBackend, PageRuns } from "./backend.ts";
 import type { ProcState } from "./layouts.ts";
@@ -92,7 +93,7 @@ export async function collectPages(
     let file: Deno.FsFile | null = null;
     let target = null;
     try {
-      file = Deno.openSync(`/proc/${pid}/pagemap`);
+      file = openProcFile(pid, "pagemap");
       target = backend.open(pid);
       const ordinal = new Map<string, number>();
       for (let mi = 0; mi < st.maps.length; mi++) {

@@ -27,6 +27,13 @@ export interface HashRequest {
   pages: Uint32Array;
   /** The sum of the runs' pages. */
   total: number;
+  /**
+   * Output arrays of at least `total` entries, lent by the caller (and
+   * sent back in the reply), so that no call allocates per page.
+   */
+  hashLo: Uint32Array;
+  hashHi: Uint32Array;
+  flags: Uint8Array;
 }
 
 /** The answer: one hash and flags per page, or the error that stopped it. */
@@ -47,9 +54,9 @@ export function hashRequest(q: HashRequest): HashReply {
   }
   const b = batch;
   const out = {
-    hashLo: new Uint32Array(q.total),
-    hashHi: new Uint32Array(q.total),
-    flags: new Uint8Array(q.total),
+    hashLo: q.hashLo,
+    hashHi: q.hashHi,
+    flags: q.flags,
     offset: 0,
   };
   let at = 0, run = 0, skip = 0;

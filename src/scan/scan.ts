@@ -135,7 +135,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         strategy === "equalv" ? "const" : opts.checksum ?? "xxh64",
       );
     } catch (err) {
-      throw usageError((err as Error).message);
+      throw usageError(err instanceof Error ? err.message : String(err));
     }
     backend = createUserBackend({ checksum: cs });
   }

@@ -25,7 +25,8 @@ import {
   readMem,
   resetBatch,
 } from "../pages/vmread.ts";
-import { processGone, SyscallError } from "../errors.ts";
+import { SyscallError } from "../errors.ts";
+import { openProcFile } from "../pages/procfile.ts";
 import type { HashReply, HashRequest } from "./hash_worker.ts";
 import type {
   HashBackend,
@@ -108,15 +109,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   function hashUnpinned(pid: number, runs: PageRuns, out: PageHashOutput) {
     const b = slots[0];
     const page = b.bytes.subarray(0, pageSize);
-    let mem: Deno.FsFile;
-    try {
-      mem = Deno.openSync(`/proc/${pid}/mem`);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) {
-        throw processGone("open", `/proc/${pid}/mem`);
-      }
-      throw err;
-    }
+    const mem = openProcFile(pid, "mem");
     let at = out.offset;
     try {
       for (let i = 0; i < runs.count; i++) {
@@ -175,6 +168,25 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     if (idle !== undefined) clearTimeout(idle);
     idle = setTimeout(stopHelper, HELPER_IDLE_MS);
   }
+  // The helper's output arrays, lent to it with each request and given
+  // back with the reply (none while a request is out).
+  let lent:
+    | { hashLo: Uint32Array; hashHi: Uint32Array; flags: Uint8Array }
+    | null = null;
+  function lend(n: number) {
+    if (!lent || lent.flags.length < n) {
+      const cap = Math.max(n, 32768);
+      lent = {
+        hashLo: new Uint32Array(cap),
+        hashHi: new Uint32Array(cap),
+        flags: new Uint8Array(cap),
+      };
+    }
+    const l = lent;
+    lent = null;
+    return l;
+  }
+
   async function ask(q: HashRequest): Promise<HashReply> {
     const w = await startHelper();
     return await new Promise((resolve, reject) => {
@@ -183,7 +195,16 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
         e.preventDefault();
         reject(new Error(`hash helper: ${e.message}`));
       };
-      w.postMessage(q, [q.addr.buffer, q.pages.buffer] as ArrayBuffer[]);
+      w.postMessage(
+        q,
+        [
+          q.addr.buffer,
+          q.pages.buffer,
+          q.hashLo.buffer,
+          q.hashHi.buffer,
+          q.flags.buffer,
+        ] as ArrayBuffer[],
+      );
     });
   }
 
@@ -249,6 +270,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
         addr: theirs.addr.slice(),
         pages: theirs.pages.slice(),
         total: theirTotal,
+        ...lend(theirTotal),
       });
       let done: number;
       try {
@@ -277,9 +299,10 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
         throw new SyscallError(e.syscall, e.errno, e.code);
       }
       const at = out.offset + done;
-      out.hashLo.set(r.hashLo, at);
-      out.hashHi.set(r.hashHi, at);
-      out.flags.set(r.flags, at);
+      lent = r;
+      out.hashLo.set(r.hashLo.subarray(0, theirTotal), at);
+      out.hashHi.set(r.hashHi.subarray(0, theirTotal), at);
+      out.flags.set(r.flags.subarray(0, theirTotal), at);
       return done + theirTotal;
     },
     close() {},
