@@ -7,6 +7,7 @@
  * the survivors' figures stay exact. Run as root.
  */
 import { deepStrictEqual as eq, ok } from "node:assert/strict";
+import { createKernelBackend } from "../../src/kmod/backend.ts";
 import { scan } from "../../src/scan/mod.ts";
 import type { ProcessResult } from "../../src/scan/mod.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
@@ -38,7 +39,11 @@ const EXPECTED = [
   row(D + C, P, 0),
 ];
 
-Deno.test("scan: 200 scans while a server's children exit, exec and linger as zombies", async () => {
+/**
+ * `scans` back-to-back scans (with the kernel back-end when `kernel`) of
+ * the workers and the churning server; throws on any failure.
+ */
+export async function churn(scans: number, kernel: boolean): Promise<void> {
   const workers: Worker[] = [];
   for (let i = 0; i < 3; i++) workers.push(await startWorker(SPEC));
   workers.push(await startWorker({ ...SPEC, fork: true }));
@@ -49,12 +54,19 @@ Deno.test("scan: 200 scans while a server's children exit, exec and linger as zo
   let skipped = 0, zombies = 0;
   const reasons = new Set<string>();
   try {
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < scans; i++) {
       // The server's children are found by comm, the workers by pid.
-      const r = await scan({
-        selection: { pids: survivors, comms: [comm] },
-        checksum: i % 2 ? "xxh64" : "fast",
-      });
+      const backend = kernel ? createKernelBackend() : undefined;
+      let r;
+      try {
+        r = await scan({
+          selection: { pids: survivors, comms: [comm] },
+          backend,
+          checksum: kernel || i % 2 ? "xxh64" : "fast",
+        });
+      } finally {
+        backend?.dispose?.();
+      }
       for (const p of r.processes) {
         if (p.skipped) {
           skipped++;
@@ -84,4 +96,13 @@ Deno.test("scan: 200 scans while a server's children exit, exec and linger as zo
   ok(skipped > 0, "no process vanished mid-scan: the test did not test");
   eq([...reasons], ["ESRCH"]);
   console.log(`${skipped} skips, ${zombies} of them zombies`);
-});
+}
+
+if (import.meta.main) {
+  // The guest test (t_29_scan_churn.sh): deno run -A THIS SCANS kernel
+  await churn(Number(Deno.args[0] ?? 200), Deno.args[1] === "kernel");
+} else {
+  Deno.test("scan: 200 scans while a server's children exit, exec and linger as zombies", async () => {
+    await churn(200, false);
+  });
+}
