@@ -17,12 +17,10 @@ export const PAGE_EXCLUSIVE = 4;
 export const PAGE_KSM = 8;
 /** kpageflags KPF_THP: part of a transparent huge page. */
 export const PAGE_THP = 16;
-/** kpageflags KPF_ZERO_PAGE: the shared zero page or the huge zero page. */
-export const PAGE_ZERO_PAGE = 32;
 /**
  * The page may be read with process_vm_readv: its pin will not unshare it
  * (exclusively mapped, in a mapping without transparent huge pages; see
  * src/scan/page_reader.ts). Pages without it are read through
  * /proc/PID/mem.
  */
-export const PAGE_PIN_OK = 64;
+export const PAGE_PIN_OK = 32;

@@ -5,16 +5,19 @@
  * @module
  */
 import { type PageTable, sortOrder } from "../dedup/table.ts";
-import { PAGE_KSM, PAGE_THP, PAGE_ZERO_PAGE } from "../pages/flags.ts";
-import {
-  KPF_KSM,
-  KPF_THP,
-  KPF_ZERO_PAGE,
-  lookupKpageflagsOrdered,
-} from "../pages/pagemap.ts";
+import { PAGE_KSM, PAGE_THP } from "../pages/flags.ts";
+import { KPF_KSM, KPF_THP, lookupKpageflagsOrdered } from "../pages/pagemap.ts";
 
 /**
- * Sets PAGE_KSM, PAGE_THP and PAGE_ZERO_PAGE from /proc/kpageflags (open
+ * PFNs at most this far apart share one kpageflags read: each entry costs
+ * the kernel about as much as a tenth of a system call, and a scan's
+ * frames lie about 10 apart on a busy machine (measured: 16 took about
+ * half the time of 256).
+ */
+const KPF_GAP = 16;
+
+/**
+ * Sets PAGE_KSM and PAGE_THP from /proc/kpageflags (open
  * as `kpf`), reading it in PFN order; `order` is scratch space of
  * table.length rows.
  */
@@ -28,6 +31,5 @@ export function classifyFrames(
   lookupKpageflagsOrdered(kpf, table.pfn, order, table.length, (i, lo) => {
     if (lo & (1 << KPF_KSM)) flags[i] |= PAGE_KSM;
     if (lo & (1 << KPF_THP)) flags[i] |= PAGE_THP;
-    if (lo & (1 << KPF_ZERO_PAGE)) flags[i] |= PAGE_ZERO_PAGE;
-  });
+  }, KPF_GAP);
 }
