@@ -14,7 +14,8 @@
  * object on stdout. Needs root (pagemap PFNs need CAP_SYS_ADMIN).
  * --mergeable-only counts only VMAs already marked (VmFlags mg): after a
  * merge, what KSM left unmerged there. pages_thp and pages_ksm (frames that
- * /proc/kpageflags calls THP or KSM) are diagnostics, not mergemem figures.
+ * /proc/kpageflags calls THP or KSM) are diagnostics, not mergemem figures
+ * (Debian's 6.12 flags every anonymous page KSM: pages_ksm means nothing there).
  *
  * How it counts, by definition:
  *  - KSM-eligible mapping (/proc/PID/smaps): private ('p'), none of the

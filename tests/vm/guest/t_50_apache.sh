@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-timeout: 300
+# vm-timeout: 360
 # Real server: apache2 prefork + mod_php 8.2 from Debian's packages, a fixed
 # pool of 8 workers warmed with ab on a PHP page (www/index.php). Then, with
 # the load stopped: `mergemem scan --comm apache2` equals the independent

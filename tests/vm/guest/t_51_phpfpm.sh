@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-timeout: 300
+# vm-timeout: 360
 # Real server: php-fpm 8.2 from Debian's packages with a static pool of 8
 # children, warmed with FastCGI requests for a PHP page (www/index.php).
 # Then, with the load stopped: `mergemem scan --comm php-fpm8.2` equals the

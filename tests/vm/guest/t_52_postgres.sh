@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-timeout: 300
+# vm-timeout: 480
 # Real server: PostgreSQL 15 from Debian's packages (initdb into tmpfs),
 # 8 backends held open by 8 psql sessions, each of which ran catalog-heavy
 # queries (information_schema, every function's signature, 60 tables' views
