@@ -36,11 +36,8 @@ export type { MappingRef } from "./dedup/analyze.ts";
 export type { Checksum } from "./hash/mod.ts";
 export type { SelectionResult, SkippedProcess } from "./proc/select.ts";
 export type { ProcInfo } from "./proc/info.ts";
-export {
-  type BackendChoice,
-  createKernelBackend,
-  resolveBackend,
-} from "./kmod/backend.ts";
+export { createKernelBackend } from "./kmod/backend.ts";
+export { type BackendChoice, resolveBackend } from "./scan/resolve.ts";
 export {
   closeProcMem,
   DEVICE_PATH,

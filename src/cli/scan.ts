@@ -5,7 +5,7 @@
  * @module
  */
 import { allDenied, ExitCode, MergememError } from "../errors.ts";
-import { type BackendChoice, resolveBackend } from "../kmod/backend.ts";
+import { type BackendChoice, resolveBackend } from "../scan/resolve.ts";
 import { CHECKSUM_NAMES, getChecksum } from "../hash/mod.ts";
 import {
   addTotals,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { MergememError, processGone, SyscallError } from "../errors.ts";
+import { processGone, SyscallError } from "../errors.ts";
 import { closeFd, O_RDONLY, openFd } from "../ffi/libc.ts";
 import { xxh64 } from "../hash/xxh64.ts";
 import {
@@ -111,37 +111,4 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
       if (own) mod.close();
     },
   };
-}
-
-/** The back-end choice of `--backend`. */
-export type BackendChoice = "kernel" | "user" | "auto";
-
-/**
- * Resolves `--backend`: "kernel" requires the module (NoModule or
- * ModuleMismatch errors otherwise), "user" never touches it, "auto" uses
- * the module when /dev/mergemem handshakes with PAGEINFO and falls back to
- * the user back-end otherwise (including on a version mismatch, since a
- * scan needs nothing from the module). `makeUser` builds the user
- * back-end, which lives in src/scan/.
- */
-export function resolveBackend(
-  choice: BackendChoice,
-  makeUser: () => HashBackend,
-): { backend: HashBackend; why: string } {
-  if (choice === "user") return { backend: makeUser(), why: "--backend user" };
-  if (choice === "kernel") {
-    return { backend: createKernelBackend(), why: "--backend kernel" };
-  }
-  try {
-    return {
-      backend: createKernelBackend(),
-      why: "auto: /dev/mergemem is loaded",
-    };
-  } catch (err) {
-    if (!(err instanceof MergememError)) throw err;
-    return {
-      backend: makeUser(),
-      why: `auto: ${err.message}; using the user back-end`,
-    };
-  }
 }

@@ -16,7 +16,7 @@
  * @module
  */
 import { allDenied, errnoCode, ExitCode, MergememError } from "../errors.ts";
-import { resolveBackend } from "../kmod/backend.ts";
+import { resolveBackend } from "../scan/resolve.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
   type BurstResult,

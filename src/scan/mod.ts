@@ -10,7 +10,12 @@
  * @module
  */
 export { scan } from "./scan.ts";
-export type { ScanOptions, ScanPages, ScanProgress } from "./scan.ts";
+export type {
+  ScanOptions,
+  ScanPages,
+  ScanProfile,
+  ScanProgress,
+} from "./scan.ts";
 export * from "./result.ts";
 export * from "./backend.ts";
 export { createUserBackend } from "./user_backend.ts";
