@@ -19,7 +19,11 @@
  *
  *   deno run --allow-all bench/scan_bench.ts [--workers 4] [--mib 256]
  *     [--runs 3] [--backend user|kernel|user,kernel]
- *     [--only hash/xxh64,...] [--json FILE]
+ *     [--only hash/xxh64,...] [--json FILE] [--fork] [--memory]
+ *
+ * With --fork every worker forks after filling its memory, so every page
+ * is fork-shared (parent and child), read through /proc/PID/mem by the
+ * scan and by the raw read alike.
  *
  * With --memory it measures only memory, with the default scan (user
  * back-end, hash/xxh64): --runs scans of all workers and as many of the
@@ -38,6 +42,7 @@ import {
   addPages,
   newBatch,
   readBatchSync,
+  readMem,
   resetBatch,
 } from "../src/pages/vmread.ts";
 import { readSmaps } from "../src/pages/maps.ts";
@@ -75,6 +80,12 @@ async function child(): Promise<void> {
   }));
 }
 
+/**
+ * Reads the present candidate pages of `pids` as plainly as possible:
+ * exclusive pages with process_vm_readv in 1 MiB batches, the others
+ * (fork-shared) through /proc/PID/mem in runs of up to 1 MiB, since a
+ * process_vm_readv pin would unshare them (docs/accounting.md).
+ */
 function rawRead(pids: number[]): { bytes: number; seconds: number } {
   const b = newBatch(256, PS);
   const ok = new Uint8Array(256);
@@ -82,6 +93,7 @@ function rawRead(pids: number[]): { bytes: number; seconds: number } {
   const t0 = performance.now();
   for (const pid of pids) {
     const f = Deno.openSync(`/proc/${pid}/pagemap`);
+    const mem = Deno.openSync(`/proc/${pid}/mem`);
     for (const m of readSmaps(pid)) {
       if (!m.ksmEligible || !m.kb.Rss) continue;
       const n = (m.end - m.start) / PS;
@@ -89,9 +101,29 @@ function rawRead(pids: number[]): { bytes: number; seconds: number } {
       f.seekSync((m.start / PS) * 8, Deno.SeekMode.Start);
       f.readSync(new Uint8Array(pm.buffer));
       resetBatch(b);
+      let runStart = -1, runLen = 0;
+      const flushRun = () => {
+        if (runLen > 0) {
+          readMem(
+            mem,
+            m.start + runStart * PS,
+            b.bytes.subarray(0, runLen * PS),
+          );
+          bytes += runLen * PS;
+        }
+        runLen = 0;
+      };
       for (let k = 0; k < n; k++) {
         const hi = pm[2 * k + 1];
         if (!(hi & 0x80000000) || (hi & 0x20000000)) continue;
+        if (!(hi & 0x01000000)) {
+          if (runLen === 0 || runStart + runLen !== k || runLen === 256) {
+            flushRun();
+            runStart = k;
+          }
+          runLen++;
+          continue;
+        }
         if (addPages(b, m.start + k * PS, 1) === 0) {
           readBatchSync(pid, b, ok);
           bytes += b.pages * PS;
@@ -102,8 +134,11 @@ function rawRead(pids: number[]): { bytes: number; seconds: number } {
       if (b.pages) {
         readBatchSync(pid, b, ok);
         bytes += b.pages * PS;
+        resetBatch(b);
       }
+      flushRun();
     }
+    mem.close();
     f.close();
   }
   return { bytes, seconds: (performance.now() - t0) / 1000 };
@@ -168,6 +203,7 @@ async function main(): Promise<void> {
       only: { type: "string" },
       json: { type: "string" },
       memory: { type: "boolean" },
+      fork: { type: "boolean" },
     },
   });
   const backends = (a.values.backend ?? "user").split(",");
@@ -195,12 +231,14 @@ async function main(): Promise<void> {
   };
   const workers: Worker[] = [];
   try {
-    for (let i = 0; i < nw; i++) workers.push(await startWorker(spec));
+    for (let i = 0; i < nw; i++) {
+      workers.push(await startWorker({ ...spec, fork: a.values.fork }));
+    }
     if (a.values.memory) {
       await memory(workers, runs, a.values.json);
       return;
     }
-    const pids = workers.map((w) => w.pid);
+    const pids = workers.flatMap((w) => w.child ? [w.pid, w.child] : [w.pid]);
     const rows = [];
     const phases: Record<string, unknown> = {};
     const median = <T>(xs: T[], key: (x: T) => number): T =>

@@ -22,12 +22,14 @@ import {
   type ReadBatch,
   readBatchAsync,
   readBatchSync,
-  readMem,
   resetBatch,
 } from "../pages/vmread.ts";
 import { SyscallError } from "../errors.ts";
-import { openProcFile } from "../pages/procfile.ts";
-import type { HashReply, HashRequest } from "./hash_worker.ts";
+import {
+  type HashReply,
+  type HashRequest,
+  readAndHash,
+} from "./hash_worker.ts";
 import type {
   HashBackend,
   HashTarget,
@@ -107,32 +109,25 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   // PageRuns.noPin), a run of up to `cap` contiguous pages per read
   // into the first buffer; a run that fails is redone page by page.
   function hashUnpinned(pid: number, runs: PageRuns, out: PageHashOutput) {
-    const b = slots[0];
-    const page = b.bytes.subarray(0, pageSize);
-    const mem = openProcFile(pid, "mem");
-    let at = out.offset;
-    try {
-      for (let i = 0; i < runs.count; i++) {
-        for (let j = 0; j < runs.pages[i];) {
-          const n = Math.min(cap, runs.pages[i] - j);
-          const addr = runs.addr[i] + j * pageSize;
-          if (n > 1 && readMem(mem, addr, b.bytes.subarray(0, n * pageSize))) {
-            cs.hashPages(b.words, 0, n, pageSize, out, at);
-          } else {
-            for (let k = 0; k < n; k++) {
-              if (readMem(mem, addr + k * pageSize, page)) {
-                cs.hashPages(b.words, 0, 1, pageSize, out, at + k);
-              } else out.flags[at + k] = 0;
-            }
-          }
-          j += n;
-          at += n;
-        }
-      }
-    } finally {
-      mem.close();
-    }
-    return at - out.offset;
+    let total = 0;
+    for (let i = 0; i < runs.count; i++) total += runs.pages[i];
+    readAndHash(
+      {
+        pid,
+        checksum: cs.name,
+        pageSize,
+        batchPages: cap,
+        count: runs.count,
+        addr: runs.addr,
+        pages: runs.pages,
+        total,
+        noPin: true,
+      },
+      slots[0],
+      ok,
+      out,
+    );
+    return total;
   }
 
   // The helper thread: started on demand, stopped when idle.
@@ -248,12 +243,15 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     },
     async hashPages(target, runs, out) {
       const pid = target.pid;
-      if (runs.noPin) return hashUnpinned(pid, runs, out);
+      // This thread's way: pages not to pin through /proc/PID/mem, the
+      // others with reads overlapping the hashing.
+      const here = (r: PageRuns, o: PageHashOutput) =>
+        runs.noPin
+          ? Promise.resolve(hashUnpinned(pid, r, o))
+          : hashHere(pid, r, o);
       let total = 0;
       for (let i = 0; i < runs.count; i++) total += runs.pages[i];
-      if (!useHelper || total < SPLIT_MIN) {
-        return await hashHere(pid, runs, out);
-      }
+      if (!useHelper || total < SPLIT_MIN) return await here(runs, out);
       // The helper takes the second half (whole batches), this thread the
       // first; both read and hash at once.
       const [mine, theirs, theirTotal] = splitRuns(
@@ -270,11 +268,12 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
         addr: theirs.addr.slice(),
         pages: theirs.pages.slice(),
         total: theirTotal,
+        noPin: runs.noPin,
         ...lend(theirTotal),
       });
       let done: number;
       try {
-        done = await hashHere(pid, mine, out);
+        done = await here(mine, out);
       } finally {
         // Never leave the helper's answer pending: it belongs to this call.
         await reply.catch(() => {});
@@ -288,7 +287,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
         // its part on this thread, now and from now on.
         useHelper = false;
         stopHelper();
-        return done + await hashHere(pid, theirs, {
+        return done + await here(theirs, {
           ...out,
           offset: out.offset + done,
         });
