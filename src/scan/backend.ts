@@ -5,15 +5,17 @@
  * Two back-ends implement it:
  *
  * - "user" (src/scan/user_backend.ts): reads the pages with
- *   process_vm_readv(2) and hashes them in JavaScript with any checksum.
+ *   process_vm_readv(2), or through /proc/PID/mem for pages it must not
+ *   pin, and hashes them with any checksum of src/hash/, on two threads.
  * - "kernel" (src/kmod/): asks /dev/mergemem (ioctl MERGEMEM_IOC_PAGEINFO)
  *   to hash the pages in place with xxh64, so no page content is copied.
  *
  * Everything else stays the same whatever the back-end: the scan still
- * reads /proc/PID/maps, smaps and pagemap itself (PFNs, anonymous bit,
- * exclusive bit), and the confirmation of byte equality between candidate
- * duplicates ALWAYS re-reads the pages with process_vm_readv, so a back-end
- * can never make a false duplicate, only miss one.
+ * reads /proc/PID/smaps and pagemap itself (PFNs, anonymous bit, exclusive
+ * bit), and, when matches are confirmed (any checksum but xxh64, or
+ * `--verify`), the confirmation re-reads the pages in user space
+ * (src/scan/page_reader.ts), so a back-end can never make a false
+ * duplicate then, only miss one.
  *
  * The kernel computes xxh64 with seed 0 over the page's bytes; the user
  * back-end with checksum "xxh64" computes exactly the same function, so the
