@@ -35,6 +35,7 @@ const counts: Record<string, number> = {
   stopped_or_traced: 0,
   died: 0,
   check_failed: 0,
+  injector_failed: 0,
 };
 const failures: string[] = [];
 const t0 = performance.now();
@@ -48,14 +49,22 @@ for (let i = 0; i < TRIES; i++) {
     const p = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", injector, String(t.pid), ...ranges],
       stdout: "piped",
-      stderr: "null",
+      stderr: "piped",
     }).spawn();
+    const err = new Response(p.stderr).text();
     const r = p.stdout.getReader();
     await r.read(); // "started"
     r.releaseLock();
     await new Promise((res) => setTimeout(res, Math.random() * MAX_DELAY));
-    p.kill("SIGKILL");
+    try {
+      p.kill("SIGKILL");
+    } catch {
+      // It ended by itself: an engine error, not a kill.
+      counts.injector_failed++;
+      failures.push(`try ${i}: injector failed: ${(await err).trim()}`);
+    }
     await p.status;
+    await err;
     await p.stdout.cancel().catch(() => {});
     await new Promise((res) => setTimeout(res, 10));
     let status: string;

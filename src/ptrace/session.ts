@@ -193,14 +193,23 @@ export class PtraceSession {
    */
   static open(pid: number, opts: SessionOptions = {}): PtraceSession {
     settleStragglers();
-    const tid = opts.tid ?? checkTarget(pid).tid;
+    let tid = opts.tid ?? checkTarget(pid).tid;
     const insn = opts.syscallInsn ?? findSyscallInsn(pid);
     const stopMs = opts.stopTimeoutMs ?? 2000;
     for (let attempt = 0;; attempt++) {
       try {
         ptrace(PTRACE_SEIZE, tid, 0n, BigInt(PTRACE_O_TRACESYSGOOD));
       } catch (err) {
-        throw seizeError(pid, tid, err);
+        const e = seizeError(pid, tid, err);
+        // The chosen thread exited, the process lives on: choose again.
+        if (
+          e instanceof TargetGone && opts.tid === undefined && tid !== pid &&
+          attempt < 5
+        ) {
+          tid = checkTarget(pid).tid;
+          continue;
+        }
+        throw e;
       }
       const t0 = performance.now();
       const signals: Uint8Array[] = [];
