@@ -57,6 +57,11 @@ export function newContentCounts(mappings: number): ContentCounts {
  *
  * Frames are never shared between contents (a frame has one content), so
  * counting each content alone gives the figures of the whole scan.
+ *
+ * `pinned` (the merge plan's recount) names frames that pages outside the
+ * counted set also map: merging the counted pages cannot free them, so
+ * they are neither the keeper nor saveable (docs/accounting.md, "Frames
+ * pinned by pages left out").
  */
 export function accountContent(
   cols: PageColumns,
@@ -65,13 +70,18 @@ export function accountContent(
   end: number,
   zeroContent: boolean,
   out: ContentCounts,
+  pinned?: (frame: number) => boolean,
 ): void {
   const { mapping, page, frame } = cols;
+  // A pinned frame stays in use whatever KSM does (pages outside the
+  // counted set map it): it is neither the keeper nor saveable.
+  const isPinned = (f: number) => f !== 0 && pinned !== undefined && pinned(f);
   let frames = 0, keeper = -1;
   for (let j = start; j < end; j++) {
     const i = rows[j];
     if (j > start && frame[i] === frame[rows[j - 1]]) continue;
     frames++;
+    if (isPinned(frame[i])) continue;
     if (
       keeper < 0 || mapping[i] < mapping[keeper] ||
       (mapping[i] === mapping[keeper] && page[i] < page[keeper])
@@ -86,6 +96,6 @@ export function accountContent(
     ) out.sharedAlready[mapping[i]]++;
     if (frames < 2) continue;
     if (!zeroContent) out.duplicate[mapping[i]]++;
-    if (head && i !== keeper) out.saveable[mapping[i]]++;
+    if (head && i !== keeper && !isPinned(f)) out.saveable[mapping[i]]++;
   }
 }

@@ -46,24 +46,33 @@ export function readSelectionFrames(
 
 /** Distinct frames in the union of the sets of `pids`. */
 export function unionSize(sets: FrameSets, pids: Iterable<number>): number {
-  const all = new Set<number>();
-  for (const pid of pids) {
-    for (const f of sets.get(pid) ?? []) all.add(f);
-  }
-  return all.size;
+  return union(sets, pids).size;
 }
 
 /**
  * Frames freed between two measures, over the processes present in both:
- * distinct frames before minus distinct frames after.
+ * the frames the selection no longer maps, except those that pages left
+ * out of the merge still map (`pinned`: a server's parent keeps the frames
+ * it shares with its workers since the fork), minus the frames it maps
+ * anew. `before` and `after` are the distinct frames at both ends.
  */
-export function framesFreed(before: FrameSets, after: FrameSets): {
-  before: number;
-  after: number;
-  freed: number;
-} {
+export function framesFreed(
+  before: FrameSets,
+  after: FrameSets,
+  pinned: ReadonlySet<number> = new Set(),
+): { before: number; after: number; freed: number } {
   const survivors = [...before.keys()].filter((p) => after.has(p));
-  const b = unionSize(before, survivors);
-  const a = unionSize(after, survivors);
-  return { before: b, after: a, freed: b - a };
+  const b = union(before, survivors), a = union(after, survivors);
+  let gone = 0, added = 0;
+  for (const f of b) if (!a.has(f) && !pinned.has(f)) gone++;
+  for (const f of a) if (!b.has(f)) added++;
+  return { before: b.size, after: a.size, freed: gone - added };
+}
+
+function union(sets: FrameSets, pids: Iterable<number>): Set<number> {
+  const all = new Set<number>();
+  for (const pid of pids) {
+    for (const f of sets.get(pid) ?? []) all.add(f);
+  }
+  return all;
 }

@@ -48,7 +48,13 @@ import {
   ProcessSkipped,
   type VmaRange,
 } from "./marker.ts";
-import { DEFAULT_MIN_SAVING, type MergePlan, planMerge } from "./plan.ts";
+import {
+  choosePlan,
+  DEFAULT_MIN_SAVING,
+  type MergePlan,
+  type PlanScan,
+  scanForPlan,
+} from "./plan.ts";
 import {
   chooseDomain,
   type DomainPolicy,
@@ -319,25 +325,31 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     const minSaving = opts.wholeProcess
       ? 0
       : opts.minSaving ?? DEFAULT_MIN_SAVING;
-    const plans = new Map<number, MergePlan>();
-    const planDomain = async (pids: number[]) => {
-      const plan = await planMerge({
-        pids,
+    // One scan of the whole selection: every trust domain is planned from
+    // it, and the pages of the processes left out pin the frames they
+    // share with the merged ones (a server's root parent and its workers).
+    let scanned: PlanScan | undefined;
+    const scanAll = async () => {
+      scanned ??= await scanForPlan({
+        pids: [...uids.keys()],
         backend,
-        minSaving,
         onProgress: (_n, done, total) => {
           throwIfInterrupted(signal);
           opts.onProgress?.({ phase: "scan", done, total });
         },
       });
       throwIfInterrupted(signal);
-      return plan;
+      return scanned;
     };
+    const plans = new Map<number, MergePlan>();
     const domain = await chooseDomain(
       uids,
       opts.crossUser ? "cross-user" : opts.domainPolicy ?? "refuse",
       async (uid, pids) => {
-        const plan = await planDomain(pids);
+        const plan = choosePlan(await scanAll(), {
+          minSaving,
+          markable: new Set(pids),
+        });
         plans.set(uid, plan);
         return plan.predictedSaveablePages;
       },
@@ -346,11 +358,14 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     // The chosen domain's plan, unless choosing it already planned it.
     const plan =
       (domain.chosen.length === 1 ? plans.get(domain.chosen[0]) : undefined) ??
-        await planDomain(
-          [...uids].filter(([, u]) => domain.chosen.includes(u)).map(([p]) =>
-            p
+        choosePlan(await scanAll(), {
+          minSaving,
+          markable: new Set(
+            [...uids].filter(([, u]) => domain.chosen.includes(u)).map((
+              [p],
+            ) => p),
           ),
-        );
+        });
     const skippedByPolicy = [...uids]
       .filter(([, u]) => !domain.chosen.includes(u))
       .map(([pid, uid]) => ({ pid, uid, comm: readComm(pid) }));
@@ -416,7 +431,11 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     const profit0 = readKsmNumber("general_profit", dir) ?? null;
     const achievedNow = () =>
       framesBefore
-        ? framesFreed(framesBefore, readSelectionFrames(ranges, zero))
+        ? framesFreed(
+          framesBefore,
+          readSelectionFrames(ranges, zero),
+          plan.pinnedFrames,
+        )
         : { before: null, after: null, freed: globalSaved(dir) - global0 };
 
     let burst: BurstResult | undefined;

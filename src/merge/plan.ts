@@ -77,18 +77,47 @@ export interface MergePlan {
   pagesScanned: number;
   /** Pages KSM should free once the chosen VMAs are merged. */
   predictedSaveablePages: number;
+  /**
+   * Frames of the chosen VMAs' pages that scanned pages left out also map
+   * (another process's, or an unchosen mapping's): merging cannot free
+   * them. Empty without PFNs.
+   */
+  pinnedFrames: Set<number>;
 }
 
-/** Options of {@link planMerge}. */
-export interface PlanOptions {
+/** Options of {@link scanForPlan}. */
+export interface PlanScanOptions {
   /** The process ids to scan. */
   pids: number[];
   /** The page-hash back-end (merge uses the kernel one). */
   backend: HashBackend;
-  /** Minimum net saving per VMA, in pages. */
-  minSaving?: number;
   /** Called during the scan (`scan` is always 1); may throw to abort. */
   onProgress?: (scan: number, pagesDone: number, pagesTotal: number) => void;
+}
+
+/** Options of {@link choosePlan}. */
+export interface ChooseOptions {
+  /** Minimum net saving per VMA, in pages. */
+  minSaving?: number;
+  /**
+   * The processes whose VMAs may be marked (default: all scanned). The
+   * others are scanned only for what they share: one trust domain is
+   * planned in the light of the whole selection.
+   */
+  markable?: ReadonlySet<number>;
+}
+
+/** Options of {@link planMerge}. */
+export interface PlanOptions extends PlanScanOptions, ChooseOptions {}
+
+/** One scan of the selection, from which plans are chosen. */
+export interface PlanScan {
+  /** The scan's result. */
+  result: ScanResult;
+  /** Its pages: content class and frame per page. */
+  pages: ScanPages;
+  /** Each process's mappings already mergeable (start, "0x..."). */
+  mergeable: Map<number, Set<string>>;
 }
 
 /** The net saving rule of the module documentation. */
@@ -108,9 +137,13 @@ export function worthMarking(
  * documentation.
  */
 export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
-  const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
+  return choosePlan(await scanForPlan(opts), opts);
+}
+
+/** The one scan a plan (or several: one per trust domain) is chosen from. */
+export async function scanForPlan(opts: PlanScanOptions): Promise<PlanScan> {
   let pages: ScanPages | undefined;
-  const r = await scan({
+  const result = await scan({
     selection: { pids: opts.pids },
     backend: opts.backend,
     onProgress: (p) => opts.onProgress?.(1, p.pagesDone, p.pagesTotal),
@@ -121,20 +154,37 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
     // compares bytes before it merges), see the module documentation.
   });
   if (!pages) throw new Error("scan did not report its pages");
+  const mergeable = new Map<number, Set<string>>();
+  for (const p of result.processes) {
+    if (p.skipped) continue;
+    mergeable.set(
+      p.pid,
+      new Set(readMergeableMappings(p.pid).map((m) => m.startHex)),
+    );
+  }
+  return { result, pages, mergeable };
+}
+
+/**
+ * Chooses the VMAs to mark among the markable processes' mappings of a
+ * scan, and predicts the saving: the choice on the whole scan's counts,
+ * then on recounts of the chosen mappings alone until nothing more drops
+ * out (it only shrinks).
+ */
+export function choosePlan(s: PlanScan, opts: ChooseOptions = {}): MergePlan {
+  const minSaving = opts.minSaving ?? DEFAULT_MIN_SAVING;
+  const { result: r, pages, mergeable: mg } = s;
+  const markable = (pid: number) => !opts.markable || opts.markable.has(pid);
   // The scan's mapping index of each (pid, start).
   const index = new Map<string, number>();
   pages.mappings.forEach((m, g) => index.set(`${m.pid}:${m.start}`, g));
   const gOf = (pid: number, m: MappingResult) =>
     index.get(`${pid}:${parseInt(m.start, 16)}`) ?? -1;
+  const live = r.processes.filter((p) => !p.skipped && markable(p.pid));
 
-  // First choice on the whole scan's counts, then on recounts of the
-  // chosen mappings alone until nothing more drops out (it only shrinks).
   const chosenG = new Uint8Array(pages.mappings.length);
-  const mg = new Map<number, Set<string>>();
-  for (const p of r.processes) {
-    if (p.skipped) continue;
-    const set = new Set(readMergeableMappings(p.pid).map((m) => m.startHex));
-    mg.set(p.pid, set);
+  for (const p of live) {
+    const set = mg.get(p.pid)!;
     for (const m of p.mappings) {
       const g = gOf(p.pid, m);
       if (g >= 0 && worthMarking(m, minSaving, set.has(m.start))) {
@@ -145,8 +195,7 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
   let counts = recount(pages, chosenG);
   for (;;) {
     let dropped = false;
-    for (const p of r.processes) {
-      if (p.skipped) continue;
+    for (const p of live) {
       const set = mg.get(p.pid)!;
       for (const m of p.mappings) {
         const g = gOf(p.pid, m);
@@ -161,8 +210,7 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
     counts = recount(pages, chosenG);
   }
   const chosen = new Map<number, PlannedVma[]>();
-  for (const p of r.processes) {
-    if (p.skipped) continue;
+  for (const p of live) {
     const set = mg.get(p.pid)!;
     const vmas: PlannedVma[] = [];
     for (const m of p.mappings) {
@@ -175,7 +223,7 @@ export async function planMerge(opts: PlanOptions): Promise<MergePlan> {
     }
     chosen.set(p.pid, vmas);
   }
-  return result(r, chosen);
+  return result(r, chosen, markable, counts.pinned);
 }
 
 /** A mapping's scan counts with the recounted ones put in. */
@@ -190,19 +238,30 @@ function alone(m: MappingResult, g: number, c: Recount): MappingResult {
   };
 }
 
-/** Per-mapping counts of {@link recount} (index: the scan's mapping). */
-export type Recount = ContentCounts;
+/** Per-mapping counts of {@link recount} (index: the scan's mapping), and
+ * the frames that pages left out also map. */
+export type Recount = ContentCounts & { pinned: Set<number> };
 
 /**
  * Counts pages_duplicate, saveable_pages and pages_shared_already of the
  * mappings with `chosen[g]` set as if only they had been scanned, from a
  * scan's content classes and frames: each content's pages, ordered by
  * frame, go through the scan's own rules ({@link accountContent},
- * docs/accounting.md).
+ * docs/accounting.md). A frame that a page left out also maps is pinned:
+ * merging cannot free it, so it is not saveable.
  */
 export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
-  const c = newContentCounts(pages.mappings.length);
   const { mapping, frame, content } = pages;
+  const pinned = new Set<number>();
+  const outside = new Set<number>();
+  for (let i = 0; i < pages.count; i++) {
+    if (!chosen[mapping[i]] && frame[i] !== 0) outside.add(frame[i]);
+  }
+  for (let i = 0; i < pages.count; i++) {
+    if (chosen[mapping[i]] && outside.has(frame[i])) pinned.add(frame[i]);
+  }
+  const c: Recount = { ...newContentCounts(pages.mappings.length), pinned };
+  const isPinned = (f: number) => pinned.has(f);
   // Bucket the chosen rows by content (a counting sort), then order each
   // bucket by (frame, row).
   let maxLabel = 0, n = 0;
@@ -228,16 +287,22 @@ export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
     const s = start[l], e = start[l + 1];
     if (e - s < 2) continue;
     rows.subarray(s, e).sort(byFrame);
-    accountContent(cols, rows, s, e, l === 0, c);
+    accountContent(cols, rows, s, e, l === 0, c, isPinned);
   }
   return c;
 }
 
-function result(r: ScanResult, chosen: Map<number, PlannedVma[]>): MergePlan {
-  let predicted = 0;
+function result(
+  r: ScanResult,
+  chosen: Map<number, PlannedVma[]>,
+  markable: (pid: number) => boolean,
+  pinnedFrames: Set<number>,
+): MergePlan {
+  let predicted = 0, scanned = 0;
   const processes: ProcessPlan[] = [];
   for (const p of r.processes) {
-    if (p.skipped) continue;
+    if (p.skipped || !markable(p.pid)) continue;
+    scanned += p.totals.pages_present;
     const vmas = chosen.get(p.pid) ?? [];
     predicted += vmas.reduce((a, v) => a + v.saveable_pages, 0);
     processes.push({ pid: p.pid, comm: p.comm, uid: p.uid, vmas });
@@ -245,12 +310,15 @@ function result(r: ScanResult, chosen: Map<number, PlannedVma[]>): MergePlan {
   return {
     page_size: r.page_size,
     processes,
-    skipped: r.processes.filter((p) => p.skipped).map((p) => ({
+    skipped: r.processes.filter((p) => p.skipped && markable(p.pid)).map((
+      p,
+    ) => ({
       pid: p.pid,
       skip: p.skipped!,
     })),
     warnings: r.warnings,
-    pagesScanned: r.totals.pages_present,
+    pagesScanned: scanned,
     predictedSaveablePages: predicted,
+    pinnedFrames,
   };
 }

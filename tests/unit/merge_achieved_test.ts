@@ -9,6 +9,7 @@ const cases: {
   name: string;
   before: Record<number, number[]>;
   after: Record<number, number[]>;
+  pinned?: number[];
   want: { before: number; after: number; freed: number };
 }[] = [
   {
@@ -36,6 +37,13 @@ const cases: {
     want: { before: 4, after: 2, freed: 2 },
   },
   {
+    name: "frames a parent left out still maps are not freed",
+    before: { 1: [10, 11], 2: [10, 21] },
+    after: { 1: [21, 11], 2: [21] },
+    pinned: [10],
+    want: { before: 3, after: 2, freed: 0 },
+  },
+  {
     name: "new pages faulted in meanwhile count against the saving",
     before: { 1: [10] },
     after: { 1: [10, 11, 12] },
@@ -45,7 +53,10 @@ const cases: {
 
 for (const c of cases) {
   Deno.test(`framesFreed: ${c.name}`, () => {
-    assertEquals(framesFreed(sets(c.before), sets(c.after)), c.want);
+    assertEquals(
+      framesFreed(sets(c.before), sets(c.after), new Set(c.pinned)),
+      c.want,
+    );
   });
 }
 

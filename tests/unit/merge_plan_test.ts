@@ -3,7 +3,7 @@ import {
   deepStrictEqual as assertEquals,
   ok as assert,
 } from "node:assert/strict";
-import { worthMarking } from "../../src/merge/plan.ts";
+import { recount, worthMarking } from "../../src/merge/plan.ts";
 import type { MappingResult } from "../../src/scan/result.ts";
 import { parseMeminfo, reserveBytes } from "../../src/merge/unmerge.ts";
 
@@ -44,3 +44,72 @@ Deno.test("parseMeminfo and the unmerge reserve", () => {
   assertEquals(reserveBytes(1 << 30), 64 << 20);
   assertEquals(reserveBytes(100 * 2 ** 30), Math.floor(100 * 2 ** 30 * 0.02));
 });
+
+// recount over pages given as rows: [mapping, page, frame, content].
+function pages(rows: [number, number, number, number][], mappings: number) {
+  return {
+    count: rows.length,
+    mappings: Array.from({ length: mappings }, (_, g) => ({
+      pid: 100 + g,
+      start: 0x1000,
+    })),
+    mapping: Uint32Array.from(rows.map((r) => r[0])),
+    page: Uint32Array.from(rows.map((r) => r[1])),
+    frame: Float64Array.from(rows.map((r) => r[2])),
+    content: Uint32Array.from(rows.map((r) => r[3])),
+  };
+}
+
+const recountCases: {
+  name: string;
+  rows: [number, number, number, number][];
+  chosen: number[];
+  saveable: number[];
+  pinned: number[];
+}[] = [
+  {
+    name: "two workers' private copies: one saveable",
+    rows: [[0, 0, 300, 2], [1, 0, 400, 2]],
+    chosen: [1, 1],
+    saveable: [0, 1],
+    pinned: [],
+  },
+  {
+    name: "a frame the parent (left out) still maps is pinned, not saveable",
+    // content 1: worker 0 still shares frame 100 with the parent (mapping
+    // 2, not chosen); worker 1 wrote its own copy, frame 200.
+    rows: [[0, 0, 100, 1], [1, 0, 200, 1], [2, 0, 100, 1]],
+    chosen: [1, 1, 0],
+    saveable: [0, 0, 0],
+    pinned: [100],
+  },
+  {
+    name: "pinned and free frames of one content: the free ones but one",
+    rows: [
+      [0, 0, 100, 1],
+      [1, 0, 200, 1],
+      [1, 1, 201, 1],
+      [2, 0, 100, 1],
+    ],
+    chosen: [1, 1, 0],
+    saveable: [0, 1, 0],
+    pinned: [100],
+  },
+  {
+    name: "fork-shared among chosen workers only: nothing pinned",
+    rows: [[0, 0, 100, 1], [1, 0, 100, 1], [1, 1, 200, 1]],
+    chosen: [1, 1],
+    saveable: [0, 1],
+    pinned: [],
+  },
+];
+for (const c of recountCases) {
+  Deno.test(`recount: ${c.name}`, () => {
+    const r = recount(
+      pages(c.rows, c.chosen.length),
+      Uint8Array.from(c.chosen),
+    );
+    assertEquals([...r.saveable], c.saveable);
+    assertEquals([...r.pinned], c.pinned);
+  });
+}
