@@ -1,0 +1,222 @@
+/**
+ * One burst at a time through the CLI on the host's real KSM (needs root
+ * and gcc), marking with the ptrace engine (the host has no module): two
+ * `mergemem merge` runs whose bursts overlap both merge their workers and
+ * leave ksmd's settings as they were; `kill -9` of a merge mid-burst,
+ * then `mergemem status`, restores them. The VM runs the same with the
+ * module (tests/vm/guest/merge_overlap.ts).
+ *
+ * Every test puts the host's settings back, whatever happens.
+ */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
+import { readJournal } from "../../src/ksm/journal.ts";
+import { lockPath } from "../../src/ksm/lock.ts";
+import { mergingPages } from "../../src/ksm/process.ts";
+import {
+  haveGcc,
+  ksmFile,
+  ksmUsable,
+  setKsm,
+  startWorker,
+  type Worker,
+} from "./ksm_helpers.ts";
+
+const ignore = !ksmUsable() || !haveGcc();
+if (ignore) console.warn("ksm_burst_cli_test: skipped (needs root, KSM, gcc)");
+
+const main = new URL("../../main.ts", import.meta.url).pathname;
+
+const ORIG: Record<string, string> = {
+  run: "0",
+  pages_to_scan: "123",
+  sleep_millisecs: "37",
+  smart_scan: "1",
+};
+const KNOBS = Object.keys(ORIG).filter((k) => {
+  try {
+    ksmFile(k);
+    return true;
+  } catch {
+    return false;
+  }
+});
+function snapshot(): Record<string, string> {
+  return Object.fromEntries(KNOBS.map((k) => [k, ksmFile(k)]));
+}
+function orig(): Record<string, string> {
+  return Object.fromEntries(KNOBS.map((k) => [k, ORIG[k]]));
+}
+function putBack(s: Record<string, string>) {
+  for (const k of ["pages_to_scan", "sleep_millisecs", "smart_scan", "run"]) {
+    if (k in s) setKsm(k, s[k]);
+  }
+}
+
+function withHostKsm(fn: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    const host = snapshot();
+    try {
+      putBack(orig());
+      await fn();
+    } finally {
+      putBack(host);
+    }
+  };
+}
+
+/** `mergemem ARGS` as a child process. */
+function mergemem(args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  return {
+    child,
+    async done() {
+      const r = await child.output();
+      return {
+        code: r.code,
+        signal: r.signal,
+        out: new TextDecoder().decode(r.stdout),
+        err: new TextDecoder().decode(r.stderr),
+      };
+    },
+  };
+}
+
+/**
+ * Waits until `pid` bursts (its journal exists). Up to 300 s: on a shared
+ * machine another mergemem may hold the KSM lock for a while.
+ */
+async function burstOf(pid: number): Promise<boolean> {
+  const end = Date.now() + 300_000;
+  while (Date.now() < end) {
+    if (readJournal()?.pid === pid) return true;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+}
+
+async function workers(n: number, pages: number, seed: number) {
+  const ws: Worker[] = [];
+  for (let i = 0; i < n; i++) {
+    ws.push(await startWorker(pages, seed, { unique: 100 }));
+  }
+  return ws;
+}
+const pids = (ws: Worker[]) => ws.map((w) => w.pid).join(",");
+
+Deno.test({
+  name: "two CLI merges whose bursts overlap: both merge, original settings",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: withHostKsm(async () => {
+    // A's burst is long (4 x 256 MiB), B's scan short, so that B reaches
+    // the lock while A bursts.
+    const NA = 65536, NB = 1000;
+    const a = await workers(4, NA, 31);
+    const b = await workers(2, NB, 32);
+    try {
+      const ma = mergemem([
+        "merge",
+        "--pid",
+        pids(a),
+        "--engine",
+        "ptrace",
+        "--timeout",
+        "300", // full scans are slow on a busy shared host
+        "--json",
+      ]);
+      assert(await burstOf(ma.child.pid), "A is bursting");
+      const mb = mergemem([
+        "merge",
+        "--pid",
+        pids(b),
+        "--engine",
+        "ptrace",
+        "--timeout",
+        "300", // full scans are slow on a busy shared host
+        "--json",
+      ]);
+      const ra = await ma.done();
+      const rb = await mb.done();
+      assertEquals(ra.code, 0, ra.err);
+      assertEquals(rb.code, 0, rb.err);
+      assert(
+        new RegExp(
+          `mergemem: waiting for pid ${ma.child.pid} \\(mergemem merge[^\\n]* holding ${lockPath()}`,
+        ).test(rb.err),
+        rb.err,
+      );
+      const ja = JSON.parse(ra.out), jb = JSON.parse(rb.out);
+      for (const k of KNOBS) {
+        assertEquals(ja.ksm_settings_before[k], ORIG[k], `A ${k}`);
+        assertEquals(jb.ksm_settings_before[k], ORIG[k], `B ${k}`);
+      }
+      assertEquals(snapshot(), orig());
+      assertEquals(readJournal(), undefined);
+      const brief = (j: Record<string, unknown>) =>
+        JSON.stringify({ ...j, ksm_settings_after: 0, processes: 0 });
+      for (const w of a) assertEquals(mergingPages(w.pid), NA, brief(ja));
+      for (const w of b) assertEquals(mergingPages(w.pid), NB, brief(jb));
+      for (const w of [...a, ...b]) {
+        assertEquals(await w.command("sum"), `sum ${w.checksum}`);
+      }
+      assertEquals([ja.ksmd_end, jb.ksmd_end], ["target", "target"]);
+    } finally {
+      for (const w of [...a, ...b]) await w.stop();
+    }
+  }),
+});
+
+Deno.test({
+  name: "kill -9 of a CLI merge mid-burst, then `mergemem status` restores",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: withHostKsm(async () => {
+    const ws = await workers(3, 65536, 33);
+    try {
+      const m = mergemem([
+        "merge",
+        "--pid",
+        pids(ws),
+        "--engine",
+        "ptrace",
+        "--timeout",
+        "300", // full scans are slow on a busy shared host
+        "--json",
+      ]);
+      assert(await burstOf(m.child.pid), "bursting");
+      m.child.kill("SIGKILL");
+      const r = await m.done();
+      assertEquals(r.signal, "SIGKILL");
+      assertEquals(readJournal()?.pid, m.child.pid);
+      assertEquals(ksmFile("run"), "1");
+      assertEquals(ksmFile("pages_to_scan"), "10000");
+      const st = await mergemem(["status", "--json"]).done();
+      assertEquals(st.code, 0, st.err);
+      const s = JSON.parse(st.out);
+      assertEquals(s.journal.state, "restored");
+      assertEquals(s.journal.owner_pid, m.child.pid);
+      assert(
+        st.err.includes(
+          `mergemem: warning: restored ksmd settings left by pid ${m.child.pid}`,
+        ),
+        st.err,
+      );
+      assertEquals(snapshot(), orig());
+      assertEquals(readJournal(), undefined);
+      for (const w of ws) {
+        assertEquals(await w.command("sum"), `sum ${w.checksum}`);
+      }
+    } finally {
+      for (const w of ws) await w.stop();
+    }
+  }),
+});
