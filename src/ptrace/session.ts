@@ -125,6 +125,9 @@ export class TargetGone extends SyscallError {
 
 const MINUS_ONE = 0xffffffffffffffffn;
 
+/** Signal-delivery stops one wait may pass through (see waitSyscallStop). */
+const MAX_SIGNAL_STOPS = 1000;
+
 /** Threads seized whose stop never came: detached when it does. */
 const unsettled = new Set<number>();
 
@@ -359,7 +362,10 @@ export class PtraceSession {
         ptrace(PTRACE_INTERRUPT, this.tid);
         this.#resume(PTRACE_CONT);
         if (!waitTrap(this.tid, this.#stopTimeoutMs, this.#signals)) {
-          throw new Error("ptrace: the thread did not stop to be detached");
+          throw new ProcessSkipped(
+            this.pid,
+            `thread ${this.tid} did not stop again within ${this.#stopTimeoutMs} ms`,
+          );
         }
       }
       setRegs(this.tid, this.#saved);
@@ -387,6 +393,7 @@ export class PtraceSession {
   ): { interrupted: boolean } {
     let deadline = performance.now() + timeoutMs;
     let interrupted = false;
+    let signalStops = 0;
     for (;;) {
       const s = waitStop(this.tid, deadline);
       if (s === null) {
@@ -396,10 +403,24 @@ export class PtraceSession {
           deadline = performance.now() + this.#stopTimeoutMs;
           continue;
         }
-        throw new Error(`ptrace: tid ${this.tid} did not stop in time`);
+        throw new ProcessSkipped(
+          this.pid,
+          `thread ${this.tid} did not reach the injected call within ${this.#stopTimeoutMs} ms`,
+        );
       }
       if (s.signal === (SIGTRAP | 0x80)) return { interrupted };
-      if (s.event === 0) this.#signals.push(getSiginfo(this.tid));
+      if (s.event === 0) {
+        // Each signal-delivery stop dequeues one signal; signals arriving
+        // faster than that would hold the thread forever.
+        if (++signalStops > MAX_SIGNAL_STOPS) {
+          throw new ProcessSkipped(
+            this.pid,
+            `thread ${this.tid} receives signals faster than they can be deferred`,
+          );
+        }
+        this.#signals.push(getSiginfo(this.tid));
+        if (!interrupted) deadline = performance.now() + timeoutMs;
+      }
       // Signal-delivery stop (suppressed), PTRACE_EVENT_STOP (our own
       // late interrupt or a group stop, which detach reinstates).
       this.#resume(PTRACE_SYSCALL);
@@ -644,35 +665,18 @@ function pollStop(tid: number, deadline: number): Stop | null {
  * Returns false on timeout.
  */
 function waitTrap(tid: number, timeoutMs: number, signals: Uint8Array[]) {
-  const deadline = performance.now() + timeoutMs;
+  let deadline = performance.now() + timeoutMs;
+  let signalStops = 0;
   for (;;) {
     const s = waitStop(tid, deadline);
     if (s === null) return false;
     if (s.event === PTRACE_EVENT_STOP) return true;
     if (s.event === 0 && s.signal !== (SIGTRAP | 0x80)) {
+      // A flood of signals: give up as on a timeout (see waitSyscallStop).
+      if (++signalStops > MAX_SIGNAL_STOPS) return false;
       signals.push(getSiginfo(tid));
+      deadline = performance.now() + timeoutMs;
     }
     ptrace(PTRACE_CONT, tid, 0n, 0n);
-  }
-}
-
-/**
- * Makes one thread of pid run one system call, in a hold of its own:
- * {@link PtraceSession.open}, {@link PtraceSession.call},
- * {@link PtraceSession.close}. Returns the raw result (a negative errno
- * on failure) and how long the thread was held, in ms.
- */
-export function injectSyscall(
-  pid: number,
-  nr: number,
-  args: readonly bigint[] = [],
-  opts: SessionOptions = {},
-): { result: bigint; holdMs: number } {
-  const s = PtraceSession.open(pid, opts);
-  try {
-    const result = s.call(nr, args);
-    return { result, holdMs: s.close() };
-  } finally {
-    s.close();
   }
 }

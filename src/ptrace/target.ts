@@ -91,11 +91,26 @@ export function notX86_64(pid: number): string | undefined {
       f.close();
     }
   } catch (err) {
-    // A kernel thread has no exe.
-    if (errnoCode(err) === "ENOENT") return "kernel thread (no executable)";
+    // No exe: a kernel thread, or a process whose mm is already gone
+    // (exiting).
+    if (errnoCode(err) === "ENOENT") {
+      if (isKernelThread(pid)) return "kernel thread (no executable)";
+      throw processGone("open", `/proc/${pid}/exe`);
+    }
     throw err;
   }
   return elfNotX86_64(head.subarray(0, n));
+}
+
+/** PF_KTHREAD in the flags field of /proc/PID/stat. */
+function isKernelThread(pid: number): boolean {
+  try {
+    const stat = readProc(`/proc/${pid}/stat`);
+    const flags = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[6]);
+    return (flags & 0x00200000) !== 0;
+  } catch {
+    return false;
+  }
 }
 
 /** A thread chosen to run the injected calls. */
