@@ -680,3 +680,24 @@ function waitTrap(tid: number, timeoutMs: number, signals: Uint8Array[]) {
     ptrace(PTRACE_CONT, tid, 0n, 0n);
   }
 }
+
+/**
+ * Makes one thread of pid run one system call, in a hold of its own:
+ * {@link PtraceSession.open}, {@link PtraceSession.call},
+ * {@link PtraceSession.close}. Returns the raw result (a negative errno
+ * on failure) and how long the thread was held, in ms.
+ */
+export function injectSyscall(
+  pid: number,
+  nr: number,
+  args: readonly bigint[] = [],
+  opts: SessionOptions = {},
+): { result: bigint; holdMs: number } {
+  const s = PtraceSession.open(pid, opts);
+  try {
+    const result = s.call(nr, args);
+    return { result, holdMs: s.close() };
+  } finally {
+    s.close();
+  }
+}
