@@ -12,7 +12,11 @@ import {
   throws,
 } from "node:assert/strict";
 import { createPtraceMarker } from "../../src/ptrace/marker.ts";
-import { PtraceSession, TargetGone } from "../../src/ptrace/session.ts";
+import {
+  injectSyscall,
+  PtraceSession,
+  TargetGone,
+} from "../../src/ptrace/session.ts";
 import { checkTarget } from "../../src/ptrace/target.ts";
 import { ProcessSkipped } from "../../src/merge/marker.ts";
 import { readProcessKsm } from "../../src/ksm/process.ts";
@@ -197,6 +201,25 @@ Deno.test({
       await tracer.stdin.close();
       await tracer.stdout.cancel().catch(() => {});
       await tracer.status;
+      await t.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "injectSyscall: getpid and gettid run in the target's chosen thread",
+  ignore,
+  async fn() {
+    const t = await startTarget("regions");
+    try {
+      const r = regionsOf(t);
+      assertEquals(injectSyscall(t.pid, 39).result, BigInt(t.pid)); // getpid
+      const g = injectSyscall(t.pid, 186, [], { tid: r.sleeper }); // gettid
+      assertEquals(g.result, BigInt(r.sleeper));
+      assert(g.holdMs >= 0);
+      assertEquals(injectSyscall(t.pid, 12345).result, -38n); // ENOSYS
+      assertEquals(await sum(t), await sum(t)); // still answering
+    } finally {
       await t.kill();
     }
   },
