@@ -354,7 +354,7 @@ async function merge(label: string, selection: string[]) {
       JSON.stringify(m.skipped ?? [])
     }; warnings: ${JSON.stringify(m.warnings ?? [])}`,
   );
-  check(predicted >= 500, `a real prediction (${predicted} pages)`);
+  check(predicted >= 100, `a real prediction (${predicted} pages)`);
   check(
     achieved >= 0.95 * predicted,
     `achieved ${achieved} >= 95% of predicted ${predicted}`,
