@@ -78,25 +78,28 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
         while (left > 0) {
           const n = Math.min(left, MERGEMEM_PAGEINFO_MAX);
           const b = mod.pageinfo(memFd, addr, n);
+          // The hashes as u32 halves (little-endian): no BigInt per page.
+          const h32 = new Uint32Array(b.hashes.buffer, b.hashes.byteOffset);
           for (let i = 0; i < n; i++, k++) {
             const f = i < b.done ? b.flags[i] : 0;
-            let h: bigint;
-            let flags = 0;
             if (f & MERGEMEM_PI_HASHED) {
-              h = b.hashes[i];
-              flags = PAGE_HASHED;
-              if (f & MERGEMEM_PI_ZEROFILLED) flags |= PAGE_ZERO;
+              out.hashLo[k] = h32[2 * i];
+              out.hashHi[k] = h32[2 * i + 1];
+              out.flags[k] = f & MERGEMEM_PI_ZEROFILLED
+                ? PAGE_HASHED | PAGE_ZERO
+                : PAGE_HASHED;
             } else if (f & MERGEMEM_PI_ZERO_PAGE) {
               // The module may skip hashing the shared zero page; its
               // content is known.
-              h = zeroHash();
-              flags = PAGE_HASHED | PAGE_ZERO;
+              const z = zeroHash();
+              out.hashLo[k] = Number(z & 0xffffffffn);
+              out.hashHi[k] = Number(z >> 32n);
+              out.flags[k] = PAGE_HASHED | PAGE_ZERO;
             } else {
-              h = 0n;
+              out.hashLo[k] = 0;
+              out.hashHi[k] = 0;
+              out.flags[k] = 0;
             }
-            out.hashLo[k] = Number(h & 0xffffffffn);
-            out.hashHi[k] = Number(h >> 32n);
-            out.flags[k] = flags;
           }
           left -= n;
           addr += BigInt(n * systemPageSize());
