@@ -12,13 +12,24 @@
  *    orig_rax holding its number; the kernel decides how to restart it
  *    only after the stop, from the registers it then finds.
  * 2. Save the whole register block (rip, rsp, rax, orig_rax, ...).
- * 3. For each call: set rip to an existing `syscall` instruction (in the
- *    vDSO; the target's code is never written), rax to the call number,
- *    the arguments, and orig_rax to -1 so that the kernel's restart logic,
- *    which runs before the thread reaches that instruction, leaves these
- *    registers alone. Resume with PTRACE_SYSCALL to the call's entry stop
- *    (checked: our number, at our instruction), again to its exit stop;
- *    read rax; put the saved registers straight back.
+ * 3. For each call, one of two ways:
+ *    - the thread was stopped in a system call that the kernel will
+ *      restart (rax -ERESTART*, orig_rax its number): resume it with
+ *      PTRACE_SYSCALL; the kernel's restart logic re-executes the call's
+ *      own `syscall` instruction; at that call's entry stop (checked: the
+ *      expected number, at the saved rip) put our number in orig_rax and
+ *      our arguments in place; the kernel runs ours instead;
+ *    - otherwise: set rip to an existing `syscall` instruction (in the
+ *      vDSO; the target's code is never written), rax to the call number,
+ *      the arguments, and orig_rax to -1 so that the restart logic, which
+ *      runs before the thread reaches that instruction, leaves these
+ *      registers alone; PTRACE_SYSCALL to its entry stop (checked: our
+ *      number, at our instruction).
+ *    Then PTRACE_SYSCALL to the exit stop, read rax, and put the saved
+ *    registers straight back. The first way keeps the registers changed
+ *    for one stop instead of two (see SIGKILL below). A later call of the
+ *    same hold starts with PTRACE_INTERRUPT, so that the way out of the
+ *    exit stop passes through get_signal() and the restart logic again.
  * 4. Leave through the same kind of stop we entered by: PTRACE_INTERRUPT
  *    and PTRACE_CONT from the exit stop make the thread stop in
  *    get_signal() once more, with the saved registers in place; then
@@ -49,11 +60,14 @@
  * detached. A hold is short (tens of microseconds per call).
  *
  * What cannot be guaranteed: if mergemem is killed with SIGKILL while
- * the registers of step 3 are in place (from setting them to the exit
+ * the registers of step 3 are in place (from changing them to the exit
  * stop of that call), the kernel detaches the thread and it resumes with
- * them: it runs the call, then continues in the vDSO with the wrong
- * registers. Outside that window a SIGKILL leaves the target as a plain
- * ptrace stop would. bench/README.md reports measured rates.
+ * them: it runs the call, then returns to user space with its result in
+ * rax (the interrupted call seems to return it) or continues in the vDSO
+ * with the wrong registers. Outside that window a SIGKILL leaves the
+ * target as a plain ptrace stop would (PTRACE_O_TRACESYSGOOD: a tracer
+ * dying at a syscall stop sends no SIGTRAP). bench/README.md reports
+ * measured rates.
  *
  * @module
  */
@@ -63,11 +77,13 @@ import {
   __WALL,
   AUDIT_ARCH_X86_64,
   decodeStatus,
+  ERESTART_RESTARTBLOCK,
   getRegs,
   getRseqArea,
   getSiginfo,
   getSyscallInfo,
   isRestartCode,
+  NR_RESTART_SYSCALL,
   PR_GET_TIMERSLACK,
   PR_SET_TIMERSLACK,
   prctlSelf,
@@ -112,6 +128,9 @@ export interface SessionOptions {
   /** Longest time one injected call may run before it is interrupted,
    * ms (default 10000). */
   callTimeoutMs?: number;
+  /** Swap the call in at the restart of an interrupted system call
+   * (default true); false always goes through the `syscall` instruction. */
+  inPlace?: boolean;
 }
 
 /** The target's thread exited (or the whole process did) during a hold. */
@@ -124,6 +143,12 @@ export class TargetGone extends SyscallError {
 }
 
 const MINUS_ONE = 0xffffffffffffffffn;
+
+const ARG_REGS = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];
+
+function setArgs(regs: BigUint64Array, args: readonly bigint[]): void {
+  args.forEach((a, i) => regs[ARG_REGS[i]] = BigInt.asUintN(64, a));
+}
 
 /** Signal-delivery stops one wait may pass through (see waitSyscallStop). */
 const MAX_SIGNAL_STOPS = 1000;
@@ -166,6 +191,9 @@ export class PtraceSession {
   readonly #t0: number;
   /** siginfos of signals suppressed during the hold, in arrival order. */
   readonly #signals: Uint8Array[] = [];
+  /** The number the kernel restarts the interrupted call with (its own,
+   * or restart_syscall), when the thread was stopped in one. */
+  readonly #restartNr: bigint | undefined;
   /** At a syscall-exit stop (after a call) rather than the first trap. */
   #atExitStop = false;
   #closed = false;
@@ -186,6 +214,13 @@ export class PtraceSession {
     this.#t0 = t0;
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 2000;
     this.#callTimeoutMs = opts.callTimeoutMs ?? 10000;
+    const orig = BigInt.asIntN(64, saved[REG.orig_rax]);
+    const rax = BigInt.asIntN(64, saved[REG.rax]);
+    if (opts.inPlace !== false && orig >= 0n && isRestartCode(rax)) {
+      this.#restartNr = rax === -BigInt(ERESTART_RESTARTBLOCK)
+        ? BigInt(NR_RESTART_SYSCALL)
+        : orig;
+    }
   }
 
   /**
@@ -292,6 +327,12 @@ export class PtraceSession {
     return this.#closed ? this.#holdMs : performance.now() - this.#t0;
   }
 
+  /** Whether calls are swapped in at the restart of the interrupted
+   * system call (true) or run through the `syscall` instruction. */
+  get inPlace(): boolean {
+    return this.#restartNr !== undefined;
+  }
+
   /** Signals that arrived during the hold so far. */
   get signalsDeferred(): number {
     return this.#signals.length;
@@ -305,31 +346,11 @@ export class PtraceSession {
    */
   call(nr: number, args: readonly bigint[] = []): bigint {
     if (this.#closed) throw new Error("ptrace session is closed");
-    const inj = this.#saved.slice();
-    inj[REG.rip] = this.syscallInsn;
-    inj[REG.rax] = BigInt(nr);
-    inj[REG.orig_rax] = MINUS_ONE;
-    const argRegs = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];
-    args.forEach((a, i) => inj[argRegs[i]] = BigInt.asUintN(64, a));
     try {
       for (;;) {
-        setRegs(this.tid, inj);
-        this.#resume(PTRACE_SYSCALL);
-        const entry = this.#waitSyscallStop(this.#stopTimeoutMs, false);
-        const info = getSyscallInfo(this.tid);
-        if (
-          info.op !== "entry" || info.nr !== BigInt(nr) ||
-          info.ip !== this.syscallInsn + 2n
-        ) {
-          throw new Error(
-            `ptrace: unexpected stop before the injected call (${
-              JSON.stringify(info, (_k, v) =>
-                typeof v === "bigint" ? String(v) : v)
-            }, status ${JSON.stringify(entry)})`,
-          );
-        }
-        this.#resume(PTRACE_SYSCALL);
-        const timedOut = this.#waitSyscallStop(this.#callTimeoutMs, true);
+        const timedOut = this.#restartNr !== undefined
+          ? this.#runInPlace(nr, args)
+          : this.#runInVdso(nr, args);
         const out = getSyscallInfo(this.tid);
         // Back to the saved registers at once: the window in which a
         // killed tracer would leave them changed ends here.
@@ -348,6 +369,58 @@ export class PtraceSession {
       }
     } catch (err) {
       throw this.#abandon(err);
+    }
+  }
+
+  /**
+   * The thread was stopped in a system call the kernel restarts (its
+   * rax is -ERESTART*): let the kernel restart it, and at the entry stop
+   * of the restarted call swap in ours (orig_rax and the arguments). The
+   * registers are changed from that stop to the exit stop only: one stop
+   * fewer in the window than through the vDSO.
+   */
+  #runInPlace(nr: number, args: readonly bigint[]): { interrupted: boolean } {
+    // From an exit stop, interrupt first, so that the way out passes
+    // through get_signal() and the restart logic.
+    if (this.#atExitStop) ptrace(PTRACE_INTERRUPT, this.tid);
+    this.#resume(PTRACE_SYSCALL);
+    const entry = this.#waitSyscallStop(this.#stopTimeoutMs, false);
+    this.#checkEntry(this.#restartNr!, this.#saved[REG.rip], entry);
+    const regs = getRegs(this.tid);
+    regs[REG.orig_rax] = BigInt(nr);
+    setArgs(regs, args);
+    setRegs(this.tid, regs);
+    this.#resume(PTRACE_SYSCALL);
+    return this.#waitSyscallStop(this.#callTimeoutMs, true);
+  }
+
+  /**
+   * Any other stop: run the call through the `syscall` instruction found
+   * in the target's code, with orig_rax -1 so that the restart logic,
+   * which runs before the thread gets there, leaves the registers alone.
+   */
+  #runInVdso(nr: number, args: readonly bigint[]): { interrupted: boolean } {
+    const inj = this.#saved.slice();
+    inj[REG.rip] = this.syscallInsn;
+    inj[REG.rax] = BigInt(nr);
+    inj[REG.orig_rax] = MINUS_ONE;
+    setArgs(inj, args);
+    setRegs(this.tid, inj);
+    this.#resume(PTRACE_SYSCALL);
+    const entry = this.#waitSyscallStop(this.#stopTimeoutMs, false);
+    this.#checkEntry(BigInt(nr), this.syscallInsn + 2n, entry);
+    this.#resume(PTRACE_SYSCALL);
+    return this.#waitSyscallStop(this.#callTimeoutMs, true);
+  }
+
+  #checkEntry(nr: bigint, ip: bigint, status: unknown): void {
+    const info = getSyscallInfo(this.tid);
+    if (info.op !== "entry" || info.nr !== nr || info.ip !== ip) {
+      throw new Error(
+        `ptrace: unexpected stop before the injected call (${
+          JSON.stringify(info, (_k, v) => typeof v === "bigint" ? String(v) : v)
+        }, status ${JSON.stringify(status)})`,
+      );
     }
   }
 

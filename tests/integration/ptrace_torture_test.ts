@@ -35,11 +35,16 @@ Deno.test({
       const regions = tortureRegions(t.ready);
       assertEquals(regions.length, 4);
       let deferred = 0;
+      const paths = { inPlace: 0, vdso: 0 };
       let maxHold = 0;
       const N = 1001;
       for (let i = 0; i < N; i++) {
         const advice = BigInt(i % 2 === 0 ? MADV_MERGEABLE : MADV_UNMERGEABLE);
-        const s = PtraceSession.open(t.pid, { tid: tids[i % tids.length] });
+        // Every thread, both ways of injecting (vDSO-only on odd pairs).
+        const s = PtraceSession.open(t.pid, {
+          tid: tids[i % tids.length],
+          inPlace: (i >> 1) % 2 === 0,
+        });
         try {
           for (const r of regions) {
             assertEquals(
@@ -48,6 +53,7 @@ Deno.test({
             );
           }
           deferred += s.signalsDeferred;
+          paths[s.inPlace ? "inPlace" : "vdso"]++;
         } finally {
           maxHold = Math.max(maxHold, s.close());
         }
@@ -59,11 +65,14 @@ Deno.test({
       await t.send("check");
       const report = await t.line();
       console.log(
-        `torture: ${N} holds, ${deferred} signals deferred, longest hold ${
+        `torture: ${N} holds (${paths.inPlace} swapped in at a restart, ${paths.vdso} through the vDSO), ${deferred} signals deferred, longest hold ${
           maxHold.toFixed(2)
         } ms; target: ${report}`,
       );
       assert(report?.startsWith("ok "), `target reported: ${report}`);
+      // Both ways of injecting were exercised: threads blocked in a call
+      // (restart) and the busy loop (vDSO) or a thread between calls.
+      assert(paths.inPlace > 0 && paths.vdso > 0, JSON.stringify(paths));
       assertEquals((await t.status).code, 0);
     } finally {
       await t.kill();

@@ -2,14 +2,16 @@
  * An injecting process for the signal tests and the SIGKILL measurement:
  * marks the given VMAs of PID mergeable and unmergeable in turn, forever,
  * through the ptrace marker, writing "started" once the first round is
- * done. SIGINT/SIGTERM end it with exit code 130 once the target is
- * detached (the marker's own signal handling).
+ * done. Like the CLI, it catches SIGINT/SIGTERM for its whole life
+ * (guardSignals); a signal during a hold is taken once the target is
+ * detached. It then exits 130.
  *
  *   deno run -A tests/ptrace/injector.ts PID START-END [START-END...]
  *
  * @module
  */
 import { createPtraceMarker } from "../../src/ptrace/marker.ts";
+import { guardSignals } from "../../src/ksm/burst.ts";
 import { ExitCode, MergememError } from "../../src/errors.ts";
 
 const pid = Number(Deno.args[0]);
@@ -17,18 +19,25 @@ const vmas = Deno.args.slice(1).map((a) => {
   const [s, e] = a.split("-");
   return { start: BigInt(s), end: BigInt(e) };
 });
+const guard = guardSignals();
 const m = createPtraceMarker();
+let why = "";
 try {
-  for (let i = 0;; i++) {
-    await m.markProcess(pid, vmas, i % 2 ? "unmerge" : "merge");
+  for (let i = 0; !guard.signal.aborted; i++) {
+    await m.markProcess(pid, vmas, i % 2 ? "unmerge" : "merge", guard.signal);
     if (i === 0) console.log("started");
   }
+  why = `interrupted by ${guard.signal.reason}`;
 } catch (err) {
-  if (err instanceof MergememError && err.exitCode === ExitCode.Interrupted) {
-    console.error(`injector: ${err.message}`);
-    Deno.exit(130);
+  if (
+    !(err instanceof MergememError && err.exitCode === ExitCode.Interrupted)
+  ) {
+    throw err;
   }
-  throw err;
+  why = err.message;
 } finally {
   m.close();
+  guard.dispose();
 }
+console.error(`injector: ${why}; target detached`);
+Deno.exit(130);
