@@ -337,7 +337,8 @@ int main(void)
 	do {
 		n = read(0, line, sizeof(line));
 	} while (n > 0 && strncmp(line, "check", 5) != 0);
-	if (n < 0)
+	/* stdin stays open until after "check": EOF here is a wrong result */
+	if (n <= 0)
 		failf("main_read", n, errno);
 
 	atomic_store(&stop, 1);
