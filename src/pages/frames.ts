@@ -48,14 +48,18 @@ export class FramesHidden extends MergememError {
 
 /**
  * Recognises the zero pages' PFNs through /proc/kpageflags (KPF_ZERO_PAGE).
- * Zero PFNs are cached: the shared zero page never moves, and the huge zero
- * page keeps its frames while anything maps it. Lookups of one call are
- * batched in PFN order, so neighbouring frames share one read. Without a
- * readable kpageflags nothing is taken for a zero page.
+ * Every answer is cached, so that repeated measures of the same processes
+ * look up only new frames: the shared zero page never moves, and the huge
+ * zero page is not anonymous in pagemap (bit 61 set), so it never reaches
+ * the filter; a frame seen once as not a zero page stays so while it is
+ * mapped. Lookups of one call are batched in PFN order, so neighbouring
+ * frames share one read. Without a readable kpageflags nothing is taken
+ * for a zero page.
  */
 export class ZeroPageFilter {
   #file: Deno.FsFile | null | undefined;
   #zero = new Set<number>();
+  #notZero = new Set<number>();
 
   /** `path` is for tests; the default is /proc/kpageflags. */
   constructor(private readonly path = "/proc/kpageflags") {}
@@ -68,7 +72,7 @@ export class ZeroPageFilter {
     const unknown: number[] = [];
     for (const p of candidates) {
       if (this.#zero.has(p)) frames.delete(p);
-      else unknown.push(p);
+      else if (!this.#notZero.has(p)) unknown.push(p);
     }
     if (unknown.length === 0) return;
     if (this.#file === undefined) {
@@ -82,12 +86,14 @@ export class ZeroPageFilter {
     const pfns = Float64Array.from(unknown).sort();
     const order = new Uint32Array(pfns.length);
     for (let i = 0; i < order.length; i++) order[i] = i;
+    // Bounded: a long-lived filter forgets, and looks up again.
+    if (this.#notZero.size > NOT_ZERO_MAX) this.#notZero.clear();
     lookupKpageflagsOrdered(this.#file, pfns, order, pfns.length, (i, lo) => {
       if (lo & (1 << KPF_ZERO_PAGE)) {
         this.#zero.add(pfns[i]);
         frames.delete(pfns[i]);
-      }
-    });
+      } else this.#notZero.add(pfns[i]);
+    }, 16);
   }
 
   /** Closes kpageflags. The filter can be used again afterwards. */
@@ -96,6 +102,9 @@ export class ZeroPageFilter {
     this.#file = undefined;
   }
 }
+
+/** Frames remembered as not zero pages, at most (about 40 MiB). */
+const NOT_ZERO_MAX = 1 << 22;
 
 /** pagemap entries read per call. */
 const CHUNK = 65536;
