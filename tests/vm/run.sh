@@ -249,11 +249,14 @@ run_vm() {
 		local khz
 		khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
 		append+=" tsc_early_khz=$khz"
-		qemu=(-M microvm)
+		qemu=(-M microvm,mem-merge=off)
 	else
 		dev=virtio-9p-pci
-		qemu=(-M pc)
+		qemu=(-M pc,mem-merge=off)
 	fi
+	# mem-merge=off: QEMU marks guest RAM mergeable by default, which
+	# would put the guests' memory into the host's KSM, slowing every host
+	# burst (tests and benchmarks) down while a VM runs.
 	# shellcheck disable=SC2054 # commas are QEMU's
 	qemu+=(-accel tcg,thread=multi -cpu max -smp 2 -m 2G
 		-nodefaults -no-user-config -display none -no-reboot -nic none
