@@ -70,13 +70,23 @@ export {
   readProcessKsm,
 } from "./ksm/process.ts";
 export {
+  type ChooseOptions,
+  choosePlan,
   DEFAULT_MIN_SAVING,
   type MergePlan,
   planMerge,
   type PlannedVma,
   type PlanOptions,
+  type PlanScan,
+  type PlanScanOptions,
   type ProcessPlan,
+  scanForPlan,
 } from "./merge/plan.ts";
+export {
+  chooseDomain,
+  type DomainChoice,
+  type DomainPolicy,
+} from "./merge/trust.ts";
 export {
   createModuleMarker,
   type EngineChoice,
@@ -104,6 +114,7 @@ export {
   type MergeProcessReport,
   type MergeProgress,
   type MergeReport,
+  type TrustDomainReport,
 } from "./merge/merge.ts";
 export {
   unmerge,

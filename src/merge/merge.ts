@@ -446,7 +446,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
         lockTimeoutSeconds: opts.lockTimeoutSeconds,
         onLockWait: opts.onLockWait,
         runDir: opts.runDir,
-        lockHolder: `mergemem merge (pid ${Deno.pid})`,
+        lockHolder: "mergemem merge",
         signal,
       }, async (held) => {
         warnings.push(...held.warnings);

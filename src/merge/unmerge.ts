@@ -118,7 +118,7 @@ export async function unmerge(opts: UnmergeOptions): Promise<UnmergeReport> {
     lockTimeoutSeconds: opts.lockTimeoutSeconds,
     onLockWait: opts.onLockWait,
     runDir: opts.runDir,
-    lockHolder: `mergemem unmerge (pid ${Deno.pid})`,
+    lockHolder: "mergemem unmerge",
   }, async (held) => {
     const r = await unmergeLocked(opts);
     r.warnings.unshift(...held.warnings);
