@@ -54,7 +54,7 @@ export interface Mapping {
 }
 
 /** Pseudo-files that are not memory to merge. */
-export const SPECIAL_NAMES: ReadonlySet<string> = new Set([
+const SPECIAL_NAMES: ReadonlySet<string> = new Set([
   "[vvar]",
   "[vvar_vclock]",
   "[vsyscall]",
@@ -67,7 +67,7 @@ export const SPECIAL_NAMES: ReadonlySet<string> = new Set([
  * sh shared, ms may-share, io I/O, pf PFN map, de don't-expand (special),
  * ht hugetlb, mm mixed map, dx DAX.
  */
-export const KSM_INCOMPATIBLE_FLAGS: ReadonlySet<string> = new Set([
+const KSM_INCOMPATIBLE_FLAGS: ReadonlySet<string> = new Set([
   "sh",
   "ms",
   "io",
@@ -83,7 +83,7 @@ const HEADER =
 const DELETED = " (deleted)";
 
 /** Parses one maps line; null if it is not one. */
-export function parseMapsLine(line: string): Mapping | null {
+function parseMapsLine(line: string): Mapping | null {
   const m = HEADER.exec(line);
   if (!m) return null;
   let path = m[7] ?? "";

@@ -11,7 +11,7 @@ import { errnoCode, SyscallError } from "../errors.ts";
 import { errno, errnoName, lib } from "../ffi/libc.ts";
 
 /** The kernel's limit on iovecs per call. */
-export const IOV_MAX = 1024;
+const IOV_MAX = 1024;
 
 /** errno values that mean "this process cannot be read at all". */
 const FATAL = new Set(["ESRCH", "EPERM", "EACCES"]);
@@ -145,7 +145,7 @@ export function readBatchSync(pid: number, b: ReadBatch, ok: Uint8Array): void {
 }
 
 /** Reads a batch one page per call, marking each page's outcome. */
-export function readPagewise(pid: number, b: ReadBatch, ok: Uint8Array): void {
+function readPagewise(pid: number, b: ReadBatch, ok: Uint8Array): void {
   const local = new BigUint64Array(2);
   const remote = new BigUint64Array(2);
   const ps = BigInt(b.pageSize);

@@ -127,7 +127,7 @@ let batch: ReadBatch | undefined;
 let okBuf = new Uint8Array(0);
 
 /** Answers a request of the helper protocol. */
-export function hashRequest(q: HashRequest): HashReply {
+function hashRequest(q: HashRequest): HashReply {
   if (
     !batch || batch.capacity !== q.batchPages || batch.pageSize !== q.pageSize
   ) {

@@ -322,7 +322,7 @@ interface OwnRuns {
  * Splits runs after their first `first` pages: returns the runs of those
  * pages, the runs of the rest (copies), and the rest's page count.
  */
-export function splitRuns(
+function splitRuns(
   runs: PageRuns,
   first: number,
   pageSize: number,
