@@ -123,7 +123,7 @@ export interface SessionOptions {
   /** A `syscall` instruction's address in the target (default: found in
    * its vDSO). */
   syscallInsn?: bigint;
-  /** Longest wait for a stop the engine asked for, ms (default 2000). */
+  /** Longest wait for a stop the engine asked for, ms (default 5000: a thread may wait that long for a CPU on a loaded host). */
   stopTimeoutMs?: number;
   /** Longest time one injected call may run before it is interrupted,
    * ms (default 10000). */
@@ -212,7 +212,7 @@ export class PtraceSession {
     this.syscallInsn = insn;
     this.#saved = saved;
     this.#t0 = t0;
-    this.#stopTimeoutMs = opts.stopTimeoutMs ?? 2000;
+    this.#stopTimeoutMs = opts.stopTimeoutMs ?? 5000;
     this.#callTimeoutMs = opts.callTimeoutMs ?? 10000;
     const orig = BigInt.asIntN(64, saved[REG.orig_rax]);
     const rax = BigInt.asIntN(64, saved[REG.rax]);
@@ -233,7 +233,7 @@ export class PtraceSession {
     settleStragglers();
     let tid = opts.tid ?? checkTarget(pid).tid;
     const insn = opts.syscallInsn ?? findSyscallInsn(pid);
-    const stopMs = opts.stopTimeoutMs ?? 2000;
+    const stopMs = opts.stopTimeoutMs ?? 5000;
     for (let attempt = 0;; attempt++) {
       try {
         ptrace(PTRACE_SEIZE, tid, 0n, BigInt(PTRACE_O_TRACESYSGOOD));
