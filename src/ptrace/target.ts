@@ -226,7 +226,17 @@ export function readMem(pid: number, addr: bigint, len: number): Uint8Array {
  * only read, never written.
  */
 export function findSyscallInsn(pid: number): bigint {
-  const maps = readProc(`/proc/${pid}/maps`).split("\n");
+  let text: string;
+  try {
+    text = readProc(`/proc/${pid}/maps`);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === "ENOENT" || code === "ESRCH") {
+      throw processGone("read", `/proc/${pid}/maps`);
+    }
+    throw err;
+  }
+  const maps = text.split("\n");
   const exec = maps
     .map((l) => /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(l))
     .filter((m): m is RegExpExecArray => m !== null && m[3][2] === "x")
@@ -254,5 +264,7 @@ export function findSyscallInsn(pid: number): bigint {
       }
     }
   }
+  // No executable mapping at all: its mm is gone (it is exiting).
+  if (exec.length === 0) throw processGone("read", `/proc/${pid}/maps`);
   throw new ProcessSkipped(pid, "no syscall instruction found in its code");
 }
