@@ -250,12 +250,14 @@ export function findSyscallInsn(pid: number): bigint {
   exec.sort((a, b) =>
     (a.name === "[vdso]" ? 0 : 1) - (b.name === "[vdso]" ? 0 : 1)
   );
+  let unreadable = 0;
   for (const m of exec) {
     const len = Number(m.end - m.start);
     let bytes: Uint8Array;
     try {
       bytes = readMem(pid, m.start, Math.min(len, 1 << 20));
     } catch {
+      unreadable++;
       continue;
     }
     for (let i = 0; i + 1 < bytes.length; i++) {
@@ -264,7 +266,9 @@ export function findSyscallInsn(pid: number): bigint {
       }
     }
   }
-  // No executable mapping at all: its mm is gone (it is exiting).
-  if (exec.length === 0) throw processGone("read", `/proc/${pid}/maps`);
+  // No executable mapping, or none readable: its mm is gone (exiting).
+  if (exec.length === unreadable) {
+    throw processGone("read", `/proc/${pid}/maps`);
+  }
   throw new ProcessSkipped(pid, "no syscall instruction found in its code");
 }
