@@ -148,9 +148,18 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     if (idle !== undefined) clearTimeout(idle);
     idle = undefined;
     helper ??= new Promise((resolve, reject) => {
-      const w = new Worker(new URL("./hash_worker.ts", import.meta.url), {
-        type: "module",
-      });
+      const url = new URL("./hash_worker.ts", import.meta.url);
+      // A bundled build has no such module next to it: no helper then
+      // (and no "module not found" from the worker on stderr).
+      if (url.protocol === "file:") {
+        try {
+          Deno.statSync(url);
+        } catch {
+          reject(new Error("hash helper: no hash_worker.ts"));
+          return;
+        }
+      }
+      const w = new Worker(url, { type: "module" });
       worker = w;
       w.onmessage = () => resolve(w); // "ready"
       w.onerror = (e) => {
