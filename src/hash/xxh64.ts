@@ -23,6 +23,23 @@ const { h64Raw } = await xxhash();
 const cell64 = new BigUint64Array(1);
 const cell32 = new Uint32Array(cell64.buffer);
 
+// One Uint8Array view per page of each buffer hashed, made once: a view
+// per page per call would be garbage the size of the table.
+const viewCache = new WeakMap<ArrayBufferLike, Uint8Array[]>();
+
+/** The page views of words' whole buffer (page-aligned offsets). */
+function pageViews(words: Uint32Array, pageSize: number): Uint8Array[] {
+  let v = viewCache.get(words.buffer);
+  if (!v || v.length === 0 || v[0].length !== pageSize) {
+    v = [];
+    for (let o = 0; o + pageSize <= words.buffer.byteLength; o += pageSize) {
+      v.push(new Uint8Array(words.buffer, o, pageSize));
+    }
+    viewCache.set(words.buffer, v);
+  }
+  return v;
+}
+
 /** XXH64 (seed 0) of any bytes. */
 export function xxh64(data: Uint8Array): bigint {
   return h64Raw(data, 0n);
@@ -35,9 +52,13 @@ export const xxh64Checksum: Checksum = {
   digest: xxh64,
   hashPages(words, byteOffset, count, pageSize, out, outIndex) {
     const n = pageSize >>> 2;
-    const bytes = new Uint8Array(words.buffer, words.byteOffset);
+    const views = pageViews(words, pageSize);
+    const first = (words.byteOffset + byteOffset) / pageSize;
     for (let k = 0, w = byteOffset >>> 2; k < count; k++, w += n) {
-      cell64[0] = h64Raw(bytes.subarray(w * 4, w * 4 + pageSize), 0n);
+      const v = Number.isInteger(first)
+        ? views[first + k]
+        : new Uint8Array(words.buffer, words.byteOffset + w * 4, pageSize);
+      cell64[0] = h64Raw(v, 0n);
       out.hashLo[outIndex + k] = cell32[0];
       out.hashHi[outIndex + k] = cell32[1];
       out.flags[outIndex + k] = hashedFlags(isZero(words, w, n));
