@@ -15,7 +15,7 @@
 export interface PageColumns {
   /** The page's mapping (an index into the caller's mapping list, which
    * is in scan order: processes by pid, mappings by address). */
-  mapping: Uint32Array;
+  mapping: Uint16Array | Uint32Array;
   /** The page's index within its mapping. */
   page: Uint32Array;
   /** The PFN, a stand-in, or 0 (see above). */

@@ -1,6 +1,6 @@
 /**
  * The page table of a scan: one row per hashed candidate page, stored as
- * columns of typed arrays (21 bytes a page) instead of one object a page,
+ * columns of typed arrays (19 bytes a page) instead of one object a page,
  * so that a scan of millions of pages stays small.
  *
  * @module
@@ -12,8 +12,12 @@ export interface PageTable {
   length: number;
   /** Rows allocated. */
   capacity: number;
-  /** Index of the page's mapping in the scan's mapping list. */
-  mapIdx: Uint32Array;
+  /**
+   * Index of the page's mapping in the scan's mapping list. A Uint16Array
+   * (2 bytes a page) until a value of 2^16 or more is stored through
+   * {@link setMapIdx}, which widens it to a Uint32Array.
+   */
+  mapIdx: Uint16Array | Uint32Array;
   /** The page's index within its mapping. */
   pageIdx: Uint32Array;
   /**
@@ -36,7 +40,7 @@ export function newTable(capacity: number): PageTable {
   return {
     length: 0,
     capacity,
-    mapIdx: new Uint32Array(capacity),
+    mapIdx: new Uint16Array(capacity),
     pageIdx: new Uint32Array(capacity),
     pfn: new Uint32Array(capacity),
     hashLo: new Uint32Array(capacity),
@@ -45,7 +49,9 @@ export function newTable(capacity: number): PageTable {
   };
 }
 
-function grown<T extends Uint32Array | Float64Array | Uint8Array>(
+function grown<
+  T extends Uint16Array | Uint32Array | Float64Array | Uint8Array,
+>(
   a: T,
   n: number,
   cap: number,
@@ -53,6 +59,16 @@ function grown<T extends Uint32Array | Float64Array | Uint8Array>(
   const b = new (a.constructor as new (n: number) => T)(cap);
   b.set(a.subarray(0, n));
   return b;
+}
+
+/** Stores a mapping index at row `i`, widening the column if needed. */
+export function setMapIdx(t: PageTable, i: number, v: number): void {
+  if (v > 0xffff && !(t.mapIdx instanceof Uint32Array)) {
+    const w = new Uint32Array(t.capacity);
+    w.set(t.mapIdx);
+    t.mapIdx = w;
+  }
+  t.mapIdx[i] = v;
 }
 
 /** Stores a PFN (or stand-in) at row `i`, widening the column if needed. */
@@ -70,7 +86,7 @@ export function reserve(t: PageTable, extra: number): void {
   const need = t.length + extra;
   if (need <= t.capacity) return;
   const cap = Math.max(need, Math.ceil(t.capacity * 1.5));
-  t.mapIdx = grown(t.mapIdx, t.length, cap);
+  t.mapIdx = grown<Uint16Array | Uint32Array>(t.mapIdx, t.length, cap);
   t.pageIdx = grown(t.pageIdx, t.length, cap);
   t.pfn = grown<Uint32Array | Float64Array>(t.pfn, t.length, cap);
   t.hashLo = grown(t.hashLo, t.length, cap);

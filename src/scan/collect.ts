@@ -9,7 +9,7 @@
  */
 import { processGone } from "../errors.ts";
 import type { MappingRef } from "../dedup/analyze.ts";
-import { type PageTable, reserve, setPfn } from "../dedup/table.ts";
+import { type PageTable, reserve, setMapIdx, setPfn } from "../dedup/table.ts";
 import { PAGE_EXCLUSIVE, PAGE_HASHED, PAGE_PIN_OK } from "../pages/flags.ts";
 import {
   PM_EXCLUSIVE_HI,
@@ -159,7 +159,7 @@ export async function collectPages(
               if ((hi & PM_PRESENT_HI) === 0 || (hi & PM_FILE_HI)) continue;
               const exclusive = (hi & PM_EXCLUSIVE_HI) !== 0;
               if ((pinOk && exclusive) !== pinned) continue;
-              table.mapIdx[row] = g;
+              setMapIdx(table, row, g);
               table.pageIdx[row] = off + k;
               setPfn(
                 table,

@@ -90,7 +90,7 @@ export interface ScanPages {
   /** The scan's mappings: row i lies in mappings[mapping[i]]. */
   mappings: readonly MappingRef[];
   /** Index into `mappings` per row. */
-  mapping: Uint32Array;
+  mapping: Uint16Array | Uint32Array;
   /** The page's index within its mapping. */
   page: Uint32Array;
   /**
