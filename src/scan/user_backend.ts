@@ -7,12 +7,12 @@
  * being read on another thread (the nonblocking process_vm_readv_async)
  * while batch N is hashed here, with two buffers in turn; errno cannot be
  * read from that thread, so a failed or short asynchronous read is simply
- * redone synchronously. Measured, this phase then runs at the speed of a
- * plain process_vm_readv loop. Pages not to pin are read synchronously, so
- * a call with many of them gives half to a helper thread (a Worker,
- * hash_worker.ts) that reads and hashes them itself. The helper is started
- * on first use and stopped after a short idle time (or by dispose()), so
- * it never keeps a finished program alive for long.
+ * redone synchronously (giving half of these pages to the helper thread
+ * as well measured no faster: bench/README.md). Pages not to pin are read
+ * synchronously, so a call with many of them gives half to a helper thread
+ * (a Worker, hash_worker.ts) that reads and hashes them itself. The helper
+ * is started on first use and stopped after a short idle time (or by
+ * dispose()), so it never keeps a finished program alive for long.
  *
  * @module
  */
@@ -265,7 +265,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
       let total = 0;
       for (let i = 0; i < runs.count; i++) total += runs.pages[i];
       // Pages that may be pinned: read on another thread while this one
-      // hashes (two cores busy already, as fast as a plain read).
+      // hashes (two cores busy already; the helper measured no faster).
       if (!runs.noPin) return await hashHere(pid, runs, out);
       // The others go through /proc/PID/mem, synchronously: with the
       // helper, half here and half there.
