@@ -35,6 +35,7 @@
  *
  * @module
  */
+import { sleep } from "./sleep.ts";
 import { ExitCode, MergememError } from "../errors.ts";
 import { removeJournal, RUN_DIR, writeJournal } from "./journal.ts";
 import { type KsmLockOptions, withKsmLock } from "./lock.ts";
@@ -168,21 +169,6 @@ export const STALL_SCANS_SMART = 20;
 
 /** progress() runs at most once per this many times its own cost. */
 export const PROGRESS_COST_FACTOR = 5;
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const onAbort = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /** Tries to set smart_scan=0; false when the kernel has none or refused. */
 function smartScanOff(before: Record<string, string>, dir: string): boolean {
@@ -320,7 +306,7 @@ async function burstLocked(
         ended = "timeout";
         break;
       }
-      await delay(
+      await sleep(
         Math.max(0, Math.min(nextSample, deadline) - performance.now()),
         opts.signal,
       );

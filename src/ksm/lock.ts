@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { sleep } from "./sleep.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { ExitCode, MergememError, SyscallError } from "../errors.ts";
 import {
@@ -157,21 +158,6 @@ function describeHolder(h: LockHolder | undefined, path: string): string {
   return h
     ? `pid ${h.pid} (${h.command}) holding ${path}`
     : `another mergemem run holding ${path}`;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const onAbort = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function take(fd: number, path: string, holder: string | undefined): Token {
