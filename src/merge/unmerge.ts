@@ -20,7 +20,11 @@ import {
 } from "./marker.ts";
 import { guardSignals, runBurst } from "../ksm/burst.ts";
 import { type KsmLockOptions, withKsmLock } from "../ksm/lock.ts";
-import { mergingPages, readMergeableMappings } from "../ksm/process.ts";
+import {
+  mergingPages,
+  readMergeableMappings,
+  readProcessKsm,
+} from "../ksm/process.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
 import { readComm } from "../proc/info.ts";
 import { VERSION } from "../version.ts";
@@ -165,8 +169,15 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
         start: BigInt(m.startHex),
         end: BigInt(m.endHex),
       }));
-      if (vmas.length === 0) continue;
+      // A process marked whole (PR_SET_MEMORY_MERGE, --whole-process)
+      // would mark its new mappings again: clear that first. ksm_stat
+      // shows it from 6.18 on; older kernels cannot tell (README).
+      const mergeAny = readProcessKsm(pid)?.stat.ksm_merge_any === "yes";
+      if (vmas.length === 0 && !mergeAny) continue;
       try {
+        if (mergeAny && marker.markWholeProcess) {
+          await marker.markWholeProcess(pid, false);
+        }
         const r = await marker.markProcess(pid, vmas, "unmerge");
         row.vmas_unmarked = r.vmasChanged;
         row.bytes_unmarked = r.bytesChanged;

@@ -85,8 +85,12 @@ async function endToEnd(wholeProcess: boolean) {
     }
     const u = await unmerge({ pids, engine: "ptrace", noRefresh: true });
     assertEquals(u.engine, "ptrace");
-    if (!wholeProcess) {
-      for (const pid of pids) assertEquals(readMergeableMappings(pid), []);
+    // Unmerge also clears a whole-process mark, so nothing is marked again.
+    for (const pid of pids) {
+      assertEquals(readMergeableMappings(pid), []);
+      if (wholeProcess) {
+        assertEquals(readProcessKsm(pid)?.stat.ksm_merge_any, "no");
+      }
     }
     assertEquals(KNOBS.map(ksmFile), before);
   } finally {
