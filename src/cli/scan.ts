@@ -180,6 +180,14 @@ export async function run(args: string[]): Promise<number> {
     printReport(result, top, noSelector(selection));
   }
   for (const w of result.warnings) console.error(`mergemem: warning: ${w}`);
+  if (!values.json) {
+    // Both back-ends look pages up with GUP, which marks them accessed
+    // (FOLL_TOUCH; kmod's uapi header): say what frequent scans cost.
+    console.error(
+      "mergemem: note: reading a page marks it accessed; scanning often " +
+        "keeps the scanned memory looking hot to reclaim",
+    );
+  }
 
   if (skipped.length > 0) {
     console.error(
