@@ -20,6 +20,22 @@ export interface WorkerSpec {
   user?: { uid: number; gid: number };
 }
 
+/**
+ * The layout most scan tests use: pages of each kind per worker. The kinds'
+ * sizes differ so that a miscount of one kind cannot pass for another.
+ */
+export const D = 8, U = 5, C = 6, Z = 4, R = 3, T = 7;
+
+/** {@link D} … {@link T} as a {@link WorkerSpec}. */
+export const STANDARD_SPEC: WorkerSpec = {
+  dup: D,
+  unique: U,
+  common: C,
+  zero: Z,
+  zeroRead: R,
+  untouched: T,
+};
+
 /** A running worker. */
 export interface Worker {
   pid: number;

@@ -10,18 +10,20 @@ import { deepStrictEqual as eq, ok } from "node:assert/strict";
 import { createKernelBackend } from "../../src/kmod/backend.ts";
 import { scan } from "../../src/scan/mod.ts";
 import type { ProcessResult } from "../../src/scan/mod.ts";
-import { startWorker, type Worker } from "../helpers/workers.ts";
+import {
+  C,
+  D,
+  R,
+  STANDARD_SPEC,
+  startWorker,
+  T,
+  U,
+  type Worker,
+  Z,
+} from "../helpers/workers.ts";
 import { startChurnServer } from "../helpers/churn.ts";
 
-const D = 8, U = 5, C = 6, Z = 4, R = 3, T = 7;
-const SPEC = {
-  dup: D,
-  unique: U,
-  common: C,
-  zero: Z,
-  zeroRead: R,
-  untouched: T,
-};
+const SPEC = STANDARD_SPEC;
 const P = D + U + C + Z + R;
 const row = (dup: number, shared: number, save: number) => ({
   present: P,

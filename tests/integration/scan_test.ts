@@ -5,18 +5,20 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { scan } from "../../src/scan/mod.ts";
 import type { ProcessResult, ScanResult } from "../../src/scan/mod.ts";
-import { startWorker, testUser, type Worker } from "../helpers/workers.ts";
+import {
+  C,
+  D,
+  R,
+  STANDARD_SPEC,
+  startWorker,
+  T,
+  testUser,
+  U,
+  type Worker,
+  Z,
+} from "../helpers/workers.ts";
 
-// Pages per kind in each worker's region.
-const D = 8, U = 5, C = 6, Z = 4, R = 3, T = 7;
-const SPEC = {
-  dup: D,
-  unique: U,
-  common: C,
-  zero: Z,
-  zeroRead: R,
-  untouched: T,
-};
+const SPEC = STANDARD_SPEC;
 
 /** Three plain workers and one that forks (parent P, child Q), in pid order. */
 async function startSet(

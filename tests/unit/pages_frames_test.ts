@@ -5,17 +5,18 @@
 import { deepStrictEqual as eq } from "node:assert/strict";
 import { distinctFrames, ZeroPageFilter } from "../../src/pages/frames.ts";
 import { systemPageSize } from "../../src/pages/pagesize.ts";
-import { startWorker } from "../helpers/workers.ts";
+import {
+  C,
+  D,
+  R,
+  STANDARD_SPEC,
+  startWorker,
+  T,
+  U,
+  Z,
+} from "../helpers/workers.ts";
 
-const D = 8, U = 5, C = 6, Z = 4, R = 3, T = 7;
-const SPEC = {
-  dup: D,
-  unique: U,
-  common: C,
-  zero: Z,
-  zeroRead: R,
-  untouched: T,
-};
+const SPEC = STANDARD_SPEC;
 const PAGES = D + U + C + Z + R + T;
 
 function region(addr: string) {
