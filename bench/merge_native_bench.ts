@@ -31,6 +31,7 @@
  *
  * @module
  */
+import { cpuSeconds, ksmdPid } from "./ksmd.ts";
 import { parseArgs } from "node:util";
 import { startWorker, type Worker } from "../tests/integration/ksm_helpers.ts";
 import { merge } from "../src/merge/merge.ts";
@@ -49,34 +50,12 @@ const W = Number(values.workers);
 const PAGES = Number(values.mib) * 256;
 const AFTER = Number(values.after);
 const KSM = "/sys/kernel/mm/ksm";
-const TICK = 100; // USER_HZ
 const KNOBS = ["pages_to_scan", "sleep_millisecs", "run"]; // restore order
 
 const ksm = (n: string) => Deno.readTextFileSync(`${KSM}/${n}`).trim();
 const setKsm = (n: string, v: string) =>
   Deno.writeTextFileSync(`${KSM}/${n}`, v);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function ksmdPid(): number {
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).trim() === "ksmd") {
-        return Number(e.name);
-      }
-    } catch {
-      // gone
-    }
-  }
-  throw new Error("no ksmd thread");
-}
-
-/** utime + stime of a task, in seconds. */
-function cpuSeconds(pid: number | "self"): number {
-  const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / TICK;
-}
 
 interface Row {
   config: string;
