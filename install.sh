@@ -178,7 +178,7 @@ install_module() {
 	fi
 	if ! have dkms || ! [ -d "/lib/modules/$kver/build" ]; then
 		warn "no dkms or no headers for the running kernel $kver (apt-get install dkms linux-headers-$kver):"
-		warn "the module is not installed; 'mergemem scan' works without it, 'merge' needs it"
+		warn "the module is not installed; 'mergemem scan' works without it, and 'merge' marks memory with its ptrace engine instead"
 		return 0
 	fi
 	rm -rf "$dkms_src"
