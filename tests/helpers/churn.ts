@@ -6,6 +6,7 @@
  * @module
  */
 import { ok } from "node:assert/strict";
+import { compileC } from "./gcc.ts";
 
 /** A running churn server. */
 export interface ChurnServer {
@@ -17,21 +18,11 @@ export interface ChurnServer {
   stop(): Promise<void>;
 }
 
-let built: string | undefined;
-
 /** Compiles the churn server once per test process. */
-export async function buildChurnServer(): Promise<string> {
-  if (built) return built;
-  const dir = await Deno.makeTempDir({ prefix: "mergemem-churn-" });
-  const out = `${dir}/scan_churn_server`;
-  const src =
-    new URL("../integration/scan_churn_server.c", import.meta.url).pathname;
-  const r = await new Deno.Command("gcc", {
-    args: ["-O2", "-Wall", "-o", out, src],
-  }).output();
-  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
-  built = out;
-  return out;
+export function buildChurnServer(): Promise<string> {
+  return Promise.resolve(
+    compileC(new URL("../integration/scan_churn_server.c", import.meta.url)),
+  );
 }
 
 /** Starts a churn server with `children` children over `pages` pages. */

@@ -5,22 +5,12 @@
  * @module
  */
 
-const here = new URL(".", import.meta.url).pathname;
-
+import { compileC } from "../helpers/gcc.ts";
 export { haveGcc } from "../helpers/gcc.ts";
-
-let workerBin: string | undefined;
 
 /** Compiles the worker once per test process; returns its path. */
 export function workerBinary(): string {
-  if (workerBin) return workerBin;
-  const out = Deno.makeTempFileSync({ prefix: "ksm_worker_" });
-  const r = new Deno.Command("gcc", {
-    args: ["-O2", "-Wall", "-o", out, `${here}ksm_worker.c`],
-  }).outputSync();
-  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
-  workerBin = out;
-  return out;
+  return compileC(new URL("ksm_worker.c", import.meta.url));
 }
 
 /** A running worker. */

@@ -16,7 +16,6 @@ import {
   R,
   STANDARD_SPEC,
   startWorker,
-  T,
   U,
   type Worker,
   Z,

@@ -11,7 +11,6 @@ import {
   R,
   STANDARD_SPEC,
   startWorker,
-  T,
   testUser,
   U,
   type Worker,

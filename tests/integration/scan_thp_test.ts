@@ -13,6 +13,7 @@ import { readEntries } from "../../src/pages/pagemap.ts";
 import { pfnOf } from "../../src/pages/pagemap.ts";
 import { systemPageSize } from "../../src/pages/pagesize.ts";
 import { scan } from "../../src/scan/mod.ts";
+import { compileC } from "../helpers/gcc.ts";
 import type { HashBackend, ProcessResult } from "../../src/scan/mod.ts";
 
 /** Pages rewritten by the child (from page 200 of the first huge page). */
@@ -27,13 +28,7 @@ interface ThpWorker {
 }
 
 async function startThpWorker(): Promise<ThpWorker> {
-  const dir = await Deno.makeTempDir({ prefix: "mergemem-thp-" });
-  const bin = `${dir}/scan_thp_worker`;
-  const src = new URL("./scan_thp_worker.c", import.meta.url).pathname;
-  const b = await new Deno.Command("gcc", {
-    args: ["-O2", "-Wall", "-o", bin, src],
-  }).output();
-  if (!b.success) throw new Error(new TextDecoder().decode(b.stderr));
+  const bin = compileC(new URL("./scan_thp_worker.c", import.meta.url));
   const proc = new Deno.Command(bin, {
     args: [String(W)],
     stdin: "piped",

@@ -4,24 +4,12 @@
  *
  * @module
  */
+import { compileC } from "../helpers/gcc.ts";
 export { haveGcc } from "../helpers/gcc.ts";
-
-const here = new URL(".", import.meta.url).pathname;
-const built = new Map<string, string>();
 
 /** Compiles tests/ptrace/NAME.c once per test process; returns its path. */
 export function buildTarget(name: string): string {
-  const have = built.get(name);
-  if (have) return have;
-  const dir = Deno.makeTempDirSync({ prefix: "mergemem-ptrace-" });
-  Deno.chmodSync(dir, 0o755);
-  const out = `${dir}/${name}`;
-  const r = new Deno.Command("gcc", {
-    args: ["-O2", "-Wall", "-pthread", "-o", out, `${here}${name}.c`],
-  }).outputSync();
-  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
-  built.set(name, out);
-  return out;
+  return compileC(new URL(`${name}.c`, import.meta.url));
 }
 
 /** A running C target. */
