@@ -22,7 +22,7 @@
  */
 import { cpuSeconds, ksmdPid } from "./ksmd.ts";
 import { parseArgs } from "node:util";
-import { startWorker, type Worker } from "../tests/integration/ksm_helpers.ts";
+import { startWorker, type Worker } from "../tests/helpers/workers.ts";
 import { merge } from "../src/merge/merge.ts";
 
 const { values } = parseArgs({
@@ -77,7 +77,9 @@ async function measure(
 ): Promise<Row> {
   await resetKsm();
   const ws: Worker[] = [];
-  for (let i = 0; i < W; i++) ws.push(await startWorker(PAGES, 77, { optin }));
+  for (let i = 0; i < W; i++) {
+    ws.push(await startWorker({ common: PAGES, seed: 77, optin }));
+  }
   const achievable = (W - 1) * PAGES;
   const goal = Math.ceil(0.95 * achievable);
   const ksmd = ksmdPid();

@@ -7,7 +7,7 @@
  *
  * Compares, on fresh workers each time (--workers processes with --mib MiB
  * each of content identical across them and distinct within one,
- * tests/integration/ksm_worker.c), in one run:
+ * tests/helpers/worker.c), in one run:
  *
  * - "mergemem": workers do not opt in; merge() with engine "ptrace": scan
  *   (user back-end), mark (the workers call madvise themselves, injected),
@@ -33,7 +33,7 @@
  */
 import { cpuSeconds, ksmdPid } from "./ksmd.ts";
 import { parseArgs } from "node:util";
-import { startWorker, type Worker } from "../tests/integration/ksm_helpers.ts";
+import { startWorker, type Worker } from "../tests/helpers/workers.ts";
 import { merge } from "../src/merge/merge.ts";
 import { mergingPages } from "../src/ksm/process.ts";
 import { withKsmLock } from "../src/ksm/lock.ts";
@@ -86,7 +86,7 @@ async function measure(
       const ws: Worker[] = [];
       try {
         for (let i = 0; i < W; i++) {
-          ws.push(await startWorker(PAGES, 77, { optin }));
+          ws.push(await startWorker({ common: PAGES, seed: 77, optin }));
         }
         const others = Number(ksm("pages_shared")) +
           Number(ksm("pages_unshared")) + Number(ksm("pages_volatile"));

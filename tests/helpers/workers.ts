@@ -1,12 +1,14 @@
 /**
  * Test helpers: build tests/helpers/worker.c with gcc and run workers with
- * exactly known memory (see worker.c for the layout).
+ * exactly known memory (see worker.c for the layout and the commands), for
+ * the scan, KSM and merge tests and the benchmarks.
  *
  * @module
  */
 import { compileC } from "./gcc.ts";
+import { runAs, type User } from "./run_as.ts";
 
-/** Pages of each kind in a worker's region. */
+/** Pages of each kind in a worker's region, and how it runs. */
 export interface WorkerSpec {
   dup?: number;
   unique?: number;
@@ -14,11 +16,17 @@ export interface WorkerSpec {
   zero?: number;
   zeroRead?: number;
   untouched?: number;
+  /** Seed of the COMMON pages: workers with the same seed share them (0). */
+  seed?: number;
+  /** Unique pages in a mapping of their own, which a merge leaves out. */
+  uniqueApart?: number;
+  /** The worker marks its mappings MADV_MERGEABLE itself. */
+  optin?: boolean;
   fork?: boolean;
   /** Region address (default 0x100000000, below every other mapping). */
   addr?: number;
-  /** Run as this uid/gid (via setpriv). */
-  user?: { uid: number; gid: number };
+  /** Run as this uid/gid. */
+  user?: User;
 }
 
 /**
@@ -45,6 +53,10 @@ export interface Worker {
   /** The region's start, "0x..." as in scan results. */
   addr: string;
   pages: number;
+  /** Checksum of the COMMON pages when it started, as `sum` prints it. */
+  checksum: string;
+  /** Sends one command line (worker.c) and returns the reply line. */
+  command(cmd: string): Promise<string>;
   /** Ends the worker (and its child). */
   stop(): Promise<void>;
 }
@@ -57,47 +69,52 @@ export function buildWorker(): Promise<string> {
 /** Starts a worker and waits for its READY line. */
 export async function startWorker(spec: WorkerSpec): Promise<Worker> {
   const bin = await buildWorker();
-  const args = [
-    (spec.addr ?? 0x100000000).toString(16),
-    String(spec.dup ?? 0),
-    String(spec.unique ?? 0),
-    String(spec.common ?? 0),
-    String(spec.zero ?? 0),
-    String(spec.zeroRead ?? 0),
-    String(spec.untouched ?? 0),
-    spec.fork ? "1" : "0",
+  const args = [`--addr=${(spec.addr ?? 0x100000000).toString(16)}`];
+  const counts: [string, number | undefined][] = [
+    ["dup", spec.dup],
+    ["unique", spec.unique],
+    ["common", spec.common],
+    ["zero", spec.zero],
+    ["zero-read", spec.zeroRead],
+    ["untouched", spec.untouched],
+    ["unique-apart", spec.uniqueApart],
+    ["seed", spec.seed],
   ];
-  const cmd = spec.user
-    ? new Deno.Command("setpriv", {
-      args: [
-        `--reuid=${spec.user.uid}`,
-        `--regid=${spec.user.gid}`,
-        "--clear-groups",
-        bin,
-        ...args,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-    })
-    : new Deno.Command(bin, { args, stdin: "piped", stdout: "piped" });
-  const proc = cmd.spawn();
-  const reader = proc.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("worker exited before READY");
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  const m = /^READY ([0-9a-f]+) (\d+) (\d+)/.exec(text);
-  if (!m) throw new Error(`bad worker output: ${text}`);
+  for (const [name, n] of counts) if (n) args.push(`--${name}=${n}`);
+  if (spec.optin) args.push("--optin");
+  if (spec.fork) args.push("--fork");
+  const proc = runAs(spec.user, bin, args, {
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
   const writer = proc.stdin.getWriter();
+  const lines = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  const readLine = async (): Promise<string> => {
+    while (!buf.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`worker exited; it said: ${buf}`);
+      buf += value;
+    }
+    const i = buf.indexOf("\n");
+    const line = buf.slice(0, i);
+    buf = buf.slice(i + 1);
+    return line;
+  };
+  const ready = await readLine();
+  const m = /^READY ([0-9a-f]+) (\d+) (\d+) ([0-9a-f]{16})$/.exec(ready);
+  if (!m) throw new Error(`bad worker output: ${ready}`);
   const child = Number(m[3]);
   return {
     pid: proc.pid,
     child,
     addr: "0x" + m[1],
     pages: Number(m[2]),
+    checksum: m[4],
+    async command(c: string) {
+      await writer.write(new TextEncoder().encode(c + "\n"));
+      return await readLine();
+    },
     async stop() {
       try {
         await writer.close();
@@ -107,31 +124,8 @@ export async function startWorker(spec: WorkerSpec): Promise<Worker> {
           if (pid) Deno.kill(pid, "SIGKILL");
         } catch { /* already gone */ }
       }
-      await proc.stdout.cancel().catch(() => {});
+      await lines.cancel().catch(() => {});
       await proc.status;
     },
   };
-}
-
-/** uid and gid of a system user, creating it if missing. */
-export async function testUser(
-  name = "mergemem-test",
-): Promise<{ uid: number; gid: number }> {
-  const id = async (flag: string) => {
-    const r = await new Deno.Command("id", { args: [flag, name] }).output();
-    return r.success ? Number(new TextDecoder().decode(r.stdout).trim()) : NaN;
-  };
-  if (Number.isNaN(await id("-u"))) {
-    const r = await new Deno.Command("useradd", {
-      args: [
-        "--system",
-        "--no-create-home",
-        "--shell",
-        "/usr/sbin/nologin",
-        name,
-      ],
-    }).output();
-    if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
-  }
-  return { uid: await id("-u"), gid: await id("-g") };
 }

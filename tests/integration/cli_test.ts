@@ -7,7 +7,8 @@ import {
   deepStrictEqual as assertEquals,
   ok as assert,
 } from "node:assert/strict";
-import { startWorker, testUser } from "../helpers/workers.ts";
+import { testUser } from "../helpers/run_as.ts";
+import { startWorker } from "../helpers/workers.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 

@@ -15,14 +15,9 @@ import {
 import { readJournal } from "../../src/ksm/journal.ts";
 import { lockPath } from "../../src/ksm/lock.ts";
 import { mergingPages } from "../../src/ksm/process.ts";
-import {
-  haveGcc,
-  ksmFile,
-  ksmUsable,
-  setKsm,
-  startWorker,
-  type Worker,
-} from "./ksm_helpers.ts";
+import { haveGcc } from "../helpers/gcc.ts";
+import { ksmFile, ksmUsable, setKsm } from "../helpers/ksm_sysfs.ts";
+import { startWorker, type Worker } from "../helpers/workers.ts";
 
 const ignore = !ksmUsable() || !haveGcc();
 if (ignore) console.warn("ksm_burst_cli_test: skipped (needs root, KSM, gcc)");
@@ -104,7 +99,7 @@ async function burstOf(pid: number): Promise<boolean> {
 async function workers(n: number, pages: number, seed: number) {
   const ws: Worker[] = [];
   for (let i = 0; i < n; i++) {
-    ws.push(await startWorker(pages, seed, { unique: 100 }));
+    ws.push(await startWorker({ common: pages, seed, uniqueApart: 100 }));
   }
   return ws;
 }

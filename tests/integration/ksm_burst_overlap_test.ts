@@ -13,7 +13,7 @@ import {
 import { journalPath, readJournal, RUN_DIR } from "../../src/ksm/journal.ts";
 import { lockPath } from "../../src/ksm/lock.ts";
 import { runBurst } from "../../src/ksm/burst.ts";
-import { ksmFile, ksmUsable, setKsm } from "./ksm_helpers.ts";
+import { ksmFile, ksmUsable, setKsm } from "../helpers/ksm_sysfs.ts";
 
 const ignore = !ksmUsable();
 if (ignore) console.warn("ksm_burst_overlap_test: skipped (needs root, KSM)");

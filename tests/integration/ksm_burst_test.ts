@@ -9,13 +9,9 @@ import {
 } from "node:assert/strict";
 import { runBurst } from "../../src/ksm/burst.ts";
 import { mergingPages } from "../../src/ksm/process.ts";
-import {
-  haveGcc,
-  ksmFile,
-  ksmUsable,
-  setKsm,
-  startWorker,
-} from "./ksm_helpers.ts";
+import { haveGcc } from "../helpers/gcc.ts";
+import { ksmFile, ksmUsable, setKsm } from "../helpers/ksm_sysfs.ts";
+import { startWorker } from "../helpers/workers.ts";
 
 const ignore = !ksmUsable() || !haveGcc();
 if (ignore) console.warn("ksm_burst_test: skipped (needs root, KSM and gcc)");
@@ -41,8 +37,18 @@ Deno.test({
     setKsm("pages_to_scan", "111");
     setKsm("sleep_millisecs", "33");
     const N = 2000;
-    const a = await startWorker(N, 42, { unique: 100, optin: true });
-    const b = await startWorker(N, 42, { unique: 100, optin: true });
+    const a = await startWorker({
+      common: N,
+      seed: 42,
+      uniqueApart: 100,
+      optin: true,
+    });
+    const b = await startWorker({
+      common: N,
+      seed: 42,
+      uniqueApart: 100,
+      optin: true,
+    });
     try {
       // Progress counted on the workers themselves, not the global
       // pages_sharing, so other KSM users on the host cannot disturb it.

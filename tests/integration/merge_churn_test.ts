@@ -15,7 +15,7 @@ import { unmerge } from "../../src/merge/unmerge.ts";
 import { selectProcesses } from "../../src/proc/select.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
 import { startChurnServer } from "../helpers/churn.ts";
-import { ksmUsable } from "./ksm_helpers.ts";
+import { ksmUsable } from "../helpers/ksm_sysfs.ts";
 
 const RUNS = 20;
 // No zero-filled pages: that content is everywhere, and which process

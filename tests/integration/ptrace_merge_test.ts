@@ -16,13 +16,9 @@ import {
   readMergeableMappings,
   readProcessKsm,
 } from "../../src/ksm/process.ts";
-import {
-  haveGcc,
-  ksmFile,
-  ksmUsable,
-  startWorker,
-  type Worker,
-} from "./ksm_helpers.ts";
+import { haveGcc } from "../helpers/gcc.ts";
+import { ksmFile, ksmUsable } from "../helpers/ksm_sysfs.ts";
+import { startWorker, type Worker } from "../helpers/workers.ts";
 
 const ignore = !ksmUsable() || !haveGcc() || Deno.build.arch !== "x86_64";
 const KNOBS = ["run", "pages_to_scan", "sleep_millisecs", "max_page_sharing"];
@@ -33,7 +29,7 @@ async function endToEnd(wholeProcess: boolean) {
   const ws: Worker[] = [];
   try {
     for (let i = 0; i < 3; i++) {
-      ws.push(await startWorker(N, 7, { unique: 50 }));
+      ws.push(await startWorker({ common: N, seed: 7, uniqueApart: 50 }));
     }
     const pids = ws.map((w) => w.pid);
     const r = await merge({

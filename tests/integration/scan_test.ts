@@ -11,11 +11,11 @@ import {
   R,
   STANDARD_SPEC,
   startWorker,
-  testUser,
   U,
   type Worker,
   Z,
 } from "../helpers/workers.ts";
+import { testUser } from "../helpers/run_as.ts";
 
 const SPEC = STANDARD_SPEC;
 

@@ -4,13 +4,13 @@
  *
  *   $DENO run -A tests/vm/guest/merge_e2e.ts merge|sigint|crossuser
  *
- * Workers (tests/integration/ksm_worker.c) hold known content and never
+ * Workers (tests/helpers/worker.c) hold known content and never
  * opt in themselves: only the module can make their memory mergeable.
  * Exits non-zero with a FAIL line on the first failed check.
  *
  * @module
  */
-import { startWorker, type Worker } from "../../integration/ksm_helpers.ts";
+import { startWorker, type Worker } from "../../helpers/workers.ts";
 
 const repo = new URL("../../../", import.meta.url).pathname;
 const deno = Deno.execPath();
@@ -96,9 +96,9 @@ async function scenarioMerge() {
   setKsm("pages_to_scan", "100");
   setKsm("sleep_millisecs", "20");
   const ws = [
-    await startWorker(N, 7, { unique: 300 }),
-    await startWorker(N, 7, { unique: 300 }),
-    await startWorker(N, 7, { unique: 300 }),
+    await startWorker({ common: N, seed: 7, uniqueApart: 300 }),
+    await startWorker({ common: N, seed: 7, uniqueApart: 300 }),
+    await startWorker({ common: N, seed: 7, uniqueApart: 300 }),
   ];
   const pids = ws.map((w) => w.pid).join(",");
   try {
@@ -248,7 +248,10 @@ async function scenarioSigint() {
   setKsm("pages_to_scan", "123");
   setKsm("sleep_millisecs", "37");
   const N = 30000;
-  const ws = [await startWorker(N, 9), await startWorker(N, 9)];
+  const ws = [
+    await startWorker({ common: N, seed: 9 }),
+    await startWorker({ common: N, seed: 9 }),
+  ];
   try {
     const child = new Deno.Command(deno, {
       args: [
@@ -304,8 +307,12 @@ async function scenarioSigint() {
 
 async function scenarioCrossUser() {
   setKsm("run", "0");
-  const a = await startWorker(500, 5);
-  const b = await startWorker(200, 5, { uid: 65534 });
+  const a = await startWorker({ common: 500, seed: 5 });
+  const b = await startWorker({
+    common: 200,
+    seed: 5,
+    user: { uid: 65534, gid: 65534 },
+  });
   try {
     const pids = `${a.pid},${b.pid}`;
     const r = await cli(["merge", "--pid", pids]);
@@ -371,13 +378,13 @@ async function scenarioOtherKsmUser() {
   setKsm("sleep_millisecs", "20");
   // The other user: two workers that opted in themselves, merged first.
   const others = [
-    await startWorker(N, 11, { optin: true }),
-    await startWorker(N, 11, { optin: true }),
+    await startWorker({ common: N, seed: 11, optin: true }),
+    await startWorker({ common: N, seed: 11, optin: true }),
   ];
   const ws = [
-    await startWorker(N, 7),
-    await startWorker(N, 7),
-    await startWorker(N, 7),
+    await startWorker({ common: N, seed: 7 }),
+    await startWorker({ common: N, seed: 7 }),
+    await startWorker({ common: N, seed: 7 }),
   ];
   try {
     setKsm("pages_to_scan", "10000");
@@ -461,9 +468,9 @@ function normalizeScan(text: string): unknown {
 
 async function scenarioBackends() {
   const ws = [
-    await startWorker(2000, 11, { unique: 100 }),
-    await startWorker(2000, 11, { unique: 100 }),
-    await startWorker(1000, 12, { unique: 10 }),
+    await startWorker({ common: 2000, seed: 11, uniqueApart: 100 }),
+    await startWorker({ common: 2000, seed: 11, uniqueApart: 100 }),
+    await startWorker({ common: 1000, seed: 12, uniqueApart: 10 }),
   ];
   try {
     const pids = ws.map((w) => w.pid).join(",");
@@ -532,7 +539,10 @@ async function scenarioNoWait() {
   setKsm("pages_to_scan", "1000");
   setKsm("sleep_millisecs", "10");
   const N = 2000;
-  const ws = [await startWorker(N, 21), await startWorker(N, 21)];
+  const ws = [
+    await startWorker({ common: N, seed: 21 }),
+    await startWorker({ common: N, seed: 21 }),
+  ];
   try {
     const r = await cli([
       "merge",

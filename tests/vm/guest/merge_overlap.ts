@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { startWorker, type Worker } from "../../integration/ksm_helpers.ts";
+import { startWorker, type Worker } from "../../helpers/workers.ts";
 
 const repo = new URL("../../../", import.meta.url).pathname;
 const deno = Deno.execPath();
@@ -119,7 +119,7 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
 async function workers(n: number, pages: number, seed: number) {
   const ws: Worker[] = [];
   for (let i = 0; i < n; i++) {
-    ws.push(await startWorker(pages, seed, { unique: 200 }));
+    ws.push(await startWorker({ common: pages, seed, uniqueApart: 200 }));
   }
   return ws;
 }
