@@ -82,6 +82,39 @@ export function parseStrict<T extends OptionSpecs>(
   }
 }
 
+/**
+ * Takes the options declared with `optionalValue` out of argv, since
+ * parseArgs has no options with an optional value: `--name=VALUE` and
+ * `--name VALUE` give VALUE, a bare `--name` (at the end, or before a word
+ * starting with "-") gives true. The last occurrence wins; nothing after
+ * "--" is taken. The rest goes to parseStrict.
+ */
+export function takeOptionalValues(
+  args: string[],
+  options: DocumentedOptions,
+): { rest: string[]; optional: Record<string, string | true> } {
+  const names = new Set(
+    Object.entries(options).filter(([, o]) => o.optionalValue).map(([n]) => n),
+  );
+  const rest: string[] = [];
+  const optional: Record<string, string | true> = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      rest.push(...args.slice(i));
+      break;
+    }
+    const eq = a.indexOf("=");
+    const name = a.startsWith("--") ? a.slice(2, eq < 0 ? undefined : eq) : "";
+    if (!names.has(name)) rest.push(a);
+    else if (eq >= 0) optional[name] = a.slice(eq + 1);
+    else if (args[i + 1] !== undefined && !args[i + 1].startsWith("-")) {
+      optional[name] = args[++i];
+    } else optional[name] = true;
+  }
+  return { rest, optional };
+}
+
 /** Parses a decimal integer option value, with bounds. */
 export function parseIntOption(
   name: string,

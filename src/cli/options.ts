@@ -17,6 +17,12 @@ export interface DocumentedOption {
   multiple?: boolean;
   /** The value's name in the help ("N", "PATH"); strings only. */
   arg?: string;
+  /**
+   * The value may be left out (`--name` alone). parseArgs has no such
+   * options: takeOptionalValues() (args.ts) takes them out first. The help
+   * shows the value in brackets.
+   */
+  optionalValue?: boolean;
   /** The help text; may span lines (wrapped by hand). */
   help: string;
 }
@@ -35,7 +41,8 @@ export function optionHelp(options: DocumentedOptions): string {
   const lines: string[] = [];
   for (const [name, o] of Object.entries(options)) {
     const short = o.short ? `-${o.short}, ` : "";
-    const head = `  ${short}--${name}${o.arg ? ` ${o.arg}` : ""}`;
+    const arg = o.arg ? (o.optionalValue ? ` [${o.arg}]` : ` ${o.arg}`) : "";
+    const head = `  ${short}--${name}${arg}`;
     const text = o.help.split("\n");
     if (head.length + 2 > HELP_COLUMN) {
       lines.push(head);
@@ -58,7 +65,7 @@ export function jsonOption(schema: string) {
   return {
     json: {
       type: "boolean",
-      help: `print the ${schema} report as JSON`,
+      help: `print the ${schema} report as JSON\n(schema: docs/json-schema.md)`,
     },
   } as const satisfies DocumentedOptions;
 }

@@ -6,7 +6,7 @@
  */
 import { allDenied, ExitCode, MergememError } from "../errors.ts";
 import { type BackendChoice, resolveBackend } from "../scan/resolve.ts";
-import { CHECKSUM_NAMES, getChecksum } from "../hash/mod.ts";
+import { CHECKSUM_NAMES, type ChecksumName, getChecksum } from "../hash/mod.ts";
 import {
   addTotals,
   emptyTotals,
@@ -16,6 +16,7 @@ import {
   type ScanResult,
   type Totals,
 } from "../scan/mod.ts";
+import { SCAN_SCHEMA } from "../scan/result.ts";
 import { createUserBackend } from "../scan/user_backend.ts";
 import {
   noSelector,
@@ -25,6 +26,7 @@ import {
   parseStrict,
   SELECTOR_HELP,
   SELECTOR_OPTIONS,
+  type SelectorArgs,
 } from "./args.ts";
 import {
   formatPages,
@@ -35,9 +37,56 @@ import {
   useColor,
 } from "./format.ts";
 import { createProgress } from "./progress.ts";
+import {
+  type DocumentedOptions,
+  HELP_OPTION,
+  jsonOption,
+  optionHelp,
+} from "./options.ts";
 
 /** One-line summary for --help. */
 export const summary = "show how much memory identical pages waste";
+
+const STRATEGIES = ["hash", "equalv"] as const;
+const BACKENDS = [
+  "auto",
+  "user",
+  "kernel",
+] as const satisfies readonly BackendChoice[];
+
+/** scan's own options, declared once for parsing and --help. */
+export const OPTIONS = {
+  checksum: {
+    type: "string",
+    arg: "NAME",
+    help: `${CHECKSUM_NAMES.join("|")} (default xxh64).\n` +
+      "Equal xxh64 hashes count as equal pages (collision\n" +
+      "bound in docs/accounting.md); the others' matches are\n" +
+      "always confirmed byte by byte, so they change speed only",
+  },
+  verify: { type: "boolean", help: "confirm xxh64 matches byte by byte too" },
+  strategy: {
+    type: "string",
+    arg: "S",
+    help: "hash: every page against every page (default);\n" +
+      "equalv: only the same offset in corresponding mappings\n" +
+      "of processes running the same executable (cheaper)",
+  },
+  backend: {
+    type: "string",
+    arg: "B",
+    help: "auto|user|kernel: hash pages in the kernel through\n" +
+      "/dev/mergemem, or read them here (default auto)",
+  },
+  top: {
+    type: "string",
+    arg: "N",
+    help: "rows in the process and mapping tables (default 10)",
+  },
+  strict: { type: "boolean", help: "exit 5 if any process had to be skipped" },
+  ...jsonOption(SCAN_SCHEMA),
+  ...HELP_OPTION,
+} as const satisfies DocumentedOptions;
 
 const HELP = `Usage: mergemem scan [selection] [options]
 
@@ -50,20 +99,7 @@ ${SELECTOR_HELP}
 With no selection, every process the caller may read, grouped by command.
 
 Options:
-  --checksum NAME   ${CHECKSUM_NAMES.join("|")} (default xxh64). Equal xxh64
-                    hashes count as equal pages (collision bound in
-                    docs/accounting.md); the others' matches are always
-                    confirmed byte by byte, so they change speed only
-  --verify          confirm xxh64 matches byte by byte too
-  --strategy S      hash: every page against every page (default);
-                    equalv: only the same offset in corresponding mappings
-                    of processes running the same executable (cheaper)
-  --backend B       auto|user|kernel: hash pages in the kernel through
-                    /dev/mergemem, or read them here (default auto)
-  --top N           rows in the process and mapping tables (default 10)
-  --strict          exit 5 if any process had to be skipped
-  --json            print the mergemem.scan/1 document (docs/json-schema.md)
-  -h, --help        this help
+${optionHelp(OPTIONS)}
 
 Examples:
   sudo mergemem scan                          every process, grouped by command
@@ -75,23 +111,28 @@ Exit codes: 0 ok (a partial scan warns), 2 usage, 3 nothing scannable,
 4 every process denied, 5 partial with --strict, 6/7 --backend kernel
 without a usable module.`;
 
-/** Runs `mergemem scan`. */
-export async function run(args: string[]): Promise<number> {
-  const { values } = parseStrict(args, {
-    ...SELECTOR_OPTIONS,
-    checksum: { type: "string" },
-    verify: { type: "boolean" },
-    strategy: { type: "string" },
-    backend: { type: "string" },
-    top: { type: "string" },
-    strict: { type: "boolean" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (values.help) {
-    console.log(HELP);
-    return ExitCode.Ok;
-  }
+/** What `mergemem scan ARGS` asks for: the help, or a scan. */
+export type ScanArgs = { help: true } | ScanRequest;
+
+/** A scan, with every option's value. */
+export interface ScanRequest {
+  help: false;
+  selection: SelectorArgs;
+  checksum: ChecksumName;
+  strategy: (typeof STRATEGIES)[number];
+  /** After --checksum: a checksum other than xxh64 means "user". */
+  backend: BackendChoice;
+  verify: boolean;
+  top: number;
+  strict: boolean;
+  json: boolean;
+}
+
+/** Parses scan's argv (usage errors throw, exit 2). */
+export function parseScanArgs(args: string[]): ScanArgs {
+  const { values } = parseStrict(args, { ...SELECTOR_OPTIONS, ...OPTIONS });
+  // --help answers even when other values are wrong, as in merge.
+  if (values.help) return { help: true };
   const selection = parseSelectors(values);
   const checksum = parseChoice(
     "checksum",
@@ -99,35 +140,43 @@ export async function run(args: string[]): Promise<number> {
     CHECKSUM_NAMES,
     "xxh64",
   );
-  const strategy = parseChoice(
-    "strategy",
-    values.strategy,
-    [
-      "hash",
-      "equalv",
-    ] as const,
-    "hash",
-  );
-  let choice = parseChoice<BackendChoice>("backend", values.backend, [
-    "auto",
-    "user",
-    "kernel",
-  ], "auto");
+  const strategy = parseChoice("strategy", values.strategy, STRATEGIES, "hash");
+  let backend = parseChoice("backend", values.backend, BACKENDS, "auto");
   // The module computes xxh64 only: another checksum means user space.
-  if (values.checksum && checksum !== "xxh64") {
-    if (choice === "kernel") {
+  if (checksum !== "xxh64") {
+    if (backend === "kernel") {
       throw new MergememError(
         `--backend kernel computes xxh64; it cannot use --checksum ${checksum}`,
         ExitCode.Usage,
       );
     }
-    choice = "user";
+    backend = "user";
   }
-  const top = parseIntOption("top", values.top, 10, 1, 100000);
+  return {
+    help: false,
+    selection,
+    checksum,
+    strategy,
+    backend,
+    verify: values.verify ?? false,
+    top: parseIntOption("top", values.top, 10, 1, 100000),
+    strict: values.strict ?? false,
+    json: values.json ?? false,
+  };
+}
+
+/** Runs `mergemem scan`. */
+export async function run(args: string[]): Promise<number> {
+  const a = parseScanArgs(args);
+  if (a.help) {
+    console.log(HELP);
+    return ExitCode.Ok;
+  }
+  const { selection } = a;
 
   const { backend } = resolveBackend(
-    choice,
-    () => createUserBackend({ checksum: getChecksum(checksum) }),
+    a.backend,
+    () => createUserBackend({ checksum: getChecksum(a.checksum) }),
   );
   const progress = createProgress({ unit: "pages" });
   let result: ScanResult;
@@ -141,9 +190,9 @@ export async function run(args: string[]): Promise<number> {
         cgroups: selection.cgroups,
         units: selection.units,
       },
-      strategy,
+      strategy: a.strategy,
       backend,
-      ...(values.verify ? { confirm: true } : {}),
+      ...(a.verify ? { confirm: true } : {}),
       onProgress: (p) =>
         progress.update(p.pagesDone, p.pagesTotal, `pid ${p.pid}`),
     });
@@ -174,13 +223,13 @@ export async function run(args: string[]): Promise<number> {
         : undefined,
     );
   }
-  if (values.json) {
+  if (a.json) {
     console.log(JSON.stringify(result, null, 2));
   } else {
-    printReport(result, top, noSelector(selection));
+    printReport(result, a.top, noSelector(selection));
   }
   for (const w of result.warnings) console.error(`mergemem: warning: ${w}`);
-  if (!values.json) {
+  if (!a.json) {
     // Both back-ends look pages up with GUP, which marks them accessed
     // (FOLL_TOUCH; kmod's uapi header): say what frequent scans cost.
     console.error(
@@ -195,7 +244,7 @@ export async function run(args: string[]): Promise<number> {
         summarizeSkips(skipped)
       }`,
     );
-    if (values.strict) return ExitCode.Partial;
+    if (a.strict) return ExitCode.Partial;
   }
   return ExitCode.Ok;
 }

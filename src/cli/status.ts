@@ -6,25 +6,41 @@
 import { ExitCode, MergememError } from "../errors.ts";
 import { formatPrometheus, writeAtomic } from "../status/prometheus.ts";
 import { status, type StatusReport } from "../status/status.ts";
-import { parseStrict } from "./args.ts";
+import { parseStrict, takeOptionalValues } from "./args.ts";
 import { formatBytes, renderTable, styles, useColor } from "./format.ts";
+import {
+  type DocumentedOptions,
+  HELP_OPTION,
+  jsonOption,
+  optionHelp,
+} from "./options.ts";
 
 /** One-line summary for --help. */
 export const summary = "show the module, ksmd settings and what is merged now";
 
-const HELP = `Usage: mergemem status [options]
+/** status's options, declared once for parsing and --help. */
+export const OPTIONS = {
+  ...jsonOption("mergemem.status/1"),
+  prometheus: {
+    type: "string",
+    arg: "PATH",
+    optionalValue: true,
+    help: "print Prometheus metrics, or write them atomically to\n" +
+      "PATH (a file, or a directory: PATH/mergemem.prom) for\n" +
+      "node_exporter's textfile collector (docs/metrics.md)",
+  },
+  ...HELP_OPTION,
+} as const satisfies DocumentedOptions;
 
-Options:
-  --json               print the mergemem.status/1 report as JSON
-  --prometheus [PATH]  print Prometheus metrics, or write them atomically to
-                       PATH (a file, or a directory: PATH/mergemem.prom) for
-                       node_exporter's textfile collector (docs/metrics.md)
-  -h, --help           this help
+const HELP = `Usage: mergemem status [options]
 
 Shows whether /dev/mergemem is loaded (and its API version), ksmd's
 settings and counters, and merged pages and profit per process. When a
 mergemem burst died (SIGKILL, OOM) leaving ksmd's settings changed, status
 restores them from the journal in /run/mergemem and says so.
+
+Options:
+${optionHelp(OPTIONS)}
 
 Examples:
   mergemem status
@@ -35,51 +51,53 @@ Exit codes: 0 ok (also without the module or KSM: status says so), 2 usage,
 10 the metrics file could not be written.
 `;
 
+/** What `mergemem status ARGS` asks for. */
+export interface StatusArgs {
+  help: boolean;
+  json: boolean;
+  /** null: no metrics; true: metrics on stdout; a string: the file or dir. */
+  prometheus: string | true | null;
+}
+
+/** Parses status's argv (usage errors throw, exit 2). */
+export function parseStatusArgs(args: string[]): StatusArgs {
+  const { rest, optional } = takeOptionalValues(args, OPTIONS);
+  const { values } = parseStrict(rest, OPTIONS);
+  const r = {
+    help: values.help ?? false,
+    json: values.json ?? false,
+    prometheus: optional.prometheus ?? null,
+  };
+  return r;
+}
+
 /** Runs `mergemem status`. */
 export function run(args: string[]): Promise<number> {
-  // --prometheus takes an optional value: find it by hand, since parseArgs
-  // has no optional-value options.
-  const rest: string[] = [];
-  let prom: string | undefined | null = null;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "--prometheus") {
-      const next = args[i + 1];
-      if (next !== undefined && !next.startsWith("-")) {
-        prom = next;
-        i++;
-      } else prom = undefined;
-    } else if (a.startsWith("--prometheus=")) prom = a.slice(13);
-    else rest.push(a);
-  }
-  const { values } = parseStrict(rest, {
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (values.help) {
+  const a = parseStatusArgs(args);
+  if (a.help) {
     console.log(HELP);
-    return Promise.resolve(0);
+    return Promise.resolve(ExitCode.Ok);
   }
   const r = status();
   for (const w of r.warnings) console.error(`mergemem: warning: ${w}`);
-  if (prom !== null) {
+  if (a.prometheus !== null) {
     const text = formatPrometheus(r);
-    if (prom === undefined) console.log(text.trimEnd());
+    if (a.prometheus === true) console.log(text.trimEnd());
     else {
       try {
-        const path = writeAtomic(prom, text);
-        if (!values.json) console.error(`mergemem: wrote ${path}`);
+        const path = writeAtomic(a.prometheus, text);
+        if (!a.json) console.error(`mergemem: wrote ${path}`);
       } catch (err) {
         throw new MergememError(
-          `cannot write ${prom}: ${(err as Error).message}`,
+          `cannot write ${a.prometheus}: ${(err as Error).message}`,
           ExitCode.Failed,
         );
       }
     }
   }
-  if (values.json) console.log(JSON.stringify(r, null, 2));
-  else if (prom === null) console.log(formatStatus(r));
-  return Promise.resolve(0);
+  if (a.json) console.log(JSON.stringify(r, null, 2));
+  else if (a.prometheus === null) console.log(formatStatus(r));
+  return Promise.resolve(ExitCode.Ok);
 }
 
 /** Human rendering of the status report. */

@@ -1,5 +1,9 @@
 /** src/cli/args.ts: selectors and option values, input → output. */
-import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  ok,
+  throws,
+} from "node:assert/strict";
 import {
   noSelector,
   parseChoice,
@@ -9,8 +13,20 @@ import {
   parseStrict,
   SELECTOR_OPTIONS,
   type SelectorArgs,
+  takeOptionalValues,
 } from "../../src/cli/args.ts";
 import { ExitCode, MergememError } from "../../src/errors.ts";
+import {
+  OPTIONS as SCAN,
+  parseScanArgs,
+  type ScanArgs,
+  type ScanRequest,
+} from "../../src/cli/scan.ts";
+import {
+  OPTIONS as STATUS,
+  parseStatusArgs,
+  type StatusArgs,
+} from "../../src/cli/status.ts";
 
 const usage = (re: RegExp) => (e: unknown) =>
   e instanceof MergememError && e.exitCode === ExitCode.Usage &&
@@ -82,3 +98,192 @@ Deno.test("parseIntOption, parseSecondsOption, parseChoice", () => {
     usage(/'kernel' is not one of auto, ptrace/),
   );
 });
+
+const optionalDecl = {
+  prometheus: {
+    type: "string",
+    arg: "PATH",
+    optionalValue: true,
+    help: "x",
+  },
+  json: { type: "boolean", help: "y" },
+} as const;
+const optionalCases: {
+  argv: string[];
+  rest: string[];
+  optional: Record<string, string | true>;
+}[] = [
+  { argv: [], rest: [], optional: {} },
+  { argv: ["--json"], rest: ["--json"], optional: {} },
+  { argv: ["--prometheus"], rest: [], optional: { prometheus: true } },
+  {
+    argv: ["--prometheus", "--json"],
+    rest: ["--json"],
+    optional: { prometheus: true },
+  },
+  {
+    argv: ["--prometheus", "/d", "--json"],
+    rest: ["--json"],
+    optional: { prometheus: "/d" },
+  },
+  { argv: ["--prometheus=/f"], rest: [], optional: { prometheus: "/f" } },
+  { argv: ["--prometheus="], rest: [], optional: { prometheus: "" } },
+  {
+    argv: ["--prometheus", "/a", "--prometheus"],
+    rest: [],
+    optional: { prometheus: true },
+  },
+  // A prefix is another option, and "--" ends the options.
+  { argv: ["--prometheusx"], rest: ["--prometheusx"], optional: {} },
+  {
+    argv: ["--", "--prometheus"],
+    rest: ["--", "--prometheus"],
+    optional: {},
+  },
+];
+for (const c of optionalCases) {
+  Deno.test(`takeOptionalValues(${c.argv.join(" ") || "nothing"})`, () => {
+    assertEquals(takeOptionalValues(c.argv, optionalDecl), {
+      rest: c.rest,
+      optional: c.optional,
+    });
+  });
+}
+
+// Every scan and status option, input → what the command then does. Each
+// declared option must have a row here (checked below), so an option that
+// is parsed but changes nothing cannot slip in.
+const SCAN_DEFAULTS: ScanRequest = {
+  help: false,
+  selection: none,
+  checksum: "xxh64",
+  strategy: "hash",
+  backend: "auto",
+  verify: false,
+  top: 10,
+  strict: false,
+  json: false,
+};
+const scanCases: {
+  argv: string[];
+  want?: Partial<ScanRequest> | ScanArgs;
+  error?: RegExp;
+}[] = [
+  { argv: [], want: {} },
+  { argv: ["--help"], want: { help: true } },
+  { argv: ["-h"], want: { help: true } },
+  // --help wins over wrong values, but not over unknown options.
+  { argv: ["--top", "0", "--help"], want: { help: true } },
+  { argv: ["--help", "--bogus"], error: /'--bogus'/ },
+  {
+    argv: ["--comm", "httpd", "--pid", "7", "--user", "33", "--all"],
+    want: {
+      selection: {
+        ...none,
+        comms: ["httpd"],
+        pids: [7],
+        users: [33],
+        all: true,
+      },
+    },
+  },
+  {
+    argv: ["--cgroup", "system.slice", "--unit", "apache2"],
+    want: {
+      selection: { ...none, cgroups: ["system.slice"], units: ["apache2"] },
+    },
+  },
+  // Only the module's xxh64 runs in the kernel: another checksum is user's.
+  {
+    argv: ["--checksum", "crc32"],
+    want: { checksum: "crc32", backend: "user" },
+  },
+  {
+    argv: ["--checksum", "xxh64", "--backend", "kernel"],
+    want: { backend: "kernel" },
+  },
+  { argv: ["--checksum", "md5"], error: /--checksum: 'md5' is not one of/ },
+  {
+    argv: ["--checksum", "fast", "--backend", "kernel"],
+    error: /--backend kernel computes xxh64/,
+  },
+  { argv: ["--verify"], want: { verify: true } },
+  { argv: ["--strategy", "equalv"], want: { strategy: "equalv" } },
+  { argv: ["--strategy", "ksm"], error: /--strategy: 'ksm'/ },
+  { argv: ["--backend", "user"], want: { backend: "user" } },
+  { argv: ["--backend=kernel"], want: { backend: "kernel" } },
+  { argv: ["--backend", "gpu"], error: /--backend: 'gpu'/ },
+  { argv: ["--top", "3"], want: { top: 3 } },
+  { argv: ["--top", "0"], error: /--top: 0 is out of range/ },
+  { argv: ["--top"], error: /--top/ },
+  { argv: ["--strict"], want: { strict: true } },
+  { argv: ["--json"], want: { json: true } },
+  { argv: ["--bogus"], error: /^Unknown option '--bogus'$/ },
+  { argv: ["httpd"], error: /^Unexpected argument 'httpd'/ },
+  // merge's and status's options are not scan's.
+  { argv: ["--dry-run"], error: /'--dry-run'/ },
+  { argv: ["--prometheus"], error: /'--prometheus'/ },
+];
+for (const c of scanCases) {
+  Deno.test(`parseScanArgs(${c.argv.join(" ") || "nothing"})`, () => {
+    const run = () => parseScanArgs(c.argv);
+    if (c.error) return void throws(run, usage(c.error));
+    assertEquals(
+      run(),
+      c.want?.help ? { help: true } : { ...SCAN_DEFAULTS, ...c.want },
+    );
+  });
+}
+
+const statusCases: {
+  argv: string[];
+  want?: Partial<StatusArgs>;
+  error?: RegExp;
+}[] = [
+  { argv: [], want: {} },
+  { argv: ["--help"], want: { help: true } },
+  { argv: ["-h"], want: { help: true } },
+  { argv: ["--json"], want: { json: true } },
+  { argv: ["--prometheus"], want: { prometheus: true } },
+  { argv: ["--prometheus", "/d"], want: { prometheus: "/d" } },
+  {
+    argv: ["--prometheus=/d/m.prom", "--json"],
+    want: { prometheus: "/d/m.prom", json: true },
+  },
+  { argv: ["--bogus"], error: /^Unknown option '--bogus'$/ },
+  { argv: ["--prometheus", "-x"], error: /^Unknown option '-x'$/ },
+  { argv: ["now"], error: /^Unexpected argument 'now'/ },
+  // status selects no processes.
+  { argv: ["--comm", "httpd"], error: /'--comm'/ },
+];
+for (const c of statusCases) {
+  Deno.test(`parseStatusArgs(${c.argv.join(" ") || "nothing"})`, () => {
+    const run = () => parseStatusArgs(c.argv);
+    if (c.error) return void throws(run, usage(c.error));
+    assertEquals(run(), {
+      help: false,
+      json: false,
+      prometheus: null,
+      ...c.want,
+    });
+  });
+}
+
+for (
+  const [cmd, options, cases] of [
+    ["scan", { ...SELECTOR_OPTIONS, ...SCAN }, scanCases],
+    ["status", STATUS, statusCases],
+  ] as const
+) {
+  Deno.test(`every ${cmd} option has a parse case that changes the result`, () => {
+    for (const name of Object.keys(options)) {
+      ok(
+        cases.some((c) =>
+          c.want && Object.keys(c.want).length > 0 &&
+          c.argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`))
+        ),
+        `no case parses --${name} into a result`,
+      );
+    }
+  });
+}

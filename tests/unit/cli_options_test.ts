@@ -3,7 +3,10 @@ import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
 import { optionHelp } from "../../src/cli/options.ts";
 import { OPTIONS as MERGE } from "../../src/cli/merge.ts";
 import { OPTIONS as UNMERGE } from "../../src/cli/unmerge.ts";
+import { OPTIONS as SCAN } from "../../src/cli/scan.ts";
+import { OPTIONS as STATUS } from "../../src/cli/status.ts";
 import { SELECTOR_OPTIONS } from "../../src/cli/args.ts";
+import { COMMANDS } from "../../src/cli/main.ts";
 
 const cases: {
   name: string;
@@ -44,13 +47,33 @@ async function helpOf(cmd: string): Promise<string> {
   return new TextDecoder().decode(r.stdout);
 }
 
-for (
-  const [cmd, opts] of [["merge", MERGE], ["unmerge", UNMERGE]] as const
-) {
-  Deno.test(`${cmd} --help lists every option it parses`, async () => {
+/** Every option each command parses (the selectors, then its own). */
+const PARSED = {
+  scan: { ...SELECTOR_OPTIONS, ...SCAN },
+  merge: { ...SELECTOR_OPTIONS, ...MERGE },
+  unmerge: { ...SELECTOR_OPTIONS, ...UNMERGE },
+  status: STATUS,
+};
+
+Deno.test("PARSED covers every command of the dispatcher", () => {
+  assertEquals(Object.keys(PARSED).sort(), Object.keys(COMMANDS).sort());
+});
+
+for (const [cmd, opts] of Object.entries(PARSED)) {
+  Deno.test(`${cmd} --help lists exactly the options it parses`, async () => {
     const help = await helpOf(cmd);
-    for (const name of Object.keys({ ...SELECTOR_OPTIONS, ...opts })) {
-      ok(help.includes(`--${name}`), `${cmd} --help lacks --${name}`);
+    const names = Object.keys(opts);
+    for (const name of names) {
+      ok(
+        new RegExp(`^  (-\\w, )?--${name}\\b`, "m").test(help),
+        `${cmd} --help has no line for --${name}`,
+      );
     }
+    // Nothing the parser would reject, in the option list or in the prose.
+    for (const [flag] of help.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)) {
+      ok(names.includes(flag.slice(2)), `${cmd} --help names ${flag}`);
+    }
+    ok(/\nExamples:\n/.test(help), `${cmd} --help has examples`);
+    ok(/\nExit codes: 0 ok/.test(help), `${cmd} --help has exit codes`);
   });
 }
