@@ -7,7 +7,7 @@ import {
   deepStrictEqual as assertEquals,
   ok as assert,
 } from "node:assert/strict";
-import { testUser } from "../helpers/run_as.ts";
+import { denoRunAs, testUser, type User } from "../helpers/run_as.ts";
 import { startWorker } from "../helpers/workers.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -19,25 +19,8 @@ interface Run {
 }
 
 /** Runs `mergemem ARGS`, optionally as another user. */
-async function mergemem(
-  args: string[],
-  user?: { uid: number; gid: number },
-): Promise<Run> {
-  const deno = [Deno.execPath(), "run", "--allow-all", "--no-lock", MAIN];
-  const cmd = user
-    ? new Deno.Command("setpriv", {
-      args: [
-        `--reuid=${user.uid}`,
-        `--regid=${user.gid}`,
-        "--clear-groups",
-        ...deno,
-        ...args,
-      ],
-      cwd: "/tmp",
-      env: { DENO_DIR: "/tmp/mergemem-test-deno", HOME: "/tmp" },
-    })
-    : new Deno.Command(deno[0], { args: [...deno.slice(1), ...args] });
-  const out = await cmd.output();
+async function mergemem(args: string[], user?: User): Promise<Run> {
+  const out = await denoRunAs(user, MAIN, args).output();
   const dec = new TextDecoder();
   return {
     code: out.code,

@@ -15,13 +15,13 @@ import {
   type Worker,
   Z,
 } from "../helpers/workers.ts";
-import { testUser } from "../helpers/run_as.ts";
+import { denoRunAs, testUser, type User } from "../helpers/run_as.ts";
 
 const SPEC = STANDARD_SPEC;
 
 /** Three plain workers and one that forks (parent P, child Q), in pid order. */
 async function startSet(
-  user?: { uid: number; gid: number },
+  user?: User,
 ): Promise<{ all: Worker[]; pids: number[] }> {
   const all: Worker[] = [];
   for (let i = 0; i < 3; i++) all.push(await startWorker({ ...SPEC, user }));
@@ -74,7 +74,7 @@ const ROOT_EQUALV = [
 ];
 
 async function withWorkers(
-  user: { uid: number; gid: number } | undefined,
+  user: User | undefined,
   fn: (pids: number[], addr: string) => Promise<void>,
 ) {
   const { all, pids } = await startSet(user);
@@ -130,26 +130,9 @@ Deno.test("root: totals are the sums of the processes and mappings", async () =>
 });
 
 /** Runs a scan as `user` in a subprocess and returns its result. */
-async function scanAs(
-  user: { uid: number; gid: number },
-  opts: unknown,
-): Promise<ScanResult> {
+async function scanAs(user: User, opts: unknown): Promise<ScanResult> {
   const helper = new URL("../helpers/scan_as.ts", import.meta.url).pathname;
-  const out = await new Deno.Command("setpriv", {
-    args: [
-      `--reuid=${user.uid}`,
-      `--regid=${user.gid}`,
-      "--clear-groups",
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      "--no-lock",
-      helper,
-      JSON.stringify(opts),
-    ],
-    cwd: "/tmp",
-    env: { DENO_DIR: "/tmp/mergemem-test-deno", HOME: "/tmp" },
-  }).output();
+  const out = await denoRunAs(user, helper, [JSON.stringify(opts)]).output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     throw new Error(new TextDecoder().decode(out.stderr) || text);
