@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError } from "../errors.ts";
+import { ExitCode, MergememError, usageError } from "../errors.ts";
 import { formatPrometheus, writeAtomic } from "../status/prometheus.ts";
 import { status, type StatusReport } from "../status/status.ts";
 import { parseStrict, takeOptionalValues } from "./args.ts";
@@ -68,6 +68,12 @@ export function parseStatusArgs(args: string[]): StatusArgs {
     json: values.json ?? false,
     prometheus: optional.prometheus ?? null,
   };
+  if (r.help) return r;
+  if (r.prometheus === "") throw usageError("--prometheus=: PATH is empty");
+  // With --json, stdout is one JSON document: the metrics need a PATH.
+  if (r.json && r.prometheus === true) {
+    throw usageError("--json with --prometheus needs a PATH for the metrics");
+  }
   return r;
 }
 

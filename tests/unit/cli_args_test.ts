@@ -250,6 +250,15 @@ const statusCases: {
     argv: ["--prometheus=/d/m.prom", "--json"],
     want: { prometheus: "/d/m.prom", json: true },
   },
+  { argv: ["--prometheus="], error: /PATH is empty/ },
+  {
+    argv: ["--prometheus", "--json"],
+    error: /--json with --prometheus needs a PATH/,
+  },
+  {
+    argv: ["--json", "--prometheus", "--help"],
+    want: { help: true, json: true, prometheus: true },
+  },
   { argv: ["--bogus"], error: /^Unknown option '--bogus'$/ },
   { argv: ["--prometheus", "-x"], error: /^Unknown option '-x'$/ },
   { argv: ["now"], error: /^Unexpected argument 'now'/ },
