@@ -8,6 +8,7 @@
 import { ExitCode, MergememError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { styles } from "./format.ts";
+import { type DocumentedOptions, optionHelp } from "./options.ts";
 import * as mergeCmd from "./merge.ts";
 import * as scanCmd from "./scan.ts";
 import * as statusCmd from "./status.ts";
@@ -27,6 +28,21 @@ export const COMMANDS: Record<string, Command> = {
   status: statusCmd,
 };
 
+/** The options before a command, declared once for the dispatcher and --help. */
+export const OPTIONS = {
+  help: {
+    type: "boolean",
+    short: "h",
+    help: "show this help (also: mergemem <command> --help)",
+  },
+  version: { type: "boolean", short: "V", help: "show the version" },
+} as const satisfies DocumentedOptions;
+
+/** True when `arg` is the option `name`, long or short. */
+function isOption(arg: string | undefined, name: keyof typeof OPTIONS) {
+  return arg === `--${name}` || arg === `-${OPTIONS[name].short}`;
+}
+
 function usage(): string {
   const names = Object.keys(COMMANDS);
   const width = Math.max(...names.map((n) => n.length));
@@ -40,8 +56,7 @@ Commands:
 ${list}
 
 Options:
-  -h, --help     show this help (also: mergemem <command> --help)
-  -V, --version  show the version
+${optionHelp(OPTIONS)}
 
 Examples:
   sudo mergemem scan                      where is my RAM duplicated?
@@ -68,11 +83,11 @@ export function reportError(err: MergememError): void {
 export async function main(args: string[]): Promise<number> {
   const [first, ...rest] = args;
   try {
-    if (first === undefined || first === "-h" || first === "--help") {
+    if (first === undefined || isOption(first, "help")) {
       console.log(usage());
       return first === undefined ? ExitCode.Usage : ExitCode.Ok;
     }
-    if (first === "-V" || first === "--version") {
+    if (isOption(first, "version")) {
       console.log(`mergemem ${VERSION}`);
       return ExitCode.Ok;
     }

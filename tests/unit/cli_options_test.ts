@@ -6,7 +6,7 @@ import { OPTIONS as UNMERGE } from "../../src/cli/unmerge.ts";
 import { OPTIONS as SCAN } from "../../src/cli/scan.ts";
 import { OPTIONS as STATUS } from "../../src/cli/status.ts";
 import { SELECTOR_OPTIONS } from "../../src/cli/args.ts";
-import { COMMANDS } from "../../src/cli/main.ts";
+import { COMMANDS, OPTIONS as MAIN } from "../../src/cli/main.ts";
 
 const cases: {
   name: string;
@@ -77,3 +77,26 @@ for (const [cmd, opts] of Object.entries(PARSED)) {
     ok(/\nExit codes: 0 ok/.test(help), `${cmd} --help has exit codes`);
   });
 }
+
+Deno.test("mergemem --help lists every command and its own options", async () => {
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, "--help"],
+    stdout: "piped",
+  }).output();
+  const help = new TextDecoder().decode(r.stdout);
+  for (const cmd of Object.keys(COMMANDS)) {
+    ok(new RegExp(`^  ${cmd} `, "m").test(help), `no line for ${cmd}`);
+  }
+  for (const [name, o] of Object.entries(MAIN)) {
+    ok(help.includes(`  -${o.short}, --${name} `), `no line for --${name}`);
+  }
+  // Any other flag it names belongs to some command.
+  const known = new Set(
+    [MAIN, ...Object.values(PARSED)].flatMap((o) => Object.keys(o)),
+  );
+  for (const [flag] of help.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)) {
+    ok(known.has(flag.slice(2)), `mergemem --help names ${flag}`);
+  }
+  ok(/\nExamples:\n/.test(help) && /\nExit codes: 0 ok/.test(help));
+});
