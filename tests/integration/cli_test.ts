@@ -7,6 +7,7 @@ import {
   deepStrictEqual as assertEquals,
   ok as assert,
 } from "node:assert/strict";
+import { assertCleanError } from "../helpers/assert.ts";
 import { denoRunAs, testUser, type User } from "../helpers/run_as.ts";
 import { startWorker } from "../helpers/workers.ts";
 
@@ -27,14 +28,6 @@ async function mergemem(args: string[], user?: User): Promise<Run> {
     stdout: dec.decode(out.stdout),
     stderr: dec.decode(out.stderr),
   };
-}
-
-/** A user-facing failure: the exit code, and a message with no stack. */
-function assertCleanError(r: Run, code: number, pattern: RegExp) {
-  assertEquals(r.code, code, `exit code; stderr: ${r.stderr}`);
-  assert(pattern.test(r.stderr), `stderr matches ${pattern}: ${r.stderr}`);
-  assert(!/\n\s+at /.test(r.stderr), `no stack trace: ${r.stderr}`);
-  assert(!/internal error/.test(r.stderr), `not internal: ${r.stderr}`);
 }
 
 Deno.test("usage errors exit 2 with one line", async () => {

@@ -15,6 +15,7 @@ import {
 import { readJournal } from "../../src/ksm/journal.ts";
 import { lockPath } from "../../src/ksm/lock.ts";
 import { mergingPages } from "../../src/ksm/process.ts";
+import { assertIntact } from "../helpers/assert.ts";
 import { haveGcc } from "../helpers/gcc.ts";
 import { ksmFile, ksmUsable, setKsm } from "../helpers/ksm_sysfs.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
@@ -159,9 +160,7 @@ Deno.test({
         JSON.stringify({ ...j, ksm_settings_after: 0, processes: 0 });
       for (const w of a) assertEquals(mergingPages(w.pid), NA, brief(ja));
       for (const w of b) assertEquals(mergingPages(w.pid), NB, brief(jb));
-      for (const w of [...a, ...b]) {
-        assertEquals(await w.command("sum"), `sum ${w.checksum}`);
-      }
+      await assertIntact([...a, ...b]);
       assertEquals([ja.ksmd_end, jb.ksmd_end], ["target", "target"]);
     } finally {
       for (const w of [...a, ...b]) await w.stop();
@@ -207,9 +206,7 @@ Deno.test({
       );
       assertEquals(snapshot(), orig());
       assertEquals(readJournal(), undefined);
-      for (const w of ws) {
-        assertEquals(await w.command("sum"), `sum ${w.checksum}`);
-      }
+      await assertIntact(ws);
     } finally {
       for (const w of ws) await w.stop();
     }

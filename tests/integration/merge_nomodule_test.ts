@@ -10,7 +10,8 @@ import {
   rejects,
 } from "node:assert/strict";
 import { merge } from "../../src/merge/merge.ts";
-import { ExitCode, MergememError } from "../../src/errors.ts";
+import { ExitCode } from "../../src/errors.ts";
+import { assertCleanError, isMergememError } from "../helpers/assert.ts";
 import { status } from "../../src/status/status.ts";
 
 const hasModule = (() => {
@@ -39,8 +40,11 @@ Deno.test({
       await rejects(
         () => merge({ pids: [child.pid], engine: "module" }),
         (e: unknown) =>
-          e instanceof MergememError && e.exitCode === ExitCode.NoModule &&
-          e.message === "mergemem kernel module not loaded" &&
+          isMergememError(
+            e,
+            ExitCode.NoModule,
+            /^mergemem kernel module not loaded$/,
+          ) &&
           (e.hint ?? "").includes("sudo ./install.sh") &&
           (e.hint ?? "").includes("modprobe mergemem"),
       );
@@ -78,10 +82,11 @@ Deno.test({
         stderr: "piped",
         stdout: "piped",
       }).output();
-      const err = new TextDecoder().decode(r.stderr);
-      assertEquals(r.code, 6, err);
-      assert(err.includes("mergemem kernel module not loaded"), err);
-      assert(err.includes("sudo ./install.sh"), err);
+      assertCleanError(
+        { code: r.code, stderr: new TextDecoder().decode(r.stderr) },
+        ExitCode.NoModule,
+        /mergemem kernel module not loaded[\s\S]*sudo \.\/install\.sh/,
+      );
     } finally {
       child.kill();
       await child.status;

@@ -7,7 +7,8 @@
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import { cgroup2Root } from "../../src/proc/cgroup.ts";
 import { selectProcesses } from "../../src/proc/select.ts";
-import { ExitCode, MergememError } from "../../src/errors.ts";
+import { ExitCode } from "../../src/errors.ts";
+import { isMergememError } from "../helpers/assert.ts";
 
 function root(): string | undefined {
   try {
@@ -47,9 +48,7 @@ Deno.test({
       throws(
         () => selectProcesses({ cgroups: ["no/such/cgroup"] }),
         (e: unknown) =>
-          e instanceof MergememError &&
-          e.exitCode === ExitCode.NothingScannable &&
-          /no such cgroup/.test(e.message),
+          isMergememError(e, ExitCode.NothingScannable, /no such cgroup/),
       );
     } finally {
       for (const s of sleepers) {
