@@ -51,6 +51,27 @@ Deno.test("usage errors exit 2 with one line", async () => {
   );
 });
 
+Deno.test("every command: an unknown flag is one error line, exit 2", async () => {
+  for (const cmd of ["scan", "merge", "unmerge", "status"]) {
+    const r = await mergemem([cmd, "--frobnicate"]);
+    assertCleanError(r, 2, /^mergemem: error: Unknown option '--frobnicate'$/m);
+    assertEquals(r.stdout, "", cmd);
+    assertEquals(r.stderr.match(/error:/g)?.length, 1, `${cmd}: ${r.stderr}`);
+  }
+  // status takes its optional PATH by hand: a flag there is still checked.
+  assertCleanError(
+    await mergemem(["status", "--prometheus", "-x"]),
+    2,
+    /Unknown option '-x'/,
+  );
+  // With --json stdout is one JSON document, so the metrics need a PATH.
+  assertCleanError(
+    await mergemem(["status", "--json", "--prometheus"]),
+    2,
+    /needs a PATH/,
+  );
+});
+
 Deno.test("--help and --version exit 0", async () => {
   const v = await mergemem(["--version"]);
   assertEquals(v.code, 0);
@@ -60,6 +81,17 @@ Deno.test("--help and --version exit 0", async () => {
     assertEquals(h.code, 0, cmd);
     assert(h.stdout.includes("Usage: mergemem " + cmd), cmd);
   }
+  // --help answers before other values are checked.
+  const h = await mergemem(["scan", "--top", "0", "--help"]);
+  assertEquals(h.code, 0, h.stderr);
+  assert(h.stdout.includes("Usage: mergemem scan"));
+});
+
+Deno.test("status --prometheus without PATH prints the metrics", async () => {
+  const r = await mergemem(["status", "--prometheus"]);
+  assertEquals(r.code, 0, r.stderr);
+  assert(/^# HELP mergemem_/m.test(r.stdout), r.stdout);
+  assert(!/^module:/m.test(r.stdout), "no human report besides");
 });
 
 Deno.test("nothing matched or nothing left exits 3", async () => {
