@@ -28,10 +28,10 @@ step "dependencies"
 if [ "$run_vm" -eq 1 ]; then
 	./scripts/vm-deps.sh
 fi
-for tool in gcc make npm setpriv; do
+for tool in gcc make npm setpriv wat2wasm; do
 	command -v "$tool" >/dev/null || {
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			build-essential npm util-linux >/dev/null
+			build-essential npm util-linux wabt >/dev/null
 		break
 	}
 done
@@ -40,11 +40,12 @@ export DENO_NO_UPDATE_CHECK=1
 "$deno" --version | head -1
 
 if [ "$run_host" -eq 1 ]; then
-	step "format, lint and type checks; checkpatch --strict on the module"
+	step "format, lint and type checks; checkpatch --strict on the module; the wasm matches its source"
 	"$deno" fmt --check
 	"$deno" lint
 	"$deno" task check
 	./scripts/checkpatch.sh
+	./scripts/build-wasm.sh --check
 
 	step "unit and host integration tests"
 	"$deno" task test

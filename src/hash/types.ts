@@ -57,6 +57,12 @@ export interface Checksum {
     out: PageHashOutput,
     outIndex: number,
   ): void;
+  /**
+   * Optional: a buffer of `size` bytes that {@link hashPages} hashes in
+   * place, without a copy (read batches are allocated with it). It lives
+   * as long as the program; a checksum without it hashes any buffer.
+   */
+  pageBuffer?(size: number): Uint8Array<ArrayBuffer>;
 }
 
 /** True if `n` words from `words[start]` are all zero. Stops at the first

@@ -50,13 +50,21 @@ export interface ReadBatch {
   pageSize: number;
 }
 
-/** Allocates a batch of `capacity` pages. */
-export function newBatch(capacity: number, pageSize: number): ReadBatch {
-  const bytes = new Uint8Array(capacity * pageSize);
+/**
+ * Allocates a batch of `capacity` pages, in `alloc`'s memory when given
+ * (e.g. a checksum's pageBuffer, hashed in place).
+ */
+export function newBatch(
+  capacity: number,
+  pageSize: number,
+  alloc?: (size: number) => Uint8Array<ArrayBuffer>,
+): ReadBatch {
+  const bytes = alloc?.(capacity * pageSize) ??
+    new Uint8Array(capacity * pageSize);
   const remote = new BigUint64Array(2 * IOV_MAX);
   const b: ReadBatch = {
     bytes,
-    words: new Uint32Array(bytes.buffer),
+    words: new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2),
     local: new BigUint64Array(2),
     remote,
     remote32: new Uint32Array(remote.buffer),

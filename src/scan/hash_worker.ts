@@ -131,7 +131,8 @@ function hashRequest(q: HashRequest): HashReply {
   if (
     !batch || batch.capacity !== q.batchPages || batch.pageSize !== q.pageSize
   ) {
-    batch = newBatch(q.batchPages, q.pageSize);
+    const cs = getChecksum(q.checksum);
+    batch = newBatch(q.batchPages, q.pageSize, cs.pageBuffer?.bind(cs));
     okBuf = new Uint8Array(q.batchPages);
   }
   readAndHash(q, batch, okBuf, {
