@@ -63,9 +63,18 @@ const HELPER_IDLE_MS = 250;
 export function createUserBackend(opts: UserBackendOptions): HashBackend {
   const pageSize = opts.pageSize ?? systemPageSize();
   const cap = opts.batchPages ?? 256;
-  const slots = [newBatch(cap, pageSize), newBatch(cap, pageSize)];
-  const ok = new Uint8Array(cap);
   const cs = opts.checksum;
+  // In the checksum's own memory where it has one: hashed without a copy.
+  const alloc = cs.pageBuffer?.bind(cs);
+  // Reads in flight at once: with two or more CPUs, two (one per core;
+  // hashing in place costs about a third of a read), and one slot more
+  // than that, being hashed.
+  const inFlight = (navigator.hardwareConcurrency ?? 1) >= 2 ? 2 : 1;
+  const slots = Array.from(
+    { length: inFlight + 1 },
+    () => newBatch(cap, pageSize, alloc),
+  );
+  const ok = new Uint8Array(cap);
 
   // Fills batch `b` from the runs, starting at run `run` page `skip`;
   // returns the new [run, skip] cursor.
@@ -220,34 +229,44 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
     });
   }
 
-  /** Pinned pages on this thread: async reads overlapping the hashing. */
+  /**
+   * Pinned pages on this thread: up to `inFlight` batches are read on
+   * other threads (the nonblocking FFI call) while this one hashes the
+   * oldest, which has arrived.
+   */
   async function hashHere(
     pid: number,
     runs: PageRuns,
     out: PageHashOutput,
   ): Promise<number> {
-    let cur = 0;
-    let [run, skip] = fill(slots[cur], runs, 0, 0);
+    let run = 0, skip = 0, next = 0;
+    const queue: { b: ReadBatch; read: Promise<number> }[] = [];
+    const issue = () => {
+      const b = slots[next];
+      [run, skip] = fill(b, runs, run, skip);
+      if (b.pages === 0) return false;
+      queue.push({ b, read: readBatchAsync(pid, b) });
+      next = (next + 1) % slots.length;
+      return true;
+    };
+    while (queue.length < inFlight && issue());
     let at = out.offset;
-    let pending = slots[cur].pages > 0 ? readBatchAsync(pid, slots[cur]) : null;
-    while (pending) {
-      const b = slots[cur];
-      const r = await pending;
-      const next = slots[cur ^ 1];
-      [run, skip] = fill(next, runs, run, skip);
-      pending = next.pages > 0 ? readBatchAsync(pid, next) : null;
+    while (queue.length > 0) {
+      const { b, read } = queue[0];
+      const r = await read;
       if (r === b.pages * pageSize) hashBatch(b, out, at);
       else {
         try {
           hashBatchSlow(pid, b, out, at);
         } catch (err) {
           // Never leave a read writing into a buffer the next call reuses.
-          if (pending) await pending;
+          await Promise.allSettled(queue.map((q) => q.read));
           throw err;
         }
       }
       at += b.pages;
-      cur ^= 1;
+      queue.shift();
+      issue();
     }
     return at - out.offset;
   }
