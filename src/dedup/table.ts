@@ -179,19 +179,21 @@ function sortRange(
 }
 
 /**
- * Fills `order` with the rows [0, length) sorted by (hash, pfn, row) or
- * by (pfn, row), without moving the table: a counting sort into about
- * length/16 buckets of the leading key bits, then a quicksort of each
- * bucket. Row order is scan order within a process's chunk, so equal
- * PFNs come out in scan order. Extra memory: `order` (4 bytes a row,
- * reusable) and the bucket counts (under half a byte a row).
+ * Fills `order` with the rows [0, length) (or only the given `rows`, in
+ * order[0, rows.length)) sorted by (hash, pfn, row) or by (pfn, row),
+ * without moving the table: a counting sort into about n/16 buckets of
+ * the leading key bits, then a quicksort of each bucket. Row order is
+ * scan order within a process's chunk, so equal PFNs come out in scan
+ * order. Extra memory: `order` (4 bytes a row, reusable) and the bucket
+ * counts (under half a byte a row).
  */
 export function sortOrder(
   t: PageTable,
   by: "hash" | "pfn",
   order: Uint32Array,
+  rows?: Uint32Array,
 ): Uint32Array {
-  const n = t.length;
+  const n = rows ? rows.length : t.length;
   cHi = t.hashHi;
   cLo = t.hashLo;
   cPfn = t.pfn;
@@ -205,8 +207,8 @@ export function sortOrder(
   if (!byHash && n > 0) {
     const p = t.pfn;
     let lo = Infinity, hi = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const v = p[i];
+    for (let j = 0; j < n; j++) {
+      const v = p[rows ? rows[j] : j];
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
@@ -217,9 +219,12 @@ export function sortOrder(
     byHash
       ? (bits === 0 ? 0 : cHi[i] >>> (32 - bits))
       : Math.min(nb - 1, Math.floor((cPfn[i] - minP) * scale));
-  for (let i = 0; i < n; i++) counts[bucket(i) + 1]++;
+  for (let j = 0; j < n; j++) counts[bucket(rows ? rows[j] : j) + 1]++;
   for (let b = 0; b < nb; b++) counts[b + 1] += counts[b];
-  for (let i = 0; i < n; i++) order[counts[bucket(i)]++] = i;
+  for (let j = 0; j < n; j++) {
+    const i = rows ? rows[j] : j;
+    order[counts[bucket(i)]++] = i;
+  }
   // counts[b] is now the end of bucket b.
   let start = 0;
   for (let b = 0; b < nb; b++) {

@@ -18,7 +18,7 @@ import {
   selectProcesses,
 } from "../proc/select.ts";
 import type { HashBackend } from "./backend.ts";
-import { classifyFrames } from "./classify.ts";
+import { classifyFrames, framesMayMatter } from "./classify.ts";
 import { collectPages, type ScanProgress } from "./collect.ts";
 import { readLayouts } from "./layouts.ts";
 import { createTableReader } from "./page_reader.ts";
@@ -217,7 +217,9 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   // Phase 3: classify frames (kpageflags, in PFN order).
   const order = new Uint32Array(table.length);
   if (kpf) {
-    if (pfns) classifyFrames(table, kpf, order);
+    if (pfns) {
+      classifyFrames(table, kpf, order, framesMayMatter(states, refs.length));
+    }
     kpf.close();
     tp = lap(prof, "3.kpageflags", tp);
   }
