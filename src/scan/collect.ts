@@ -21,7 +21,7 @@ import {
 } from "../pages/pagemap.ts";
 import { openProcFile } from "../pages/procfile.ts";
 import { mayHoldThp } from "../pages/thp.ts";
-import type { HashBackend, PageRuns } from "./backend.ts";
+import type { HashBackend, HashTarget, PageRuns } from "./backend.ts";
 import type { ProcState } from "./layouts.ts";
 import { lap, type ScanProfile } from "./profile.ts";
 import { markSkipped, type Strategy } from "./result.ts";
@@ -59,9 +59,31 @@ export interface CollectOptions {
   onProgress?: (p: ScanProgress) => void | Promise<void>;
 }
 
+/** What one process's collection shares across its mappings. */
+interface Collector {
+  st: ProcState;
+  o: CollectOptions;
+  table: PageTable;
+  pagemap: Deno.FsFile;
+  target: HashTarget;
+  /** Pagemap entries of the current chunk (lo, hi words). */
+  pm: Uint32Array;
+  /** PAGE_EXCLUSIVE and PAGE_PIN_OK of each row of the chunk. */
+  bits: Uint8Array;
+  /** Runs of the chunk's pages that may be pinned, and of the others. */
+  pinRuns: PageRuns;
+  memRuns: PageRuns;
+  /** The next stand-in frame number (without PFNs). */
+  standIn: { next: number };
+  /** equalv: mapping keys ("exe, kind, path, ordinal") to ids. */
+  keyIds: Map<string, number>;
+  ordinal: Map<string, number>;
+}
+
 /**
  * Fills `table` with the candidate pages of every process of `states` and
- * `refs` with their mappings (index = the table's mapIdx).
+ * `refs` with their mappings (index = the table's mapIdx). A process that
+ * goes away is marked skipped and its rows are dropped.
  */
 export async function collectPages(
   states: ProcState[],
@@ -69,169 +91,237 @@ export async function collectPages(
   refs: MappingRef[],
   o: CollectOptions,
 ): Promise<void> {
-  const { backend, strategy, pfns, chunk } = o;
-  const ps = o.pageSize;
-  const kbPerPage = ps / 1024;
-  const prof = o.profile;
-  const expected = o.expected;
-  const total = o.total;
-  let done = o.done;
-  const keyIds = new Map<string, number>();
-  const pm = new Uint32Array(2 * chunk);
-  const bits = new Uint8Array(chunk);
-  const runs: PageRuns = {
+  const chunk = o.chunk;
+  const newRuns = (noPin: boolean): PageRuns => ({
     count: 0,
     addr: new Float64Array(chunk),
     pages: new Uint32Array(chunk),
+    noPin,
+  });
+  const shared = {
+    pm: new Uint32Array(2 * chunk),
+    bits: new Uint8Array(chunk),
+    pinRuns: newRuns(false),
+    memRuns: newRuns(true),
+    standIn: { next: 1 },
+    keyIds: new Map<string, number>(),
   };
-  let standIn = 1;
+  let done = o.done;
   for (const st of states) {
-    const pid = st.info.pid;
     const rowStart = table.length;
     st.firstMap = refs.length;
-    for (const m of st.maps) refs.push({ pid, start: m.start });
-    let file: Deno.FsFile | null = null;
-    let target = null;
+    for (const m of st.maps) refs.push({ pid: st.info.pid, start: m.start });
+    let pagemap: Deno.FsFile | null = null;
+    let target: HashTarget | null = null;
     try {
-      file = openProcFile(pid, "pagemap");
-      target = backend.open(pid);
-      const ordinal = new Map<string, number>();
+      pagemap = openProcFile(st.info.pid, "pagemap");
+      target = o.backend.open(st.info.pid);
+      const c: Collector = {
+        ...shared,
+        st,
+        o,
+        table,
+        pagemap,
+        target,
+        ordinal: new Map(),
+      };
       for (let mi = 0; mi < st.maps.length; mi++) {
-        const m = st.maps[mi];
-        const g = st.firstMap + mi;
-        const rss = (m.kb.Rss ?? 0) / kbPerPage;
-        if (!m.ksmEligible) {
-          st.noncandidate += rss;
-          continue;
-        }
-        const npages = Math.round((m.end - m.start) / ps);
-        st.scanned += npages;
-        let keyId = 0;
-        if (strategy === "equalv") {
-          const k = `${m.kind}\0${m.path}`;
-          const ord = ordinal.get(k) ?? 0;
-          ordinal.set(k, ord + 1);
-          const key = `${st.info.exe ?? st.info.comm}\0${k}\0${ord}`;
-          keyId = keyIds.get(key) ?? keyIds.size;
-          keyIds.set(key, keyId);
-        }
-        if (m.kb.Rss === 0 && (m.kb.Swap ?? 0) === 0) continue;
-        // A pin of a small page of a fork-shared THP unshares it (copies it
-        // in the target and splits the huge page) even when pagemap calls
-        // it exclusive: never pin pages of a mapping that may hold THPs.
-        const pinOk = !mayHoldThp(m);
-        const vpn0 = Math.round(m.start / ps);
-        for (let off = 0; off < npages; off += chunk) {
-          const n = Math.min(chunk, npages - off);
-          let tq = performance.now();
-          if (readEntries(file, vpn0 + off, n, pm) < n) {
-            throw processGone("read", "address space gone");
-          }
-          tq = lap(prof, "2.pagemap", tq);
-          reserve(table, n);
-          const row0 = table.length;
-          // Pages that may be pinned first, then the others, as own runs:
-          // the two are read differently (see PageRuns.noPin).
-          let cnt = 0;
-          let nx = 0;
-          for (let k = 0; k < n; k++) {
-            const hi = pm[2 * k + 1];
-            if ((hi & PM_PRESENT_HI) === 0) {
-              if (hi & PM_SWAPPED_HI) st.swapped++;
-              continue;
-            }
-            if (hi & PM_FILE_HI) {
-              st.noncandidate++;
-              continue;
-            }
-            if (!pinOk || (hi & PM_EXCLUSIVE_HI) === 0) nx++;
-            cnt++;
-          }
-          if (cnt === 0) continue;
-          for (const pinned of [true, false]) {
-            const rowA = pinned ? row0 : row0 + cnt - nx;
-            let row = rowA;
-            runs.count = 0;
-            runs.noPin = !pinned;
-            let lastPage = -2;
-            for (let k = 0; k < n; k++) {
-              const hi = pm[2 * k + 1];
-              if ((hi & PM_PRESENT_HI) === 0 || (hi & PM_FILE_HI)) continue;
-              const exclusive = (hi & PM_EXCLUSIVE_HI) !== 0;
-              if ((pinOk && exclusive) !== pinned) continue;
-              setMapIdx(table, row, g);
-              table.pageIdx[row] = off + k;
-              setPfn(
-                table,
-                row,
-                pfns
-                  ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
-                  : exclusive
-                  ? standIn++
-                  : 0,
-              );
-              bits[row - row0] = (exclusive ? PAGE_EXCLUSIVE : 0) |
-                (pinned ? PAGE_PIN_OK : 0);
-              row++;
-              if (lastPage === k - 1) runs.pages[runs.count - 1]++;
-              else {
-                runs.addr[runs.count] = m.start + (off + k) * ps;
-                runs.pages[runs.count] = 1;
-                runs.count++;
-              }
-              lastPage = k;
-            }
-            if (runs.count === 0) continue;
-            tq = lap(prof, "2.decode", tq);
-            await backend.hashPages(target, runs, {
-              hashLo: table.hashLo,
-              hashHi: table.hashHi,
-              flags: table.flags,
-              offset: rowA,
-            });
-            tq = lap(prof, pinned ? "2.readv+hash" : "2.mem+hash", tq);
-          }
-          // Keep the rows that were read; drop the vanished ones.
-          let w = row0;
-          for (let k = 0; k < cnt; k++) {
-            const r = row0 + k;
-            if (!(table.flags[r] & PAGE_HASHED)) {
-              st.vanished++;
-              continue;
-            }
-            if (w !== r) {
-              table.mapIdx[w] = table.mapIdx[r];
-              table.pageIdx[w] = table.pageIdx[r];
-              table.pfn[w] = table.pfn[r];
-              table.hashLo[w] = table.hashLo[r];
-              table.hashHi[w] = table.hashHi[r];
-            }
-            table.flags[w] = table.flags[r] | bits[k];
-            if (strategy === "equalv") {
-              table.hashHi[w] = keyId;
-              table.hashLo[w] = table.pageIdx[w];
-            }
-            w++;
-          }
-          table.length = w;
-          if (o.onProgress) {
-            await o.onProgress({
-              pid,
-              processesDone: done,
-              processesTotal: total,
-              pagesDone: table.length,
-              pagesTotal: Math.round(expected),
-            });
-          }
-        }
+        await collectMapping(c, mi, done);
       }
     } catch (err) {
       table.length = rowStart;
       markSkipped(st.result, err);
     } finally {
-      file?.close();
-      if (target) backend.close(target);
+      pagemap?.close();
+      if (target) o.backend.close(target);
     }
     done++;
   }
+}
+
+/** Collects the candidate pages of mapping `mi` of the process, by chunk. */
+async function collectMapping(
+  c: Collector,
+  mi: number,
+  done: number,
+): Promise<void> {
+  const { st, o } = c;
+  const m = st.maps[mi];
+  const ps = o.pageSize;
+  if (!m.ksmEligible) {
+    st.noncandidate += (m.kb.Rss ?? 0) / (ps / 1024);
+    return;
+  }
+  const npages = Math.round((m.end - m.start) / ps);
+  st.scanned += npages;
+  const keyId = o.strategy === "equalv" ? equalvKey(c, m) : 0;
+  if (m.kb.Rss === 0 && (m.kb.Swap ?? 0) === 0) return;
+  // A pin of a small page of a fork-shared THP unshares it (copies it in
+  // the target and splits the huge page) even when pagemap calls it
+  // exclusive: never pin pages of a mapping that may hold THPs.
+  const pinOk = !mayHoldThp(m);
+  const vpn0 = Math.round(m.start / ps);
+  for (let off = 0; off < npages; off += o.chunk) {
+    const n = Math.min(o.chunk, npages - off);
+    let tq = performance.now();
+    if (readEntries(c.pagemap, vpn0 + off, n, c.pm) < n) {
+      throw processGone("read", "address space gone");
+    }
+    tq = lap(o.profile, "2.pagemap", tq);
+    const row0 = c.table.length;
+    const cnt = decodeChunk(c, st.firstMap + mi, m.start, off, n, pinOk);
+    tq = lap(o.profile, "2.decode", tq);
+    if (cnt === 0) continue;
+    const out = {
+      hashLo: c.table.hashLo,
+      hashHi: c.table.hashHi,
+      flags: c.table.flags,
+      offset: row0,
+    };
+    if (c.pinRuns.count > 0) {
+      await o.backend.hashPages(c.target, c.pinRuns, out);
+      tq = lap(o.profile, "2.readv+hash", tq);
+    }
+    if (c.memRuns.count > 0) {
+      out.offset = row0 + cnt - countPages(c.memRuns);
+      await o.backend.hashPages(c.target, c.memRuns, out);
+      lap(o.profile, "2.mem+hash", tq);
+    }
+    keepHashed(c, row0, cnt, keyId);
+    if (o.onProgress) {
+      await o.onProgress({
+        pid: st.info.pid,
+        processesDone: done,
+        processesTotal: o.total,
+        pagesDone: c.table.length,
+        pagesTotal: Math.round(o.expected),
+      });
+    }
+  }
+}
+
+/** equalv: the id of the mapping's key (exe, kind, path, ordinal). */
+function equalvKey(c: Collector, m: ProcState["maps"][number]): number {
+  const k = `${m.kind}\0${m.path}`;
+  const ord = c.ordinal.get(k) ?? 0;
+  c.ordinal.set(k, ord + 1);
+  const key = `${c.st.info.exe ?? c.st.info.comm}\0${k}\0${ord}`;
+  const id = c.keyIds.get(key) ?? c.keyIds.size;
+  c.keyIds.set(key, id);
+  return id;
+}
+
+/** The sum of the runs' pages. */
+function countPages(runs: PageRuns): number {
+  let n = 0;
+  for (let i = 0; i < runs.count; i++) n += runs.pages[i];
+  return n;
+}
+
+/**
+ * Decodes a chunk of `n` pagemap entries (pages off.. of the mapping at
+ * `start`, mapping index `g`) into table rows from table.length on: the
+ * pages that may be pinned first, then the others, each class with its
+ * own runs (they are read differently: PageRuns.noPin). Counts swapped
+ * and file pages. Returns the number of rows (not yet kept: the table's
+ * length is unchanged).
+ */
+function decodeChunk(
+  c: Collector,
+  g: number,
+  start: number,
+  off: number,
+  n: number,
+  pinOk: boolean,
+): number {
+  const { pm, st, table, pinRuns, memRuns, bits } = c;
+  const ps = c.o.pageSize;
+  const pfns = c.o.pfns;
+  // Count first, so that each class gets one contiguous range of rows.
+  let cnt = 0, nx = 0;
+  for (let k = 0; k < n; k++) {
+    const hi = pm[2 * k + 1];
+    if ((hi & PM_PRESENT_HI) === 0) {
+      if (hi & PM_SWAPPED_HI) st.swapped++;
+    } else if (hi & PM_FILE_HI) st.noncandidate++;
+    else {
+      cnt++;
+      if (!pinOk || (hi & PM_EXCLUSIVE_HI) === 0) nx++;
+    }
+  }
+  pinRuns.count = 0;
+  memRuns.count = 0;
+  if (cnt === 0) return 0;
+  reserve(table, cnt);
+  const row0 = table.length;
+  setMapIdx(table, row0 + cnt - 1, g);
+  table.mapIdx.fill(g, row0, row0 + cnt);
+  let rowPin = row0, rowMem = row0 + cnt - nx;
+  let lastPin = -2, lastMem = -2;
+  for (let k = 0; k < n; k++) {
+    const hi = pm[2 * k + 1];
+    if ((hi & PM_PRESENT_HI) === 0 || (hi & PM_FILE_HI)) continue;
+    const exclusive = (hi & PM_EXCLUSIVE_HI) !== 0;
+    const pin = pinOk && exclusive;
+    const row = pin ? rowPin++ : rowMem++;
+    table.pageIdx[row] = off + k;
+    setPfn(
+      table,
+      row,
+      pfns
+        ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
+        : exclusive
+        ? c.standIn.next++
+        : 0,
+    );
+    bits[row - row0] = (exclusive ? PAGE_EXCLUSIVE : 0) |
+      (pin ? PAGE_PIN_OK : 0);
+    const runs = pin ? pinRuns : memRuns;
+    if ((pin ? lastPin : lastMem) === k - 1) runs.pages[runs.count - 1]++;
+    else {
+      runs.addr[runs.count] = start + (off + k) * ps;
+      runs.pages[runs.count] = 1;
+      runs.count++;
+    }
+    if (pin) lastPin = k;
+    else lastMem = k;
+  }
+  return cnt;
+}
+
+/**
+ * Keeps the `cnt` rows from `row0` that were hashed, in place, adding
+ * their decode bits (and, for equalv, the grouping key); counts the rest
+ * as vanished.
+ */
+function keepHashed(
+  c: Collector,
+  row0: number,
+  cnt: number,
+  keyId: number,
+): void {
+  const { table: t, bits } = c;
+  const equalv = c.o.strategy === "equalv";
+  let w = row0;
+  for (let k = 0; k < cnt; k++) {
+    const r = row0 + k;
+    if (!(t.flags[r] & PAGE_HASHED)) {
+      c.st.vanished++;
+      continue;
+    }
+    if (w !== r) {
+      t.mapIdx[w] = t.mapIdx[r];
+      t.pageIdx[w] = t.pageIdx[r];
+      t.pfn[w] = t.pfn[r];
+      t.hashLo[w] = t.hashLo[r];
+      t.hashHi[w] = t.hashHi[r];
+    }
+    t.flags[w] = t.flags[r] | bits[k];
+    if (equalv) {
+      t.hashHi[w] = keyId;
+      t.hashLo[w] = t.pageIdx[w];
+    }
+    w++;
+  }
+  t.length = w;
 }
