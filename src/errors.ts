@@ -137,3 +137,8 @@ const ERRNO_NAMES: Record<number, string> = {
   16: "EBUSY",
   22: "EINVAL",
 };
+
+/** The message of anything thrown (an Error's message, else its text). */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

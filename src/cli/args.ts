@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { usageError } from "../errors.ts";
+import { messageOf, usageError } from "../errors.ts";
 import { type DocumentedOptions, optionHelp } from "./options.ts";
 
 /** Option specs in node:util parseArgs form. */
@@ -76,7 +76,7 @@ export function parseStrict<T extends OptionSpecs>(
   try {
     return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = messageOf(err);
     // node's messages span lines and mention internals; keep the first line.
     throw usageError(msg.split("\n")[0].replace(/\.$/, ""));
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError } from "../errors.ts";
+import { ExitCode, MergememError, messageOf } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { styles } from "./format.ts";
 import { type DocumentedOptions, optionHelp } from "./options.ts";
@@ -110,7 +110,7 @@ export async function main(args: string[]): Promise<number> {
       return err.exitCode;
     }
     if (err instanceof Deno.errors.BrokenPipe) return ExitCode.Ok;
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = messageOf(err);
     console.error(`mergemem: internal error: ${msg}`);
     if (Deno.env.get("MERGEMEM_DEBUG") && err instanceof Error) {
       console.error(err.stack);

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError, usageError } from "../errors.ts";
+import { ExitCode, MergememError, messageOf, usageError } from "../errors.ts";
 import { formatPrometheus, writeAtomic } from "../status/prometheus.ts";
 import { status, type StatusReport } from "../status/status.ts";
 import { parseStrict, takeOptionalValues } from "./args.ts";
@@ -95,7 +95,7 @@ export function run(args: string[]): Promise<number> {
         if (!a.json) console.error(`mergemem: wrote ${path}`);
       } catch (err) {
         throw new MergememError(
-          `cannot write ${a.prometheus}: ${(err as Error).message}`,
+          `cannot write ${a.prometheus}: ${messageOf(err)}`,
           ExitCode.Failed,
         );
       }

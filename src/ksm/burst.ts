@@ -36,7 +36,7 @@
  * @module
  */
 import { sleep } from "./sleep.ts";
-import { ExitCode, MergememError } from "../errors.ts";
+import { ExitCode, MergememError, messageOf } from "../errors.ts";
 import { removeJournal, RUN_DIR, writeJournal } from "./journal.ts";
 import { type KsmLockOptions, withKsmLock } from "./lock.ts";
 import { type RestoreMismatch, restoreSettings } from "./settings.ts";
@@ -242,7 +242,7 @@ async function burstLocked(
     });
   } catch (err) {
     throw new MergememError(
-      `cannot write the KSM journal in ${runDir}: ${(err as Error).message}`,
+      `cannot write the KSM journal in ${runDir}: ${messageOf(err)}`,
       ExitCode.Failed,
       "nothing was changed; the journal lets a later run repair a crash",
     );

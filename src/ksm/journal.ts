@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { messageOf } from "../errors.ts";
 import { KSM_DIR } from "./sysfs.ts";
 import {
   burstSettings,
@@ -246,7 +247,7 @@ export function recoverJournal(
       settings: {},
       restore_mismatch: {},
       message: `removed an unreadable KSM journal (${
-        (err as Error).message
+        messageOf(err)
       }); check /sys/kernel/mm/ksm by hand`,
     };
   }

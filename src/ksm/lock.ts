@@ -27,7 +27,7 @@
  */
 import { sleep } from "./sleep.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
-import { ExitCode, MergememError, SyscallError } from "../errors.ts";
+import { ExitCode, MergememError, messageOf, SyscallError } from "../errors.ts";
 import {
   closeFd,
   flock,
@@ -147,7 +147,7 @@ function openLockFile(runDir: string): number {
         (err.code === "EACCES" || err.code === "EPERM" ||
           err.code === "EROFS"));
     throw new MergememError(
-      `cannot open the KSM lock ${path}: ${(err as Error).message}`,
+      `cannot open the KSM lock ${path}: ${messageOf(err)}`,
       ExitCode.Failed,
       denied ? "changing KSM settings or marking memory needs root" : undefined,
     );

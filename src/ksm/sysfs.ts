@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError } from "../errors.ts";
+import { ExitCode, MergememError, messageOf } from "../errors.ts";
 
 /** Where KSM lives in sysfs. */
 export const KSM_DIR = "/sys/kernel/mm/ksm";
@@ -143,7 +143,7 @@ export function writeKsmFile(name: string, value: string, dir = KSM_DIR): void {
       );
     }
     throw new MergememError(
-      `cannot set ${dir}/${name} to ${value}: ${(err as Error).message}`,
+      `cannot set ${dir}/${name} to ${value}: ${messageOf(err)}`,
       ExitCode.Failed,
     );
   }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { messageOf } from "../errors.ts";
 import type { MappingKind } from "../pages/maps.ts";
 import { type SkipReason, skipReasonOf } from "../proc/select.ts";
 
@@ -177,7 +178,7 @@ export function markSkipped(r: ProcessResult, err: unknown): void {
   if (!reason) throw err;
   r.skipped = {
     reason,
-    message: `${err instanceof Error ? err.message : String(err)}`,
+    message: messageOf(err),
   };
   r.mappings = [];
   const t: Totals = r.totals;

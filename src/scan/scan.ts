@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { usageError } from "../errors.ts";
+import { messageOf, usageError } from "../errors.ts";
 import { analyze, type MappingRef } from "../dedup/analyze.ts";
 import { newTable, sortOrder } from "../dedup/table.ts";
 import { getChecksum } from "../hash/mod.ts";
@@ -135,7 +135,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         strategy === "equalv" ? "const" : opts.checksum ?? "xxh64",
       );
     } catch (err) {
-      throw usageError(err instanceof Error ? err.message : String(err));
+      throw usageError(messageOf(err));
     }
     backend = createUserBackend({ checksum: cs });
   }

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { MergememError } from "../errors.ts";
+import { MergememError, messageOf } from "../errors.ts";
 import { featureNames, openModule } from "../kmod/client.ts";
 import { readProcessKsm } from "../ksm/process.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
@@ -182,7 +182,7 @@ export function checkJournal(runDir = RUN_DIR): JournalStatus | null {
   try {
     j = readJournal(runDir);
   } catch (err) {
-    unreadable = (err as Error).message;
+    unreadable = messageOf(err);
   }
   if (!j && unreadable === undefined) return null;
   if (j && journalOwnerAlive(j)) {

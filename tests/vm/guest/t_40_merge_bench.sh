@@ -9,6 +9,9 @@ if [[ ! -e $REPO/.vm-work/run-merge-bench ]]; then
 	echo "skip: benchmark not requested (touch .vm-work/run-merge-bench)"
 	exit 77
 fi
+# It may set MERGE_BENCH_WORKERS, _MIB and _AFTER (shell assignments).
+# shellcheck source=/dev/null
+. "$REPO/.vm-work/run-merge-bench"
 "$DENO" run -A "$REPO/bench/merge_bench.ts" --workers "${MERGE_BENCH_WORKERS:-4}" \
 	--mib "${MERGE_BENCH_MIB:-32}" --after "${MERGE_BENCH_AFTER:-60}" \
 	--json "$MERGEMEM_VM_WORK/merge_bench.json"
