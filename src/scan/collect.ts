@@ -238,7 +238,7 @@ function decodeChunk(
   const ps = c.o.pageSize;
   const pfns = c.o.pfns;
   // Count first, so that each class gets one contiguous range of rows.
-  let cnt = 0, nx = 0;
+  let cnt = 0, nx = 0, wide = 0;
   for (let k = 0; k < n; k++) {
     const hi = pm[2 * k + 1];
     if ((hi & PM_PRESENT_HI) === 0) {
@@ -247,6 +247,7 @@ function decodeChunk(
     else {
       cnt++;
       if (!pinOk || (hi & PM_EXCLUSIVE_HI) === 0) nx++;
+      wide |= hi & PM_PFN_HI_MASK;
     }
   }
   pinRuns.count = 0;
@@ -254,39 +255,47 @@ function decodeChunk(
   if (cnt === 0) return 0;
   reserve(table, cnt);
   const row0 = table.length;
+  // Widen the columns now if this chunk needs it, then write them directly.
   setMapIdx(table, row0 + cnt - 1, g);
   table.mapIdx.fill(g, row0, row0 + cnt);
+  if (pfns && wide) setPfn(table, row0, 2 ** 32);
+  const pageIdx = table.pageIdx;
+  const pfn = table.pfn;
   let rowPin = row0, rowMem = row0 + cnt - nx;
   let lastPin = -2, lastMem = -2;
   for (let k = 0; k < n; k++) {
     const hi = pm[2 * k + 1];
     if ((hi & PM_PRESENT_HI) === 0 || (hi & PM_FILE_HI)) continue;
     const exclusive = (hi & PM_EXCLUSIVE_HI) !== 0;
-    const pin = pinOk && exclusive;
-    const row = pin ? rowPin++ : rowMem++;
-    table.pageIdx[row] = off + k;
-    setPfn(
-      table,
-      row,
-      pfns
-        ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
-        : exclusive
-        ? c.standIn.next++
-        : 0,
-    );
-    bits[row - row0] = (exclusive ? PAGE_EXCLUSIVE : 0) |
-      (pin ? PAGE_PIN_OK : 0);
-    const runs = pin ? pinRuns : memRuns;
-    if ((pin ? lastPin : lastMem) === k - 1) runs.pages[runs.count - 1]++;
-    else {
-      runs.addr[runs.count] = start + (off + k) * ps;
-      runs.pages[runs.count] = 1;
-      runs.count++;
+    let row;
+    if (pinOk && exclusive) {
+      row = rowPin++;
+      bits[row - row0] = PAGE_EXCLUSIVE | PAGE_PIN_OK;
+      if (lastPin === k - 1) pinRuns.pages[pinRuns.count - 1]++;
+      else addRun(pinRuns, start + (off + k) * ps);
+      lastPin = k;
+    } else {
+      row = rowMem++;
+      bits[row - row0] = exclusive ? PAGE_EXCLUSIVE : 0;
+      if (lastMem === k - 1) memRuns.pages[memRuns.count - 1]++;
+      else addRun(memRuns, start + (off + k) * ps);
+      lastMem = k;
     }
-    if (pin) lastPin = k;
-    else lastMem = k;
+    pageIdx[row] = off + k;
+    pfn[row] = pfns
+      ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
+      : exclusive
+      ? c.standIn.next++
+      : 0;
   }
   return cnt;
+}
+
+/** Starts a new run of one page at `addr`. */
+function addRun(runs: PageRuns, addr: number): void {
+  runs.addr[runs.count] = addr;
+  runs.pages[runs.count] = 1;
+  runs.count++;
 }
 
 /**
