@@ -73,7 +73,7 @@ See README.md for details.
 }
 
 /** Writes a user-facing error to stderr: one line, plus an optional hint. */
-export function reportError(err: MergememError): void {
+function reportError(err: MergememError): void {
   const s = styles(Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR"));
   console.error(`${s.red("mergemem: error:")} ${err.message}`);
   if (err.hint) console.error(`mergemem: hint: ${err.hint}`);

@@ -168,7 +168,7 @@ export async function run(args: string[]): Promise<number> {
 }
 
 /** Human rendering of a merge report. */
-export function formatMerge(r: MergeReport): string {
+function formatMerge(r: MergeReport): string {
   const s = styles(useColor());
   const pct = r.predicted_saveable_pages
     ? ` (${

@@ -107,7 +107,7 @@ export function run(args: string[]): Promise<number> {
 }
 
 /** Human rendering of the status report. */
-export function formatStatus(r: StatusReport): string {
+function formatStatus(r: StatusReport): string {
   const s = styles(useColor());
   const lines: string[] = [];
   lines.push(

@@ -77,7 +77,7 @@ export function errnoName(value: number): string {
 }
 
 /** Throws a {@link SyscallError} for the current errno. */
-export function throwErrno(syscall: string, detail?: string): never {
+function throwErrno(syscall: string, detail?: string): never {
   const e = errno();
   throw new SyscallError(syscall, e, errnoName(e), detail);
 }
@@ -85,11 +85,12 @@ export function throwErrno(syscall: string, detail?: string): never {
 /** open(2) flags used by mergemem. */
 export const O_RDONLY = 0;
 export const O_RDWR = 2;
-export const O_CLOEXEC = 0o2000000;
 export const O_CREAT = 0o100;
+/** {@link openFd} adds it to every open, so no fd leaks into a child. */
+const O_CLOEXEC = 0o2000000;
 
 /** A NUL-terminated C string. */
-export function cString(s: string): Uint8Array<ArrayBuffer> {
+function cString(s: string): Uint8Array<ArrayBuffer> {
   const bytes = new TextEncoder().encode(s);
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);

@@ -165,7 +165,7 @@ export const STALL_SCANS = 3;
  * The same while smart scan stays on: a page that failed to merge is
  * skipped for up to 8 scans at a time, and needs two visits.
  */
-export const STALL_SCANS_SMART = 20;
+const STALL_SCANS_SMART = 20;
 
 /** progress() runs at most once per this many times its own cost. */
 export const PROGRESS_COST_FACTOR = 5;

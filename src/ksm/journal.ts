@@ -27,7 +27,7 @@ import {
 export const RUN_DIR = "/run/mergemem";
 
 /** The journal's schema identifier. */
-export const JOURNAL_SCHEMA = "mergemem.journal/1";
+const JOURNAL_SCHEMA = "mergemem.journal/1";
 
 /** The content of /run/mergemem/journal.json. */
 export interface KsmJournal {
@@ -120,7 +120,7 @@ export function journalOwnerAlive(j: KsmJournal, proc = "/proc"): boolean {
 }
 
 /** True when `j` was written by this very process. */
-export function journalIsOurs(j: KsmJournal): boolean {
+function journalIsOurs(j: KsmJournal): boolean {
   return j.pid === Deno.pid && processStartTime(Deno.pid) === j.start_time;
 }
 

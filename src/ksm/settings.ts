@@ -21,7 +21,7 @@ import { KSM_DIR, readKsmFile, writeKsmFile } from "./sysfs.ts";
  * - run last, so that a restored run=0 stops ksmd only once the scan rate
  *   is back.
  */
-export const BURST_KNOBS: readonly string[] = [
+const BURST_KNOBS: readonly string[] = [
   "pages_to_scan",
   "sleep_millisecs",
   "smart_scan",

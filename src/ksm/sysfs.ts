@@ -18,7 +18,7 @@ export const KSM_DIR = "/sys/kernel/mm/ksm";
  * The files that are settings (writable) rather than counters. Anything
  * not listed and unknown to us is classified by its file mode.
  */
-export const KNOWN_KNOBS: readonly string[] = [
+const KNOWN_KNOBS: readonly string[] = [
   "run",
   "pages_to_scan",
   "sleep_millisecs",

@@ -17,7 +17,7 @@ import { readProcessKsm } from "../ksm/process.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
 
 /** The warning printed with --cross-user. */
-export const CROSS_USER_WARNING =
+const CROSS_USER_WARNING =
   "--cross-user: merging pages across uids lets their processes observe " +
   "each other's memory through copy-on-write timing (dedup side channels: " +
   "CAIN, Dedup Est Machina, Flip Feng Shui, VUsion); do this only within " +
