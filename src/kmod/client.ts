@@ -31,7 +31,7 @@ import {
 export const DEVICE_PATH = "/dev/mergemem";
 
 /** The hint shown whenever the module is missing. */
-export const INSTALL_HINT =
+const INSTALL_HINT =
   "install it: sudo ./install.sh (DKMS), then sudo modprobe mergemem";
 
 /** The result of PAGEINFO: one hash and one flag word per page. */
@@ -356,7 +356,3 @@ function openProcMemMode(pid: number, flags: number): number {
 export function closeProcMem(fd: number): void {
   closeFd(fd);
 }
-
-/** Every feature this client knows about. */
-export const ALL_FEATURES = MERGEMEM_FEATURE_PAGEINFO | MERGEMEM_FEATURE_MERGE |
-  MERGEMEM_FEATURE_UNMERGE;
