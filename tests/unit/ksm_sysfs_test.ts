@@ -1,4 +1,4 @@
-/** KSM sysfs and /proc counter parsing against fixtures of 6.1 and 6.12. */
+/** src/ksm/sysfs.ts: KSM sysfs parsing against fixtures of 6.1 and 6.12. */
 import {
   deepStrictEqual as assertEquals,
   ok as assert,
@@ -10,7 +10,6 @@ import {
   readKsm,
   requireKsm,
 } from "../../src/ksm/sysfs.ts";
-import { parseKsmStat, parseMergeableVmas } from "../../src/ksm/process.ts";
 import { ExitCode, MergememError } from "../../src/errors.ts";
 
 /** Files of /sys/kernel/mm/ksm on Debian 6.1 (values as printed). */
@@ -95,43 +94,4 @@ Deno.test("KSM compiled out gives ExitCode.NoKsm", () => {
     () => readKsm("/nonexistent/ksm"),
     (e: unknown) => e instanceof MergememError && e.exitCode === ExitCode.NoKsm,
   );
-});
-
-Deno.test("parseKsmStat handles 6.1, 6.12 and 6.18 formats", () => {
-  assertEquals(parseKsmStat("ksm_rmap_items 12\n"), { ksm_rmap_items: 12 });
-  assertEquals(
-    parseKsmStat(
-      "ksm_rmap_items 4096\nksm_zero_pages 0\nksm_merging_pages 2048\nksm_process_profit 8126464\n",
-    ),
-    {
-      ksm_rmap_items: 4096,
-      ksm_zero_pages: 0,
-      ksm_merging_pages: 2048,
-      ksm_process_profit: 8126464,
-    },
-  );
-  assertEquals(
-    parseKsmStat(
-      "ksm_process_profit -512\nksm_merge_any: no\nksm_mergeable: yes\n",
-    ),
-    { ksm_process_profit: -512, ksm_merge_any: "no", ksm_mergeable: "yes" },
-  );
-});
-
-Deno.test("parseMergeableVmas counts VMAs flagged mg", () => {
-  const smaps =
-    `55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0                  [heap]
-Size:                132 kB
-VmFlags: rd wr mr mw me ac sd mg
-7f0000000000-7f0000400000 rw-p 00000000 00:00 0
-Size:               4096 kB
-VmFlags: rd wr mr mw me ac sd
-7f0000400000-7f0000800000 rw-p 00000000 00:00 0
-Size:               4096 kB
-VmFlags: rd wr mr mw me ac sd nh mg
-`;
-  assertEquals(parseMergeableVmas(smaps), {
-    vmas: 2,
-    bytes: 0x21000 + 0x400000,
-  });
 });
