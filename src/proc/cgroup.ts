@@ -109,7 +109,8 @@ export function cgroupPids(dir: string): number[] {
 
 /** A unit name with its type: "apache2" means "apache2.service". */
 export function unitName(name: string): string {
-  return /\.(service|scope|slice|socket|mount|swap|target|timer)$/.test(name)
+  return /\.(service|scope|slice|socket|mount|automount|swap|target|timer|path|device)$/
+      .test(name)
     ? name
     : `${name}.service`;
 }

@@ -68,6 +68,9 @@ const UNITS: [string, string][] = [
   ["dev-sda2.swap", "dev-sda2.swap"],
   ["multi-user.target", "multi-user.target"],
   ["logrotate.timer", "logrotate.timer"],
+  ["cups.path", "cups.path"],
+  ["proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.automount"],
+  ["dev-sda1.device", "dev-sda1.device"],
 ];
 for (const [name, want] of UNITS) {
   Deno.test(`unitName(${name}) = ${want}`, () => {
