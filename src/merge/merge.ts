@@ -351,7 +351,10 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
           markable: new Set(pids),
         });
         plans.set(uid, plan);
-        return plan.predictedSaveablePages;
+        return {
+          pages: plan.predictedSaveablePages,
+          live: plan.processes.length,
+        };
       },
     );
     warnings.push(...domain.warnings);
@@ -389,7 +392,11 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       const denied = plan.skipped.filter((s) => s.skip.reason !== "ESRCH");
       if (denied.length > 0) throw allDenied(denied.length);
       throw new MergememError(
-        "every selected process is gone",
+        skippedByPolicy.length === 0
+          ? "every selected process is gone"
+          : `every process of uid ${
+            domain.chosen.join(", ")
+          } is gone (the ${skippedByPolicy.length} of other uids are not merged by policy)`,
         ExitCode.NothingScannable,
       );
     }

@@ -30,6 +30,14 @@ const CROSS_USER_WARNING =
  */
 export type DomainPolicy = "refuse" | "largest" | "cross-user";
 
+/** What planning one trust domain alone gives (see {@link chooseDomain}). */
+export interface DomainSaving {
+  /** Saveable pages. */
+  pages: number;
+  /** Its processes that the scan could still read. */
+  live: number;
+}
+
 /** The outcome of {@link chooseDomain}. */
 export interface DomainChoice {
   /** How the domain was chosen (for the report). */
@@ -45,15 +53,18 @@ export interface DomainChoice {
  * (policy "refuse"), all of them with the side-channel warning
  * ("cross-user"), or the uid whose processes hold the most saveable
  * memory ("largest"): on a server the workers, not the root master.
- * `saveable(uid, pids)` plans one domain and returns its saveable pages;
- * it is called once per uid, and only for "largest".
+ * `saveable(uid, pids)` plans one domain and returns its saveable pages
+ * and how many of its processes were still there to scan; it is called
+ * once per uid, and only for "largest". Ties go to the uid with more live
+ * processes: the workers, unless they have all exited meanwhile (a
+ * server whose children come and go), when the live master wins.
  *
  * @throws MergememError Refused for several uids under "refuse".
  */
 export async function chooseDomain(
   uids: Map<number, number>,
   policy: DomainPolicy,
-  saveable: (uid: number, pids: number[]) => Promise<number>,
+  saveable: (uid: number, pids: number[]) => Promise<DomainSaving>,
 ): Promise<DomainChoice> {
   const byUid = new Map<number, number[]>();
   for (const [pid, uid] of uids) {
@@ -79,17 +90,13 @@ export async function chooseDomain(
       "select processes of one user (--user), or pass --cross-user if they trust each other",
     );
   }
-  let best = distinct[0], bestPages = -1;
+  let best = distinct[0], bestPages = -1, bestLive = -1;
   for (const uid of distinct) {
-    const pages = await saveable(uid, byUid.get(uid)!);
-    // Ties go to the uid with more processes (the workers).
-    if (
-      pages > bestPages ||
-      (pages === bestPages &&
-        byUid.get(uid)!.length > byUid.get(best)!.length)
-    ) {
+    const { pages, live } = await saveable(uid, byUid.get(uid)!);
+    if (pages > bestPages || (pages === bestPages && live > bestLive)) {
       best = uid;
       bestPages = pages;
+      bestLive = live;
     }
   }
   const others = distinct.filter((u) => u !== best);

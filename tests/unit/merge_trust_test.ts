@@ -10,7 +10,7 @@ import { ExitCode, MergememError } from "../../src/errors.ts";
 // pid -> uid of an apache2-like server: root master, www-data workers.
 const APACHE = new Map([[100, 0], [101, 33], [102, 33], [103, 33]]);
 // Saveable pages if each uid were merged alone.
-const SAVEABLE: Record<number, number> = { 0: 40, 33: 9000 };
+const SAVEABLE: Record<number, number> = { 0: 40, 33: 9000, 44: 0 };
 
 const cases: {
   name: string;
@@ -52,21 +52,36 @@ const cases: {
     planned: [],
   },
   {
-    name: "a tie goes to the uid with more processes",
+    name: "a tie goes to the uid with more live processes",
     uids: new Map([[1, 5], [2, 6], [3, 6]]),
     policy: "largest",
     chosen: [6],
     policyOut: "largest-domain",
     planned: [5, 6],
   },
+  {
+    // A server whose workers all exited during the scan: nothing to save
+    // anywhere, and the live master, not the vanished workers, is chosen.
+    name: "a tie between a live master and vanished workers: the master",
+    uids: new Map([[100, 44], [201, 66], [202, 66], [203, 66]]),
+    policy: "largest",
+    chosen: [44],
+    policyOut: "largest-domain",
+    planned: [44, 66],
+  },
 ];
+// Processes of each uid the scan could still read (all, unless listed).
+const GONE: Record<number, boolean> = { 66: true };
 
 for (const c of cases) {
   Deno.test(`chooseDomain: ${c.name}`, async () => {
     const planned: number[] = [];
-    const saveable = (uid: number) => {
+    const saveable = (uid: number, pids: number[]) => {
       planned.push(uid);
-      return Promise.resolve(SAVEABLE[uid] ?? 7);
+      return Promise.resolve({
+        pages: GONE[uid] ? 0 : SAVEABLE[uid] ?? 7,
+        live: GONE[uid] ? 0 : pids.length,
+      });
     };
     if (c.refused) {
       await rejects(
