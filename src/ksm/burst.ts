@@ -31,7 +31,9 @@
  *
  * progress() may be expensive (a pagemap read of every chosen VMA), so it
  * is called no more often than every {@link PROGRESS_COST_FACTOR} times
- * its own last measured cost (and at most every pollMs).
+ * its own last measured cost (and at most every pollMs), or, once a cheap
+ * hint (BurstOptions.hint) says the target may be reached, as soon as
+ * one cost has passed since the last call.
  *
  * @module
  */
@@ -106,6 +108,14 @@ export interface BurstOptions extends KsmLockOptions {
   progress: () => number;
   /** Stop once progress() reaches this (the prediction). */
   target?: number;
+  /**
+   * Optional, cheap: a figure that rises with progress(), such as KSM's
+   * global pages_sharing delta (which other KSM users move too). Read
+   * every pollMs; once it reaches `target`, progress() is sampled without
+   * waiting out its cost factor, so that a burst notices its target soon
+   * after ksmd reaches it. Never part of the stop decision.
+   */
+  hint?: () => number;
   /** Give up after this many milliseconds (default 60000). */
   timeoutMs?: number;
   /** The shortest interval between two progress() calls (default 20 ms). */
@@ -277,10 +287,19 @@ async function burstLocked(
     let best = Number.NEGATIVE_INFINITY;
     let bestScans = scans0;
     let nextSample = start;
+    // The hint's value at the last sample, and when that sample may repeat.
+    let hintAtSample = Number.NEGATIVE_INFINITY;
+    let earliestRepeat = start;
     while (true) {
       throwIfInterrupted(opts.signal);
       const now = performance.now();
-      if (now >= nextSample) {
+      const hint = opts.hint && opts.target !== undefined
+        ? opts.hint()
+        : Number.NEGATIVE_INFINITY;
+      const early = hint >= opts.target! && hint > hintAtSample &&
+        now >= earliestRepeat;
+      if (now >= nextSample || early) {
+        hintAtSample = hint;
         // Scans completed before the sample: the sample shows their merges.
         const scans = readKsmNumber("full_scans", dir) ?? 0;
         progress = opts.progress();
@@ -301,13 +320,16 @@ async function burstLocked(
         }
         nextSample = after +
           Math.max(pollMs, PROGRESS_COST_FACTOR * (after - now));
+        earliestRepeat = after + (after - now);
       }
       if (performance.now() >= deadline) {
         ended = "timeout";
         break;
       }
+      // With a hint, wake every pollMs to read it.
+      const wake = opts.hint ? Math.min(nextSample, now + pollMs) : nextSample;
       await sleep(
-        Math.max(0, Math.min(nextSample, deadline) - performance.now()),
+        Math.max(0, Math.min(wake, deadline) - performance.now()),
         opts.signal,
       );
     }

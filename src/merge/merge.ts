@@ -506,6 +506,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
             timeoutMs: (opts.timeoutSeconds ?? 60) * 1000,
             target: predicted,
             progress: () => achievedNow().freed,
+            hint: () => globalSaved(dir) - global0,
             signal,
             runDir: opts.runDir,
             onProgress: (n) =>

@@ -177,3 +177,38 @@ Deno.test("an expensive progress() is sampled at most every 5x its cost", async 
     ksm.stop();
   }
 });
+
+Deno.test("a cheap hint that reaches the target makes the burst notice it at once", async () => {
+  // progress() costs 200 ms, so it is sampled every 1.2 s; the selection
+  // reaches its target 300 ms into the burst. Without the hint the burst
+  // ends with the second sample (1.2 + 0.2 s); with it, one cost after the
+  // first sample ended (0.4 + 0.2 s).
+  const COST_MS = 200;
+  const endAt = async (withHint: boolean) => {
+    const ksm = fakeKsm();
+    try {
+      const t0 = performance.now();
+      const reached = () => performance.now() - t0 >= 300;
+      const r = await runBurst({
+        dir: ksm.dir,
+        runDir: Deno.makeTempDirSync(),
+        progress: () => {
+          const start = performance.now();
+          while (performance.now() - start < COST_MS) { /* busy */ }
+          return reached() ? 100 : 0;
+        },
+        hint: withHint ? () => (reached() ? 100 : 0) : undefined,
+        target: 100,
+        timeoutMs: 30000,
+      });
+      assertEquals(r.ended, "target");
+      return r.seconds * 1000;
+    } finally {
+      ksm.stop();
+    }
+  };
+  const without = await endAt(false);
+  const withHint = await endAt(true);
+  assert(without >= COST_MS * (1 + PROGRESS_COST_FACTOR), `${without} ms`);
+  assert(withHint < without - 2 * COST_MS, `${withHint} vs ${without} ms`);
+});
