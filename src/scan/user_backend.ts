@@ -1,11 +1,12 @@
 /**
  * The "user" page-hash back-end: process_vm_readv(2) into batch buffers,
- * hashed in JavaScript with any checksum of src/hash/; pages it must not
+ * hashed with any checksum of src/hash/ (xxh64 in place, in WebAssembly
+ * memory); pages it must not
  * pin (PageRuns.noPin) through /proc/PID/mem.
  *
- * Two cores. Pages that may be pinned: reading overlaps hashing, batch N+1
- * being read on another thread (the nonblocking process_vm_readv_async)
- * while batch N is hashed here, with two buffers in turn; errno cannot be
+ * Two cores. Pages that may be pinned: reading overlaps hashing, the next
+ * batches being read on other threads (the nonblocking
+ * process_vm_readv_async) while the oldest is hashed here; errno cannot be
  * read from that thread, so a failed or short asynchronous read is simply
  * redone synchronously (giving half of these pages to the helper thread
  * as well measured no faster: bench/README.md). Pages not to pin are read
@@ -66,10 +67,10 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   const cs = opts.checksum;
   // In the checksum's own memory where it has one: hashed without a copy.
   const alloc = cs.pageBuffer?.bind(cs);
-  // Reads in flight at once: with two or more CPUs, two (one per core;
-  // hashing in place costs about a third of a read), and one slot more
-  // than that, being hashed.
-  const inFlight = (navigator.hardwareConcurrency ?? 1) >= 2 ? 2 : 1;
+  // Reads in flight at once (each on its own FFI thread), and one slot
+  // more, being hashed: one more read than CPUs, at most 4. Measured on 2
+  // CPUs (bench/README.md): 3 in flight beat 2 and 4.
+  const inFlight = Math.min(4, (navigator.hardwareConcurrency ?? 1) + 1);
   const slots = Array.from(
     { length: inFlight + 1 },
     () => newBatch(cap, pageSize, alloc),
