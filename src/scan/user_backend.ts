@@ -1,8 +1,7 @@
 /**
  * The "user" page-hash back-end: process_vm_readv(2) into batch buffers,
  * hashed with any checksum of src/hash/ (xxh64 in place, in WebAssembly
- * memory); pages it must not
- * pin (PageRuns.noPin) through /proc/PID/mem.
+ * memory); pages it must not pin (PageRuns.noPin) through /proc/PID/mem.
  *
  * Two cores. Pages that may be pinned: reading overlaps hashing, the next
  * batches being read on other threads (the nonblocking
