@@ -118,9 +118,8 @@ if [ -n "${DENORT_BIN:-}" ] && [ ! -x "${DENORT_BIN}" ]; then
 	die "DENORT_BIN=$DENORT_BIN is not an executable file"
 fi
 # deno compile uses DENORT_BIN when set, else its cache, else a download.
-# --include: the scan's helper thread, a Worker module compile cannot see.
 # shellcheck disable=SC2086
-if (cd "$src" && $deno compile --quiet $perms --include src/scan/hash_worker.ts -o "$tmp/mergemem" main.ts) \
+if (cd "$src" && $deno compile --quiet $perms -o "$tmp/mergemem" main.ts) \
 	>"$tmp/compile.log" 2>&1; then
 	built=1
 fi

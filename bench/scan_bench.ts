@@ -30,7 +30,7 @@
  * first worker alone, each in a fresh process; bytes per scanned page =
  * (median peak-RSS increase of the scans of all - that of the scans of
  * one) / (their difference in pages), so that fixed costs (Deno, JIT
- * code, buffers, the helper thread, V8's young generation once grown)
+ * code, buffers, V8's young generation once grown)
  * cancel out; with the spread (min and max over the runs), and the peak
  * RSS of the whole tool for both.
  *

@@ -1,6 +1,6 @@
 /**
  * The few libc functions mergemem needs, through Deno.dlopen: open, close,
- * ioctl, process_vm_readv and flock, with errno reported as a
+ * ioctl, process_vm_readv, pread and flock, with errno reported as a
  * {@link SyscallError}.
  *
  * The library is opened lazily, once, so that importing this module costs
@@ -23,6 +23,14 @@ const SYMBOLS = {
     name: "process_vm_readv",
     parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"],
     result: "i64",
+    nonblocking: true,
+  },
+  // Reads of /proc/PID/mem (no page pin), here and on a worker thread.
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pread_async: {
+    name: "pread",
+    parameters: ["i32", "buffer", "usize", "i64"],
+    result: "isize",
     nonblocking: true,
   },
   // Byte comparison of two raw addresses (buffers that stay alive).

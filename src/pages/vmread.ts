@@ -182,6 +182,106 @@ function checkFatal(): void {
   if (FATAL.has(name)) throw new SyscallError("process_vm_readv", e, name);
 }
 
+/** The remote range of iovec `i` of a batch: [address, length]. */
+function remoteRange(b: ReadBatch, i: number): [number, number] {
+  const r = b.remote32;
+  return [r[4 * i] + r[4 * i + 1] * 4294967296, r[4 * i + 2]];
+}
+
+/**
+ * Batches with at most this many runs are read through /proc/PID/mem on
+ * worker threads (one pread each, at once); more runs are read here, one
+ * after the other: a thread hand-off per small run would cost more than
+ * the read.
+ */
+const MEM_ASYNC_MAX_RUNS = 8;
+
+/**
+ * Reads a whole batch through /proc/PID/mem (open as `memFd`): no page
+ * pin, so shared pages stay shared (PageRuns.noPin). Resolves to true if
+ * every page was read; false means "redo it with {@link readBatchMemSync}",
+ * which tells the pages apart and reports a lost process.
+ */
+export async function readBatchMemAsync(
+  memFd: number,
+  b: ReadBatch,
+): Promise<boolean> {
+  if (b.iovs > MEM_ASYNC_MAX_RUNS) {
+    return readRunsMem(memFd, b, null);
+  }
+  const reads: Promise<number | bigint>[] = [];
+  let off = 0;
+  for (let i = 0; i < b.iovs; i++) {
+    const [addr, len] = remoteRange(b, i);
+    reads.push(
+      lib().pread_async(
+        memFd,
+        b.bytes.subarray(off, off + len),
+        BigInt(len),
+        BigInt(addr),
+      ),
+    );
+    off += len;
+  }
+  const got = await Promise.all(reads);
+  return got.every((n, i) => Number(n) === remoteRange(b, i)[1]);
+}
+
+/**
+ * Reads a batch through /proc/PID/mem on this thread, run by run and,
+ * where a run fails, page by page: `ok[k]` is 1 for each page k read and 0
+ * for one that could not be (unmapped meanwhile).
+ *
+ * @throws {SyscallError} ESRCH, EPERM or EACCES: the process is gone or
+ *   may not be read.
+ */
+export function readBatchMemSync(
+  memFd: number,
+  b: ReadBatch,
+  ok: Uint8Array,
+): void {
+  readRunsMem(memFd, b, ok);
+}
+
+/** Runs of a batch through pread, this thread; see readBatchMemSync. */
+function readRunsMem(
+  memFd: number,
+  b: ReadBatch,
+  ok: Uint8Array | null,
+): boolean {
+  const ps = b.pageSize;
+  let k = 0, all = true;
+  for (let i = 0; i < b.iovs; i++) {
+    const [addr, len] = remoteRange(b, i);
+    const n = len / ps;
+    if (preadMem(memFd, b.bytes.subarray(k * ps, k * ps + len), addr)) {
+      ok?.fill(1, k, k + n);
+    } else if (!ok) return false;
+    else {
+      all = false;
+      for (let j = 0; j < n; j++) {
+        const at = (k + j) * ps;
+        ok[k + j] =
+          preadMem(memFd, b.bytes.subarray(at, at + ps), addr + j * ps) ? 1 : 0;
+      }
+    }
+    k += n;
+  }
+  return all;
+}
+
+/** One pread of /proc/PID/mem: true if all of `dst` was read. */
+function preadMem(memFd: number, dst: Uint8Array<ArrayBuffer>, addr: number) {
+  const r = Number(lib().pread(memFd, dst, BigInt(dst.length), BigInt(addr)));
+  if (r === dst.length) return true;
+  if (r < 0) {
+    const e = errno();
+    const name = errnoName(e);
+    if (FATAL.has(name)) throw new SyscallError("pread", e, name);
+  }
+  return false;
+}
+
 /**
  * Reads `bytes.length` bytes at `addr` of process `pid` through
  * /proc/PID/mem, which (unlike process_vm_readv) takes no page pin and so
