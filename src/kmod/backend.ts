@@ -13,6 +13,8 @@ import {
   type HashBackend,
   type HashTarget,
   PAGE_HASHED,
+  PAGE_KSM,
+  PAGE_THP,
   PAGE_ZERO,
   type PageHashOutput,
   type PageRuns,
@@ -22,6 +24,8 @@ import {
   MERGEMEM_FEATURE_PAGEINFO,
   MERGEMEM_PAGEINFO_MAX,
   MERGEMEM_PI_HASHED,
+  MERGEMEM_PI_KSM,
+  MERGEMEM_PI_THP,
   MERGEMEM_PI_ZERO_PAGE,
   MERGEMEM_PI_ZEROFILLED,
 } from "./uapi.ts";
@@ -53,6 +57,7 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
   return {
     name: "kernel",
     checksum: "xxh64",
+    classifies: true,
     open(pid: number): KernelTarget {
       // A SyscallError (ESRCH, ENOENT, EACCES, EPERM) is what the scan
       // expects from open(); ENOENT means the process is gone.
@@ -85,9 +90,10 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
             if (f & MERGEMEM_PI_HASHED) {
               out.hashLo[k] = h32[2 * i];
               out.hashHi[k] = h32[2 * i + 1];
-              out.flags[k] = f & MERGEMEM_PI_ZEROFILLED
-                ? PAGE_HASHED | PAGE_ZERO
-                : PAGE_HASHED;
+              out.flags[k] = PAGE_HASHED |
+                (f & MERGEMEM_PI_ZEROFILLED ? PAGE_ZERO : 0) |
+                (f & MERGEMEM_PI_KSM ? PAGE_KSM : 0) |
+                (f & MERGEMEM_PI_THP ? PAGE_THP : 0);
             } else if (f & MERGEMEM_PI_ZERO_PAGE) {
               // The module may skip hashing the shared zero page; its
               // content is known.

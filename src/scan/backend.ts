@@ -28,7 +28,7 @@
  * @module
  */
 
-export { PAGE_HASHED, PAGE_ZERO } from "../pages/flags.ts";
+export { PAGE_HASHED, PAGE_KSM, PAGE_THP, PAGE_ZERO } from "../pages/flags.ts";
 export type { PageHashOutput } from "../hash/types.ts";
 import type { PageHashOutput } from "../hash/types.ts";
 
@@ -76,6 +76,12 @@ export interface HashBackend {
   readonly name: "user" | "kernel";
   /** The checksum this back-end computes ("xxh64" for "kernel"). */
   readonly checksum: string;
+  /**
+   * True when hashPages also sets PAGE_KSM and PAGE_THP (the kernel
+   * back-end, from PAGEINFO's folio flags), so the scan need not read
+   * /proc/kpageflags for them.
+   */
+  readonly classifies?: boolean;
   /**
    * Opens a process for hashing.
    * @throws {SyscallError} (from src/errors.ts) with code ESRCH when the

@@ -167,15 +167,21 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
 
   const ps = systemPageSize();
   const pfns = hasCapability(CAP_SYS_ADMIN);
+  // The kernel back-end reports KSM and THP per page itself (and rightly
+  // where kpageflags is wrong); otherwise /proc/kpageflags (root only).
+  const classified = backend.classifies === true && pfns;
   let kpf: Deno.FsFile | null = null;
   try {
-    if (opts.kpageflags !== false) kpf = Deno.openSync("/proc/kpageflags");
+    if (opts.kpageflags !== false && !classified) {
+      kpf = Deno.openSync("/proc/kpageflags");
+    }
   } catch {
     kpf = null;
   }
-  const root = kpf !== null;
+  const root = kpf !== null || (classified && opts.kpageflags !== false);
   // A kernel bug can mark every anonymous page KSM: then say "unknown".
-  const ksmFlag = kpf !== null && kpageflagsKsmReliable(kpf) !== false;
+  const ksmFlag = classified ||
+    (kpf !== null && kpageflagsKsmReliable(kpf) !== false);
   if (kpf !== null && !ksmFlag) {
     warnings.push(
       "this kernel's /proc/kpageflags marks every anonymous page as KSM; pages_ksm is unavailable",
