@@ -25,19 +25,19 @@ export interface PageColumns {
 /** Per-mapping figures the accounting adds to (index: mapping). */
 export interface ContentCounts {
   /** pages_duplicate. */
-  duplicate: Float64Array;
+  duplicate: Uint32Array;
   /** saveable_pages. */
-  saveable: Float64Array;
+  saveable: Uint32Array;
   /** pages_shared_already. */
-  sharedAlready: Float64Array;
+  sharedAlready: Uint32Array;
 }
 
 /** Per-mapping counters of `mappings` mappings, all 0. */
 export function newContentCounts(mappings: number): ContentCounts {
   return {
-    duplicate: new Float64Array(mappings),
-    saveable: new Float64Array(mappings),
-    sharedAlready: new Float64Array(mappings),
+    duplicate: new Uint32Array(mappings),
+    saveable: new Uint32Array(mappings),
+    sharedAlready: new Uint32Array(mappings),
   };
 }
 

@@ -81,16 +81,21 @@ export interface PageReader {
   close(): void;
 }
 
-/** Per-mapping counters (index = mapIdx), the analysis's result. */
+/**
+ * Per-mapping counters (index = mapIdx), the analysis's result. Integers:
+ * a mapping's present pages are fewer than the machine's (below 2^32),
+ * and integer increments stay cheap where floating point is slow (QEMU's
+ * TCG emulates it).
+ */
 export interface MappingCounters {
-  present: Float64Array;
-  zero: Float64Array;
-  duplicate: Float64Array;
-  sharedAlready: Float64Array;
-  sharedEstimate: Float64Array;
-  saveable: Float64Array;
-  ksm: Float64Array;
-  thp: Float64Array;
+  present: Uint32Array;
+  zero: Uint32Array;
+  duplicate: Uint32Array;
+  sharedAlready: Uint32Array;
+  sharedEstimate: Uint32Array;
+  saveable: Uint32Array;
+  ksm: Uint32Array;
+  thp: Uint32Array;
 }
 
 /** Options of {@link analyze}. */
@@ -145,14 +150,14 @@ export function analyze(
 ): MappingCounters {
   const m = maps.length;
   const c: MappingCounters = {
-    present: new Float64Array(m),
-    zero: new Float64Array(m),
-    duplicate: new Float64Array(m),
-    sharedAlready: new Float64Array(m),
-    sharedEstimate: new Float64Array(m),
-    saveable: new Float64Array(m),
-    ksm: new Float64Array(m),
-    thp: new Float64Array(m),
+    present: new Uint32Array(m),
+    zero: new Uint32Array(m),
+    duplicate: new Uint32Array(m),
+    sharedAlready: new Uint32Array(m),
+    sharedEstimate: new Uint32Array(m),
+    saveable: new Uint32Array(m),
+    ksm: new Uint32Array(m),
+    thp: new Uint32Array(m),
   };
   const ps = opts.pageSize;
   const words = ps >>> 2;

@@ -282,11 +282,13 @@ function decodeChunk(
       lastMem = k;
     }
     pageIdx[row] = off + k;
-    pfn[row] = pfns
+    // PFNs below 2^32 (all but huge machines) stay integers: no float
+    // arithmetic per page.
+    pfn[row] = !pfns
+      ? (exclusive ? c.standIn.next++ : 0)
+      : wide
       ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
-      : exclusive
-      ? c.standIn.next++
-      : 0;
+      : pm[2 * k];
   }
   return cnt;
 }
