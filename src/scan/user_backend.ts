@@ -56,8 +56,8 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   // In the checksum's own memory where it has one: hashed without a copy.
   const alloc = cs.pageBuffer?.bind(cs);
   // Reads in flight at once (each on its own FFI thread), and one slot
-  // more, being hashed: one more read than CPUs, at most 4. Measured on 2
-  // CPUs (bench/README.md): 3 in flight beat 2 and 4.
+  // more, being hashed: one more read than CPUs, at most 4. On 2 CPUs, 2,
+  // 3 and 4 measured the same (bench/README.md); 1 was a third slower.
   const inFlight = Math.min(4, (navigator.hardwareConcurrency ?? 1) + 1);
   const slots = Array.from(
     { length: inFlight + 1 },
