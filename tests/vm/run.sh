@@ -127,12 +127,6 @@ if [[ ! -x $DENO ]]; then
 	log "Deno missing; scripts/ensure-deno.sh"
 	"$REPO/scripts/ensure-deno.sh" >/dev/null || log "WARNING: no Deno; guest tests that need it will fail"
 fi
-# npm packages (src/hash/xxh64.ts) into $REPO/node_modules, which the guest
-# reads over the work share: it has no network.
-if [[ -x $DENO ]]; then
-	(cd "$REPO" && DENO_NO_UPDATE_CHECK=1 "$DENO" install --frozen --entrypoint main.ts >/dev/null 2>&1) ||
-		log "WARNING: deno install failed; guest tests that need npm packages will fail"
-fi
 
 # The whole VM's timeout: boot plus every selected test's own timeout
 # (the runner's rule: a '# vm-timeout: N' line, else --test-timeout).
