@@ -83,13 +83,11 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
         while (left > 0) {
           const n = Math.min(left, MERGEMEM_PAGEINFO_MAX);
           const b = mod.pageinfo(memFd, addr, n);
-          // The hashes as u32 halves (little-endian): no BigInt per page.
-          const h32 = new Uint32Array(b.hashes.buffer, b.hashes.byteOffset);
           for (let i = 0; i < n; i++, k++) {
             const f = i < b.done ? b.flags[i] : 0;
             if (f & MERGEMEM_PI_HASHED) {
-              out.hashLo[k] = h32[2 * i];
-              out.hashHi[k] = h32[2 * i + 1];
+              out.hashLo[k] = b.hashLo[i];
+              out.hashHi[k] = b.hashHi[i];
               out.flags[k] = PAGE_HASHED |
                 (f & MERGEMEM_PI_ZEROFILLED ? PAGE_ZERO : 0) |
                 (f & MERGEMEM_PI_KSM ? PAGE_KSM : 0) |

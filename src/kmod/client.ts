@@ -36,8 +36,12 @@ const INSTALL_HINT =
 
 /** The result of PAGEINFO: one hash and one flag word per page. */
 export interface PageInfoBatch {
-  /** xxh64 of each page (valid when MERGEMEM_PI_HASHED is set). */
-  hashes: BigUint64Array;
+  /**
+   * Low and high 32 bits of each page's xxh64 (valid when
+   * MERGEMEM_PI_HASHED is set): halves, so that no BigInt is made per page.
+   */
+  hashLo: Uint32Array;
+  hashHi: Uint32Array;
   /** MERGEMEM_PI_* flags of each page. */
   flags: Uint32Array;
   /** How many entries the module wrote. */
@@ -266,17 +270,20 @@ function makeHandle(
       });
       ioctl(fd, MERGEMEM_IOC_PAGEINFO, arg);
       const done = Number(unpack(PAGEINFO_ARGS_LAYOUT, arg).done);
-      const hashes = new BigUint64Array(done);
+      const hashLo = new Uint32Array(done);
+      const hashHi = new Uint32Array(done);
       const flags = new Uint32Array(done);
-      const view = new DataView(outBuf.buffer, 0, bytes);
-      const hashOff = PAGEINFO_LAYOUT.fields.hash.offset;
-      const flagsOff = PAGEINFO_LAYOUT.fields.flags.offset;
-      for (let i = 0; i < done; i++) {
-        const base = i * PAGEINFO_LAYOUT.size;
-        hashes[i] = view.getBigUint64(base + hashOff, true);
-        flags[i] = view.getUint32(base + flagsOff, true);
+      // The entries as u32 words (little-endian x86-64 and arm64).
+      const words = new Uint32Array(outBuf.buffer, 0, bytes >>> 2);
+      const stride = PAGEINFO_LAYOUT.size >>> 2;
+      const hashAt = PAGEINFO_LAYOUT.fields.hash.offset >>> 2;
+      const flagsAt = PAGEINFO_LAYOUT.fields.flags.offset >>> 2;
+      for (let i = 0, w = 0; i < done; i++, w += stride) {
+        hashLo[i] = words[w + hashAt];
+        hashHi[i] = words[w + hashAt + 1];
+        flags[i] = words[w + flagsAt];
       }
-      return { hashes, flags, done };
+      return { hashLo, hashHi, flags, done };
     },
     merge(memFd, start, end) {
       need(MERGEMEM_FEATURE_MERGE);
