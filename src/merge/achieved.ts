@@ -22,14 +22,18 @@
 import {
   distinctFrames,
   FramesHidden,
+  sortedUnion,
   ZeroPageFilter,
 } from "../pages/frames.ts";
 import type { VmaRange } from "./marker.ts";
 
 export { FramesHidden, ZeroPageFilter };
 
-/** The frames of each process, by pid; a pid that is gone is absent. */
-export type FrameSets = Map<number, Set<number>>;
+/**
+ * The frames of each process, by pid, sorted and distinct
+ * ({@link distinctFrames}); a pid that is gone is absent.
+ */
+export type FrameSets = Map<number, Float64Array>;
 
 /** Reads the frames of every process; gone processes are left out. */
 export function readSelectionFrames(
@@ -46,33 +50,78 @@ export function readSelectionFrames(
 
 /** Distinct frames in the union of the sets of `pids`. */
 export function unionSize(sets: FrameSets, pids: Iterable<number>): number {
-  return union(sets, pids).size;
+  return union(sets, pids).length;
+}
+
+/** What {@link framesFreed} measures. */
+export interface Freed {
+  /** Distinct frames of the survivors at the first measure. */
+  before: number;
+  /** The same at the second. */
+  after: number;
+  /** Frames freed: gone (not pinned) minus new. */
+  freed: number;
 }
 
 /**
  * Frames freed between two measures, over the processes present in both:
  * the frames the selection no longer maps, except those that pages left
- * out of the merge still map (`pinned`: a server's parent keeps the frames
- * it shares with its workers since the fork), minus the frames it maps
- * anew. `before` and `after` are the distinct frames at both ends.
+ * out of the merge still map (`pinned`, in ascending order: a server's
+ * parent keeps the frames it shares with its workers since the fork),
+ * minus the frames it maps anew. `before` and `after` are the distinct
+ * frames at both ends.
  */
 export function framesFreed(
   before: FrameSets,
   after: FrameSets,
-  pinned: ReadonlySet<number> = new Set(),
-): { before: number; after: number; freed: number } {
-  const survivors = [...before.keys()].filter((p) => after.has(p));
-  const b = union(before, survivors), a = union(after, survivors);
-  let gone = 0, added = 0;
-  for (const f of b) if (!a.has(f) && !pinned.has(f)) gone++;
-  for (const f of a) if (!b.has(f)) added++;
-  return { before: b.size, after: a.size, freed: gone - added };
+  pinned: ArrayLike<number> = [],
+): Freed {
+  return freedSince(before, pinned)(after);
 }
 
-function union(sets: FrameSets, pids: Iterable<number>): Set<number> {
-  const all = new Set<number>();
+/**
+ * {@link framesFreed} from `before` (which must not change) to each
+ * measure passed to the function returned: the burst samples progress
+ * many times against one `before`, whose union over the survivors is
+ * kept while they stay the same, so a sample costs the union of its own
+ * measure and one merge walk.
+ */
+export function freedSince(
+  before: FrameSets,
+  pinned: ArrayLike<number> = [],
+): (after: FrameSets) => Freed {
+  let key: string | undefined, b: Float64Array = new Float64Array(0);
+  return (after) => {
+    const survivors = [...before.keys()].filter((p) => after.has(p));
+    if (survivors.join(",") !== key) {
+      key = survivors.join(",");
+      b = union(before, survivors);
+    }
+    const a = union(after, survivors);
+    // One walk over both sorted unions and the sorted pinned frames.
+    let gone = 0, added = 0, i = 0, j = 0, k = 0;
+    while (i < b.length || j < a.length) {
+      if (j >= a.length || (i < b.length && b[i] < a[j])) {
+        const f = b[i++];
+        while (k < pinned.length && pinned[k] < f) k++;
+        if (k >= pinned.length || pinned[k] !== f) gone++;
+      } else if (i >= b.length || a[j] < b[i]) {
+        j++;
+        added++;
+      } else {
+        i++;
+        j++;
+      }
+    }
+    return { before: b.length, after: a.length, freed: gone - added };
+  };
+}
+
+function union(sets: FrameSets, pids: Iterable<number>): Float64Array {
+  const arrays: Float64Array[] = [];
   for (const pid of pids) {
-    for (const f of sets.get(pid) ?? []) all.add(f);
+    const f = sets.get(pid);
+    if (f) arrays.push(f);
   }
-  return all;
+  return arrays.length === 0 ? new Float64Array(0) : sortedUnion(arrays);
 }

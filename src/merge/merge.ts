@@ -33,8 +33,8 @@ import { getChecksum } from "../hash/mod.ts";
 import { VERSION } from "../version.ts";
 import {
   type FrameSets,
-  framesFreed,
   FramesHidden,
+  freedSince,
   readSelectionFrames,
   ZeroPageFilter,
 } from "./achieved.ts";
@@ -436,13 +436,12 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     const zero0 = readKsmNumber("ksm_zero_pages", dir) ?? null;
     const global0 = globalSaved(dir);
     const profit0 = readKsmNumber("general_profit", dir) ?? null;
+    const freed = framesBefore
+      ? freedSince(framesBefore, plan.pinnedFrames)
+      : undefined;
     const achievedNow = () =>
-      framesBefore
-        ? framesFreed(
-          framesBefore,
-          readSelectionFrames(ranges, zero),
-          plan.pinnedFrames,
-        )
+      freed
+        ? freed(readSelectionFrames(ranges, zero))
         : { before: null, after: null, freed: globalSaved(dir) - global0 };
 
     let burst: BurstResult | undefined;

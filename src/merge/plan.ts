@@ -80,9 +80,9 @@ export interface MergePlan {
   /**
    * Frames of the chosen VMAs' pages that scanned pages left out also map
    * (another process's, or an unchosen mapping's): merging cannot free
-   * them. Empty without PFNs.
+   * them. In ascending order; empty without PFNs.
    */
-  pinnedFrames: Set<number>;
+  pinnedFrames: Float64Array;
 }
 
 /** Options of {@link scanForPlan}. */
@@ -223,7 +223,8 @@ export function choosePlan(s: PlanScan, opts: ChooseOptions = {}): MergePlan {
     }
     chosen.set(p.pid, vmas);
   }
-  return result(r, chosen, markable, counts.pinned);
+  const pinned = Float64Array.from(counts.pinned).sort();
+  return result(r, chosen, markable, pinned);
 }
 
 /** A mapping's scan counts with the recounted ones put in. */
@@ -251,33 +252,37 @@ export type Recount = ContentCounts & { pinned: Set<number> };
  * merging cannot free it, so it is not saveable.
  */
 export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
-  const { mapping, frame, content } = pages;
-  const pinned = new Set<number>();
+  const { mapping, frame, content, count } = pages;
+  // The frames that pages left out map, then those of them that chosen
+  // pages map too. Usually few pages are left out (merge plans most).
   const outside = new Set<number>();
-  for (let i = 0; i < pages.count; i++) {
-    if (!chosen[mapping[i]] && frame[i] !== 0) outside.add(frame[i]);
-  }
-  for (let i = 0; i < pages.count; i++) {
-    if (chosen[mapping[i]] && outside.has(frame[i])) pinned.add(frame[i]);
-  }
-  const c: Recount = { ...newContentCounts(pages.mappings.length), pinned };
-  const isPinned = (f: number) => pinned.has(f);
-  // Bucket the chosen rows by content (a counting sort), then order each
-  // bucket by (frame, row).
   let maxLabel = 0, n = 0;
-  for (let i = 0; i < pages.count; i++) {
-    if (!chosen[mapping[i]]) continue;
+  for (let i = 0; i < count; i++) {
+    if (!chosen[mapping[i]]) {
+      if (frame[i] !== 0) outside.add(frame[i]);
+      continue;
+    }
     n++;
     if (content[i] > maxLabel) maxLabel = content[i];
   }
+  const pinned = new Set<number>();
+  if (outside.size > 0) {
+    for (let i = 0; i < count; i++) {
+      if (chosen[mapping[i]] && outside.has(frame[i])) pinned.add(frame[i]);
+    }
+  }
+  const c: Recount = { ...newContentCounts(pages.mappings.length), pinned };
+  const isPinned = pinned.size > 0 ? (f: number) => pinned.has(f) : undefined;
+  // Bucket the chosen rows by content (a counting sort), then order each
+  // bucket by (frame, row).
   const start = new Uint32Array(maxLabel + 2);
-  for (let i = 0; i < pages.count; i++) {
+  for (let i = 0; i < count; i++) {
     if (chosen[mapping[i]]) start[content[i] + 1]++;
   }
   for (let l = 0; l <= maxLabel; l++) start[l + 1] += start[l];
   const rows = new Uint32Array(n);
   const fill = start.slice(0, maxLabel + 1);
-  for (let i = 0; i < pages.count; i++) {
+  for (let i = 0; i < count; i++) {
     if (chosen[mapping[i]]) rows[fill[content[i]]++] = i;
   }
   const byFrame = (a: number, b: number) =>
@@ -286,17 +291,30 @@ export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
   for (let l = 0; l <= maxLabel; l++) {
     const s = start[l], e = start[l + 1];
     if (e - s < 2) continue;
-    rows.subarray(s, e).sort(byFrame);
+    // A bucket holds its rows in ascending order, so a stable sort by
+    // frame orders it by (frame, row). Most buckets are a few pages: an
+    // insertion sort there, much cheaper than a sort call per bucket.
+    if (e - s <= SMALL_BUCKET) {
+      for (let j = s + 1; j < e; j++) {
+        const r = rows[j], f = frame[r];
+        let k = j;
+        for (; k > s && frame[rows[k - 1]] > f; k--) rows[k] = rows[k - 1];
+        rows[k] = r;
+      }
+    } else rows.subarray(s, e).sort(byFrame);
     accountContent(cols, rows, s, e, l === 0, c, isPinned);
   }
   return c;
 }
 
+/** Buckets up to this size are insertion-sorted (see {@link recount}). */
+const SMALL_BUCKET = 32;
+
 function result(
   r: ScanResult,
   chosen: Map<number, PlannedVma[]>,
   markable: (pid: number) => boolean,
-  pinnedFrames: Set<number>,
+  pinnedFrames: Float64Array,
 ): MergePlan {
   let predicted = 0, scanned = 0;
   const processes: ProcessPlan[] = [];

@@ -1,9 +1,18 @@
 /** src/merge/achieved.ts: frames freed by a selection, over survivors. */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { framesFreed, unionSize } from "../../src/merge/achieved.ts";
+import {
+  framesFreed,
+  freedSince,
+  unionSize,
+} from "../../src/merge/achieved.ts";
 
+/** Frame sets as distinctFrames gives them: sorted, distinct. */
 const sets = (o: Record<number, number[]>) =>
-  new Map(Object.entries(o).map(([p, f]) => [Number(p), new Set(f)]));
+  new Map(
+    Object.entries(o).map((
+      [p, f],
+    ) => [Number(p), Float64Array.from(new Set(f)).sort()]),
+  );
 
 const cases: {
   name: string;
@@ -54,7 +63,11 @@ const cases: {
 for (const c of cases) {
   Deno.test(`framesFreed: ${c.name}`, () => {
     assertEquals(
-      framesFreed(sets(c.before), sets(c.after), new Set(c.pinned)),
+      framesFreed(
+        sets(c.before),
+        sets(c.after),
+        Float64Array.from(c.pinned ?? []).sort(),
+      ),
       c.want,
     );
   });
@@ -62,4 +75,34 @@ for (const c of cases) {
 
 Deno.test("unionSize ignores pids without a set", () => {
   assertEquals(unionSize(sets({ 1: [1, 2], 2: [2, 3] }), [1, 2, 7]), 3);
+});
+
+Deno.test("freedSince: repeated measures, and one after a process exited", () => {
+  const freed = freedSince(
+    sets({ 1: [10, 11, 12], 2: [12, 20, 21], 3: [30, 31] }),
+    [31],
+  );
+  assertEquals(freed(sets({ 1: [10, 11, 12], 2: [12, 20, 21], 3: [30, 31] })), {
+    before: 7,
+    after: 7,
+    freed: 0,
+  });
+  assertEquals(freed(sets({ 1: [10, 90], 2: [90, 91], 3: [31] })), {
+    before: 7,
+    after: 4,
+    freed: 3,
+  });
+  // Process 1 is gone: its frames leave both ends (12 stays: 2 maps it),
+  // and 90 is new.
+  assertEquals(freed(sets({ 2: [90, 12], 3: [30, 31] })), {
+    before: 5,
+    after: 4,
+    freed: 1,
+  });
+  // Back to the full set of survivors.
+  assertEquals(freed(sets({ 1: [10], 2: [10], 3: [] })), {
+    before: 7,
+    after: 1,
+    freed: 5,
+  });
 });

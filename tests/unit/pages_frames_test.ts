@@ -3,7 +3,11 @@
  * (tests/helpers/worker.c). Run as root (PFNs need CAP_SYS_ADMIN).
  */
 import { deepStrictEqual as eq } from "node:assert/strict";
-import { distinctFrames, ZeroPageFilter } from "../../src/pages/frames.ts";
+import {
+  distinctFrames,
+  sortedUnion,
+  ZeroPageFilter,
+} from "../../src/pages/frames.ts";
 import { systemPageSize } from "../../src/pages/pagesize.ts";
 import {
   C,
@@ -34,11 +38,16 @@ Deno.test("distinctFrames: written pages are frames, zero-page reads are not; fo
     const fq = distinctFrames(f.child, region(f.addr), zero)!;
     // Every written page (zeroed ones too) is its own frame; the R pages
     // only read sit on the shared zero page and are left out.
-    eq(fa.size, D + U + C + Z);
-    eq(fp.size, D + U + C + Z);
+    eq(fa.length, D + U + C + Z);
+    eq(fp.length, D + U + C + Z);
     // The child shares every frame with its parent (COW, never written).
-    eq([...fq].sort(), [...fp].sort());
+    eq([...fq], [...fp]);
+    // Ascending and distinct, as the unions of src/merge/achieved.ts need.
+    for (const f of [fa, fp]) {
+      eq(f.every((x, i) => i === 0 || x > f[i - 1]), true);
+    }
     eq(new Set([...fa, ...fp]).size, 2 * (D + U + C + Z));
+    eq(sortedUnion([fa, fp, fq]).length, 2 * (D + U + C + Z));
   } finally {
     zero.close();
     await a.stop();
