@@ -13,7 +13,6 @@
  * @module
  */
 import { ExitCode, MergememError } from "../errors.ts";
-import { readProcessKsm } from "../ksm/process.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
 
 /** The warning printed with --cross-user. */
@@ -125,13 +124,7 @@ export function otherUidsMergeable(
   const found: string[] = [];
   let count = 0;
   for (const pid of listPids(proc)) {
-    if (selected.has(pid)) continue;
-    const k = readProcessKsm(pid, proc);
-    if (!k) continue;
-    const rmap = typeof k.stat.ksm_rmap_items === "number"
-      ? k.stat.ksm_rmap_items
-      : 0;
-    if (k.mergingPages <= 0 && rmap <= 0) continue;
+    if (selected.has(pid) || !hasKsmActivity(pid, proc)) continue;
     const uid = readUid(pid, proc);
     if (uid === undefined || ownUids.includes(uid)) continue;
     count++;
@@ -146,3 +139,35 @@ export function otherUidsMergeable(
     "merge the marked pages with theirs (a cross-user side channel)",
   ];
 }
+
+/**
+ * Whether a process has KSM activity: ksm_merging_pages or ksm_rmap_items
+ * above 0; false when gone or unreadable. This runs for every process on
+ * the host, so it reads one file where it can: ksm_stat, which has both
+ * counters since 6.12, and is empty for kernel threads (no mm). On 6.1 to
+ * 6.11 it has only ksm_rmap_items, and ksm_merging_pages is read from its
+ * own file (5.19+), as it is when ksm_stat cannot be read.
+ */
+function hasKsmActivity(pid: number, proc: string): boolean {
+  let stat: string | undefined;
+  try {
+    stat = Deno.readTextFileSync(`${proc}/${pid}/ksm_stat`);
+  } catch {
+    // older kernels or no access: ksm_merging_pages alone may tell
+  }
+  if (stat === "") return false;
+  const rmap = stat === undefined ? undefined : RMAP_ITEMS.exec(stat);
+  if (rmap && Number(rmap[1]) > 0) return true;
+  const merging = stat === undefined ? undefined : MERGING_PAGES.exec(stat);
+  if (merging) return Number(merging[1]) > 0;
+  try {
+    return Number(
+      Deno.readTextFileSync(`${proc}/${pid}/ksm_merging_pages`).trim(),
+    ) > 0;
+  } catch {
+    return false;
+  }
+}
+
+const RMAP_ITEMS = /^\s*ksm_rmap_items:?\s+(\d+)\s*$/m;
+const MERGING_PAGES = /^\s*ksm_merging_pages:?\s+(\d+)\s*$/m;

@@ -4,7 +4,11 @@ import {
   ok as assert,
   rejects,
 } from "node:assert/strict";
-import { chooseDomain, type DomainPolicy } from "../../src/merge/trust.ts";
+import {
+  chooseDomain,
+  type DomainPolicy,
+  otherUidsMergeable,
+} from "../../src/merge/trust.ts";
 import { ExitCode, MergememError } from "../../src/errors.ts";
 
 // pid -> uid of an apache2-like server: root master, www-data workers.
@@ -104,3 +108,66 @@ for (const c of cases) {
     }
   });
 }
+
+Deno.test("otherUidsMergeable: every ksm_stat format, kernel threads, own uid, selected", () => {
+  // A /proc tree as the kernels write it (the files otherUidsMergeable
+  // reads: ksm_stat, ksm_merging_pages, status, comm).
+  const proc = Deno.makeTempDirSync();
+  const K612 = (rmap: number, merging: number) =>
+    `ksm_rmap_items ${rmap}\nksm_zero_pages 0\nksm_merging_pages ${merging}\n` +
+    `ksm_process_profit 0\n`;
+  const pids: Record<number, {
+    uid: number;
+    stat?: string;
+    merging?: string;
+  }> = {
+    // 6.12+: both counters in ksm_stat.
+    100: { uid: 1000, stat: K612(0, 3), merging: "3\n" },
+    101: { uid: 1000, stat: K612(9, 0), merging: "0\n" },
+    // 6.18: yes/no lines with a colon; nothing mergeable.
+    102: {
+      uid: 1001,
+      stat: K612(0, 0) + "ksm_merge_any: no\nksm_mergeable: no\n",
+      merging: "0\n",
+    },
+    // 6.1: only ksm_rmap_items; ksm_merging_pages in its own file.
+    103: { uid: 1002, stat: "ksm_rmap_items 0\n", merging: "4\n" },
+    104: { uid: 1002, stat: "ksm_rmap_items 7\n", merging: "0\n" },
+    105: { uid: 1003, stat: "ksm_rmap_items 0\n", merging: "0\n" },
+    // No ksm_stat (5.19 to 6.0).
+    106: { uid: 1004, merging: "2\n" },
+    // A kernel thread: both files empty.
+    107: { uid: 0, stat: "", merging: "" },
+    // Own uid, and a selected process of another uid.
+    108: { uid: 0, stat: K612(5, 5), merging: "5\n" },
+    109: { uid: 1005, stat: K612(5, 5), merging: "5\n" },
+  };
+  try {
+    for (const [pid, p] of Object.entries(pids)) {
+      const d = `${proc}/${pid}`;
+      Deno.mkdirSync(d);
+      Deno.writeTextFileSync(`${d}/comm`, `w${pid}\n`);
+      Deno.writeTextFileSync(
+        `${d}/status`,
+        `Name:\tw${pid}\nUid:\t${p.uid}\t${p.uid}\t${p.uid}\t${p.uid}\n`,
+      );
+      if (p.stat !== undefined) Deno.writeTextFileSync(`${d}/ksm_stat`, p.stat);
+      if (p.merging !== undefined) {
+        Deno.writeTextFileSync(`${d}/ksm_merging_pages`, p.merging);
+      }
+    }
+    assertEquals(otherUidsMergeable([0], new Set([109]), proc), [
+      "5 process(es) of other uids already have mergeable memory: " +
+      "100 (w100, uid 1000), 101 (w101, uid 1000), 103 (w103, uid 1002), " +
+      "104 (w104, uid 1002), 106 (w106, uid 1004); KSM may merge the " +
+      "marked pages with theirs (a cross-user side channel)",
+    ]);
+    assertEquals(otherUidsMergeable([0, 1000, 1002, 1004], new Set(), proc), [
+      "1 process(es) of other uids already have mergeable memory: " +
+      "109 (w109, uid 1005); KSM may merge the marked pages with theirs " +
+      "(a cross-user side channel)",
+    ]);
+  } finally {
+    Deno.removeSync(proc, { recursive: true });
+  }
+});
