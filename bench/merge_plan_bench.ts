@@ -17,7 +17,7 @@
  */
 import { parseArgs } from "node:util";
 import { startWorker, type Worker } from "../tests/helpers/workers.ts";
-import { choosePlan, scanForPlan } from "../src/merge/plan.ts";
+import { choosePlan, mergeableStarts, scanForPlan } from "../src/merge/plan.ts";
 import { chooseDomain, otherUidsMergeable } from "../src/merge/trust.ts";
 import {
   freedSince,
@@ -28,7 +28,6 @@ import { createUserBackend } from "../src/scan/user_backend.ts";
 import { resolveBackend } from "../src/scan/resolve.ts";
 import { getChecksum } from "../src/hash/mod.ts";
 import { readUid } from "../src/proc/info.ts";
-import { readMergeableMappings } from "../src/ksm/process.ts";
 import { merge } from "../src/merge/merge.ts";
 
 const { values } = parseArgs({
@@ -115,7 +114,13 @@ try {
       () => freed(readSelectionFrames(ranges, zero)),
     );
     zero.close();
-    time("smaps (mergeable)", () => pids.map((p) => readMergeableMappings(p)));
+    time(
+      "smaps (mergeable)",
+      () =>
+        pids.map((p) =>
+          mergeableStarts(Deno.readTextFileSync(`/proc/${p}/smaps`))
+        ),
+    );
     let lastScan = 0;
     await merge({
       pids,

@@ -37,7 +37,6 @@ import {
   type ContentCounts,
   newContentCounts,
 } from "../dedup/accounting.ts";
-import { readMergeableMappings } from "../ksm/process.ts";
 import type { HashBackend } from "../scan/backend.ts";
 import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
 import { scan, type ScanPages } from "../scan/scan.ts";
@@ -157,13 +156,44 @@ export async function scanForPlan(opts: PlanScanOptions): Promise<PlanScan> {
   const mergeable = new Map<number, Set<string>>();
   for (const p of result.processes) {
     if (p.skipped) continue;
-    mergeable.set(
-      p.pid,
-      new Set(readMergeableMappings(p.pid).map((m) => m.startHex)),
-    );
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(`/proc/${p.pid}/smaps`);
+    } catch {
+      // gone, or no access: nothing known to be mergeable
+    }
+    mergeable.set(p.pid, mergeableStarts(text));
   }
   return { result, pages, mergeable };
 }
+
+/**
+ * The starts ("0x...", as in scan results) of the mappings of smaps text
+ * whose VmFlags hold "mg": the only fields the plan needs, found without
+ * parsing the rest (src/pages/maps.ts parses every field, several times
+ * slower than reading smaps). A mapping's header line starts with its
+ * address in lower-case hex; every field line starts with an upper-case
+ * letter.
+ */
+export function mergeableStarts(smaps: string): Set<string> {
+  const out = new Set<string>();
+  let start = "";
+  for (let at = 0; at < smaps.length;) {
+    let end = smaps.indexOf("\n", at);
+    if (end < 0) end = smaps.length;
+    const c = smaps.charCodeAt(at);
+    if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) {
+      start = "0x" + smaps.slice(at, smaps.indexOf("-", at));
+    } else if (smaps.startsWith("VmFlags:", at)) {
+      if (MG.test(smaps.slice(at + 8, end))) out.add(start);
+    }
+    at = end + 1;
+  }
+  return out;
+}
+
+/** The "mg" (VM_MERGEABLE) token of a VmFlags line. */
+const MG = /(?:^|\s)mg(?:\s|$)/;
 
 /**
  * Chooses the VMAs to mark among the markable processes' mappings of a

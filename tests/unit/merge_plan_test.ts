@@ -3,7 +3,13 @@ import {
   deepStrictEqual as assertEquals,
   ok as assert,
 } from "node:assert/strict";
-import { recount, worthMarking } from "../../src/merge/plan.ts";
+import {
+  mergeableStarts,
+  recount,
+  worthMarking,
+} from "../../src/merge/plan.ts";
+import { parseMergeableMappings } from "../../src/ksm/process.ts";
+import { listPids } from "../../src/proc/info.ts";
 import type { MappingResult } from "../../src/scan/result.ts";
 import { parseMeminfo, reserveBytes } from "../../src/merge/unmerge.ts";
 
@@ -113,3 +119,71 @@ for (const c of recountCases) {
     assertEquals([...r.pinned], c.pinned);
   });
 }
+
+/** One smaps entry as 6.x writes it. */
+function smapsEntry(range: string, path: string, flags: string): string {
+  const kb = [
+    "Size",
+    "KernelPageSize",
+    "MMUPageSize",
+    "Rss",
+    "Pss",
+    "Pss_Dirty",
+    "Shared_Clean",
+    "Shared_Dirty",
+    "Private_Clean",
+    "Private_Dirty",
+    "Referenced",
+    "Anonymous",
+    "KSM",
+    "LazyFree",
+    "AnonHugePages",
+    "ShmemPmdMapped",
+    "FilePmdMapped",
+    "Shared_Hugetlb",
+    "Private_Hugetlb",
+    "Swap",
+    "SwapPss",
+    "Locked",
+  ].map((f) => `${(f + ":").padEnd(16)}${"8".padStart(10)} kB\n`).join("");
+  return `${range} rw-p 00000000 00:00 0${path}\n${kb}` +
+    `THPeligible:           0\nVmFlags: ${flags} \n`;
+}
+
+Deno.test("mergeableStarts: the mappings flagged mg, as parseSmaps finds them", () => {
+  const text =
+    smapsEntry("100000000-102000000", "", "rd wr mr mw me ac sd mg") +
+    smapsEntry("7f0000000000-7f0000021000", "", "rd wr mr mw me ac sd") +
+    smapsEntry(
+      "7f0000021000-7f0000022000",
+      "                 [heap]",
+      "mg rd wr",
+    ) +
+    smapsEntry("7f0000022000-7f0000023000", "   /tmp/mgx", "rd wr mgx") +
+    smapsEntry(
+      "7ffc00000000-7ffc00021000",
+      "   [stack]",
+      "rd wr mr mw me gd ac mg",
+    );
+  const want = new Set(parseMergeableMappings(text).map((m) => m.startHex));
+  assertEquals(want.size, 3);
+  assertEquals(mergeableStarts(text), want);
+  assertEquals(mergeableStarts(""), new Set());
+  // And on every smaps of this host that can be read.
+  let compared = 0;
+  for (const pid of listPids()) {
+    let smaps: string;
+    try {
+      smaps = Deno.readTextFileSync(`/proc/${pid}/smaps`);
+    } catch {
+      continue;
+    }
+    if (smaps === "") continue;
+    assertEquals(
+      mergeableStarts(smaps),
+      new Set(parseMergeableMappings(smaps).map((m) => m.startHex)),
+    );
+    compared++;
+  }
+  assert(compared > 0);
+});
