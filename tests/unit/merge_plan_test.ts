@@ -6,6 +6,7 @@ import {
 import {
   mergeableStarts,
   recount,
+  recountFrom,
   worthMarking,
 } from "../../src/merge/plan.ts";
 import { parseMergeableMappings } from "../../src/ksm/process.ts";
@@ -111,14 +112,46 @@ const recountCases: {
 ];
 for (const c of recountCases) {
   Deno.test(`recount: ${c.name}`, () => {
-    const r = recount(
-      pages(c.rows, c.chosen.length),
-      Uint8Array.from(c.chosen),
-    );
+    const p = pages(c.rows, c.chosen.length);
+    const r = recount(p, Uint8Array.from(c.chosen));
     assertEquals([...r.saveable], c.saveable);
     assertEquals([...r.pinned], c.pinned);
+    // From the counts of every mapping, as choosePlan has them.
+    const whole = recount(p, new Uint8Array(c.chosen.length).fill(1));
+    const f = recountFrom(p, Uint8Array.from(c.chosen), whole);
+    assertEquals([...f.saveable], c.saveable);
+    assertEquals([...f.pinned], c.pinned);
   });
 }
+
+Deno.test("recountFrom == recount on pseudo-random pages and choices", () => {
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let t = 0; t < 200; t++) {
+    const mappings = 1 + rnd(20), labels = 1 + rnd(t % 2 ? 50 : 2000);
+    const rows: [number, number, number, number][] = [];
+    for (let i = 1 + rnd(3000); i > 0; i--) {
+      const l = rnd(labels), f = rnd(5) === 0 ? 0 : 1 + rnd(4000);
+      // One frame, one content; but every fourth set breaks that (a frame
+      // that changed content during the scan).
+      rows.push([rnd(mappings), rnd(1000), t % 4 && f ? l * 8 + f % 7 : f, l]);
+    }
+    const p = pages(rows, mappings);
+    const chosen = new Uint8Array(mappings);
+    for (let g = 0; g < mappings; g++) chosen[g] = rnd(t % 5 ? 8 : 2) ? 1 : 0;
+    const want = recount(p, chosen);
+    const whole = recount(p, new Uint8Array(mappings).fill(1));
+    const got = recountFrom(p, chosen, whole);
+    assertEquals([...got.duplicate], [...want.duplicate]);
+    assertEquals([...got.saveable], [...want.saveable]);
+    assertEquals([...got.sharedAlready], [...want.sharedAlready]);
+    const sorted = (x: Set<number>) => [...x].sort((a, b) => a - b);
+    assertEquals(sorted(got.pinned), sorted(want.pinned));
+  }
+});
 
 /** One smaps entry as 6.x writes it. */
 function smapsEntry(range: string, path: string, flags: string): string {
