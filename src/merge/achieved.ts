@@ -20,9 +20,9 @@
  * @module
  */
 import {
-  distinctFrames,
+  distinctUnion,
   FramesHidden,
-  sortedUnion,
+  presentFrames,
   ZeroPageFilter,
 } from "../pages/frames.ts";
 import type { VmaRange } from "./marker.ts";
@@ -30,8 +30,9 @@ import type { VmaRange } from "./marker.ts";
 export { FramesHidden, ZeroPageFilter };
 
 /**
- * The frames of each process, by pid, sorted and distinct
- * ({@link distinctFrames}); a pid that is gone is absent.
+ * The frames of each process, by pid, in any order, repeats allowed
+ * ({@link presentFrames}: unions sort once); a pid that is gone is
+ * absent.
  */
 export type FrameSets = Map<number, Float64Array>;
 
@@ -42,7 +43,7 @@ export function readSelectionFrames(
 ): FrameSets {
   const out: FrameSets = new Map();
   for (const [pid, ranges] of vmas) {
-    const f = distinctFrames(pid, ranges, zero);
+    const f = presentFrames(pid, ranges, zero);
     if (f) out.set(pid, f);
   }
   return out;
@@ -123,5 +124,5 @@ function union(sets: FrameSets, pids: Iterable<number>): Float64Array {
     const f = sets.get(pid);
     if (f) arrays.push(f);
   }
-  return arrays.length === 0 ? new Float64Array(0) : sortedUnion(arrays);
+  return distinctUnion(arrays);
 }

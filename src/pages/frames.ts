@@ -114,11 +114,28 @@ const CHUNK = 65536;
 /**
  * The distinct PFNs behind the present anonymous pages of `ranges` in
  * process `pid`, without the zero pages (see the module documentation),
- * in ascending order. Only pagemap (and, for pages that are not
- * exclusively mapped, kpageflags) is read. Cost: one pagemap read per
- * 256 MiB of address range, and a native sort of the present pages' PFNs
- * (a sorted array, not a Set: cheaper to build, and unions and
- * differences of them are merge walks, {@link sortedUnion}).
+ * in ascending order: {@link presentFrames} sorted, repeats dropped.
+ *
+ * @throws {FramesHidden} when pagemap hides PFNs (no CAP_SYS_ADMIN).
+ * @throws {Deno.errors.PermissionDenied} when pagemap cannot be opened.
+ */
+export function distinctFrames(
+  pid: number,
+  ranges: readonly AddressRange[],
+  zero: ZeroPageFilter,
+): Float64Array | undefined {
+  const f = presentFrames(pid, ranges, zero);
+  return f && unique(f.sort());
+}
+
+/**
+ * The PFNs behind the present anonymous pages of `ranges` in process
+ * `pid`, without the zero pages (see the module documentation), in
+ * address order: a frame mapped twice is there twice. Only pagemap (and,
+ * for pages that are not exclusively mapped, kpageflags) is read. Cost:
+ * one pagemap read per 256 MiB of address range and a few operations per
+ * present page; no sort, so that a caller uniting several processes sorts
+ * once ({@link distinctUnion}).
  *
  * Returns undefined when the process is gone (exited, exec'd away, or a
  * zombie: ESRCH/ENOENT on open or read, or its address space vanished).
@@ -126,7 +143,7 @@ const CHUNK = 65536;
  * @throws {FramesHidden} when pagemap hides PFNs (no CAP_SYS_ADMIN).
  * @throws {Deno.errors.PermissionDenied} when pagemap cannot be opened.
  */
-export function distinctFrames(
+export function presentFrames(
   pid: number,
   ranges: readonly AddressRange[],
   zero: ZeroPageFilter,
@@ -170,10 +187,13 @@ export function distinctFrames(
   } finally {
     file.close();
   }
-  const out = unique(frames.subarray(0, n).sort());
+  const out = frames.subarray(0, n);
   if (ns === 0) return out;
-  const zeros = zero.zeroAmong(unique(shared.subarray(0, ns).sort()));
-  return zeros.length === 0 ? out : difference(out, zeros);
+  const zeros = new Set(zero.zeroAmong(unique(shared.subarray(0, ns).sort())));
+  if (zeros.size === 0) return out;
+  let w = 0;
+  for (let r = 0; r < n; r++) if (!zeros.has(out[r])) out[w++] = out[r];
+  return out.subarray(0, w);
 }
 
 /** The distinct values of a sorted array, in place: a view of its start. */
@@ -192,12 +212,11 @@ function grow(a: Float64Array, atLeast: number): Float64Array {
 }
 
 /**
- * The union of sorted distinct arrays, sorted and distinct. Several
- * arrays are concatenated and sorted natively: cheaper than a k-way merge
- * in JavaScript.
+ * The distinct values of several arrays (in any order, repeats allowed),
+ * sorted: concatenated and sorted natively, cheaper than Sets or a k-way
+ * merge in JavaScript.
  */
-export function sortedUnion(arrays: readonly Float64Array[]): Float64Array {
-  if (arrays.length === 1) return arrays[0];
+export function distinctUnion(arrays: readonly Float64Array[]): Float64Array {
   const all = new Float64Array(arrays.reduce((a, x) => a + x.length, 0));
   let at = 0;
   for (const x of arrays) {
@@ -205,21 +224,6 @@ export function sortedUnion(arrays: readonly Float64Array[]): Float64Array {
     at += x.length;
   }
   return unique(all.sort());
-}
-
-/** The values of sorted `a` that sorted `b` lacks, in order. */
-function difference(
-  a: Float64Array,
-  b: ArrayLike<number>,
-): Float64Array {
-  const out = new Float64Array(a.length);
-  let n = 0, j = 0;
-  for (let i = 0; i < a.length; i++) {
-    while (j < b.length && b[j] < a[i]) j++;
-    if (j < b.length && b[j] === a[i]) continue;
-    out[n++] = a[i];
-  }
-  return out.subarray(0, n);
 }
 
 function gone(err: unknown): boolean {

@@ -6,12 +6,10 @@ import {
   unionSize,
 } from "../../src/merge/achieved.ts";
 
-/** Frame sets as distinctFrames gives them: sorted, distinct. */
+/** Frame sets as presentFrames gives them: in any order, repeats too. */
 const sets = (o: Record<number, number[]>) =>
   new Map(
-    Object.entries(o).map((
-      [p, f],
-    ) => [Number(p), Float64Array.from(new Set(f)).sort()]),
+    Object.entries(o).map(([p, f]) => [Number(p), Float64Array.from(f)]),
   );
 
 const cases: {
@@ -51,6 +49,12 @@ const cases: {
     after: { 1: [21, 11], 2: [21] },
     pinned: [10],
     want: { before: 3, after: 2, freed: 0 },
+  },
+  {
+    name: "frames in any order, mapped twice by one process (KSM), count once",
+    before: { 1: [12, 10, 12, 11], 2: [11, 20] },
+    after: { 1: [90, 90, 91, 90], 2: [91, 90] },
+    want: { before: 4, after: 2, freed: 2 },
   },
   {
     name: "new pages faulted in meanwhile count against the saving",

@@ -5,7 +5,8 @@
 import { deepStrictEqual as eq } from "node:assert/strict";
 import {
   distinctFrames,
-  sortedUnion,
+  distinctUnion,
+  presentFrames,
   ZeroPageFilter,
 } from "../../src/pages/frames.ts";
 import { systemPageSize } from "../../src/pages/pagesize.ts";
@@ -47,7 +48,11 @@ Deno.test("distinctFrames: written pages are frames, zero-page reads are not; fo
       eq(f.every((x, i) => i === 0 || x > f[i - 1]), true);
     }
     eq(new Set([...fa, ...fp]).size, 2 * (D + U + C + Z));
-    eq(sortedUnion([fa, fp, fq]).length, 2 * (D + U + C + Z));
+    eq(distinctUnion([fa, fp, fq]).length, 2 * (D + U + C + Z));
+    // presentFrames: the same frames, in address order, unsorted.
+    const pa = presentFrames(a.pid, region(a.addr), zero)!;
+    eq([...distinctUnion([pa])], [...fa]);
+    eq(pa.length, D + U + C + Z);
   } finally {
     zero.close();
     await a.stop();
