@@ -7,11 +7,16 @@
  *
  * Starts --workers workers with --mib MiB each of content shared across
  * them (tests/helpers/worker.c, seed 77), scans them once per run, and
- * prints the median milliseconds of each step: scanForPlan's smaps read is
- * inside "scan"; then choosePlan, chooseDomain, otherUidsMergeable (every
- * process on the host), readSelectionFrames (before) and one burst
- * progress measure (achievedNow: readSelectionFrames + freedSince). No
- * page is marked and KSM is not touched.
+ * prints the median and the first (cold) milliseconds of each step:
+ * "scan tail (+smaps)" from the scan's last progress callback to
+ * scanForPlan's return (the scan's own analysis and the smaps read of
+ * the mergeable mappings); then choosePlan, chooseDomain,
+ * otherUidsMergeable (every process on the host), readSelectionFrames
+ * (before), their sum ("scan end to marking"), one burst progress sample
+ * (achievedNow: readSelectionFrames + freedSince, after a first one as in
+ * the burst), the smaps read alone, and merge({ dryRun: true }) from its
+ * scan's last progress callback to its return. No page is marked and KSM
+ * is not touched (a dry run takes no lock and starts no burst).
  *
  * @module
  */
