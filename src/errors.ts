@@ -1,77 +1,76 @@
 /**
- * Errors that mergemem reports to its user, and the process exit codes
- * they map to. Every failure a user can cause or meet (bad input, missing
- * permission, missing module, vanished process) is a {@link MergememError}
- * with a one-line message; anything else is a bug and exits with
- * {@link ExitCode.Internal}.
+ * Errors that mergemem reports to its user. Every failure a user can
+ * cause or meet (bad input, missing permission, missing module, vanished
+ * process) is a {@link MergememError} with a one-line message and an
+ * {@link ErrorKind}; anything else is a bug. Only the CLI turns them into
+ * process exit codes (src/cli/exit_codes.ts).
  *
  * @module
  */
 
-/** Documented process exit codes (see README.md, "Exit codes"). */
-export const ExitCode = {
-  /** Success. A partial scan without --strict also exits 0, with a warning. */
-  Ok: 0,
-  /** An unexpected internal error: a bug, please report it. */
-  Internal: 1,
-  /** Bad command line: unknown option, malformed value, conflicting flags. */
-  Usage: 2,
+/**
+ * What kind of failure a {@link MergememError} is, so that callers can
+ * tell them apart; the CLI turns each into its documented exit code
+ * (src/cli/exit_codes.ts).
+ */
+export const ErrorKind = {
+  /** Bad input: unknown option, malformed value, conflicting options. */
+  Usage: "usage",
   /** No process matched the selection, or none had scannable memory. */
-  NothingScannable: 3,
+  NothingScannable: "nothing-scannable",
   /** Every selected process was skipped: permission denied for all. */
-  AllDenied: 4,
-  /** Some processes were skipped and --strict was given. */
-  Partial: 5,
+  AllDenied: "all-denied",
+  /** Some processes were skipped and strictness was asked for. */
+  Partial: "partial",
   /** The /dev/mergemem module is not loaded or not usable. */
-  NoModule: 6,
+  NoModule: "no-module",
   /** The module speaks an incompatible API version or lacks a feature. */
-  ModuleMismatch: 7,
+  ModuleMismatch: "module-mismatch",
   /** KSM is not available: the kernel was built without CONFIG_KSM. */
-  NoKsm: 8,
-  /** The operation was refused by policy: cross-user selection, or an
-   * unmerge that could exhaust memory. Use the named flag to override. */
-  Refused: 9,
+  NoKsm: "no-ksm",
+  /** Refused by policy: a cross-user selection, or an unmerge that could
+   * exhaust memory; an option overrides it. */
+  Refused: "refused",
   /** The operation ran but failed part-way (a system call failed). */
-  Failed: 10,
-  /** Another mergemem run held the KSM lock (/run/mergemem/lock) for
-   * longer than the lock timeout (--lock-timeout). Nothing was changed. */
-  LockBusy: 11,
+  Failed: "failed",
+  /** Another run held the KSM lock longer than the lock timeout. */
+  LockBusy: "lock-busy",
   /** Interrupted by SIGINT or SIGTERM (state was restored first). */
-  Interrupted: 130,
+  Interrupted: "interrupted",
 } as const;
 
-/** One of the {@link ExitCode} values. */
-export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
+/** One of the {@link ErrorKind} values. */
+export type ErrorKindValue = typeof ErrorKind[keyof typeof ErrorKind];
 
-/** An error meant for the user: a one-line message and an exit code. */
+/** An error meant for the user: a one-line message and its kind. */
 export class MergememError extends Error {
-  /** The exit code the CLI uses for this error. */
-  readonly exitCode: ExitCodeValue;
+  /** What kind of failure it is (the CLI's exit code follows from it). */
+  readonly kind: ErrorKindValue;
   /** An optional second line telling the user what to do about it. */
   readonly hint?: string;
 
-  /** Builds the error from its message, exit code and optional hint. */
-  constructor(message: string, exitCode: ExitCodeValue, hint?: string) {
+  /** Builds the error from its message, kind and optional hint. */
+  constructor(message: string, kind: ErrorKindValue, hint?: string) {
     super(message);
     this.name = "MergememError";
-    this.exitCode = exitCode;
+    this.kind = kind;
     this.hint = hint;
   }
 }
 
-/** Shorthand for a usage error (exit code 2). */
+/** Shorthand for a usage error ({@link ErrorKind.Usage}). */
 export function usageError(message: string): MergememError {
-  return new MergememError(message, ExitCode.Usage, "see 'mergemem --help'");
+  return new MergememError(message, ErrorKind.Usage, "see 'mergemem --help'");
 }
 
 /**
  * The one error for "every selected process was denied": `count` processes,
- * none readable (or markable) by the caller. ExitCode.AllDenied.
+ * none readable (or markable) by the caller. ErrorKind.AllDenied.
  */
 export function allDenied(count: number): MergememError {
   return new MergememError(
     `permission denied for all ${count} selected process(es)`,
-    ExitCode.AllDenied,
+    ErrorKind.AllDenied,
     "run as root (sudo) or as the processes' owner; Yama ptrace_scope or an LSM may also forbid it",
   );
 }

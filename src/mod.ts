@@ -24,7 +24,8 @@
  * - Merging: {@link planMerge}, {@link merge}, {@link unmerge}; state:
  *   {@link status} and {@link formatPrometheus}.
  *
- * Errors meant for users are {@link MergememError}s carrying an exit code.
+ * Errors meant for users are {@link MergememError}s of an {@link ErrorKind};
+ * the CLI maps each kind to its exit code.
  *
  * @module
  */
@@ -86,6 +87,7 @@ export {
   chooseDomain,
   type DomainChoice,
   type DomainPolicy,
+  type DomainSaving,
 } from "./merge/trust.ts";
 export {
   createModuleMarker,

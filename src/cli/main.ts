@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { ExitCode, MergememError, messageOf } from "../errors.ts";
+import { ErrorKind, MergememError, messageOf } from "../errors.ts";
+import { ExitCode, exitCodeOf } from "./exit_codes.ts";
 import { VERSION } from "../version.ts";
 import { styles } from "./format.ts";
 import { type DocumentedOptions, optionHelp } from "./options.ts";
@@ -99,7 +100,7 @@ export async function main(args: string[]): Promise<number> {
     if (!cmd) {
       throw new MergememError(
         `unknown command '${first}'`,
-        ExitCode.Usage,
+        ErrorKind.Usage,
         `commands: ${Object.keys(COMMANDS).join(", ")}; see 'mergemem --help'`,
       );
     }
@@ -107,7 +108,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof MergememError) {
       reportError(err);
-      return err.exitCode;
+      return exitCodeOf(err.kind);
     }
     if (err instanceof Deno.errors.BrokenPipe) return ExitCode.Ok;
     const msg = messageOf(err);

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { allDenied, ExitCode, MergememError } from "../errors.ts";
+import { allDenied, ErrorKind, MergememError } from "../errors.ts";
+import { ExitCode } from "./exit_codes.ts";
 import { type BackendChoice, resolveBackend } from "../scan/resolve.ts";
 import { CHECKSUM_NAMES, type ChecksumName, getChecksum } from "../hash/mod.ts";
 import {
@@ -147,7 +148,7 @@ export function parseScanArgs(args: string[]): ScanArgs {
     if (backend === "kernel") {
       throw new MergememError(
         `--backend kernel computes xxh64; it cannot use --checksum ${checksum}`,
-        ExitCode.Usage,
+        ErrorKind.Usage,
       );
     }
     backend = "user";
@@ -217,7 +218,7 @@ export async function run(args: string[]): Promise<number> {
           skipped.slice(0, 5).map((p) => p.pid).join(", ")
         }${skipped.length > 5 ? ", ..." : ""}`
         : "no process matched the selection",
-      ExitCode.NothingScannable,
+      ErrorKind.NothingScannable,
       Deno.uid() !== 0 && noSelector(selection)
         ? "without root only your own processes are scanned: try sudo"
         : undefined,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError, usageError } from "../errors.ts";
+import { ErrorKind, MergememError, usageError } from "../errors.ts";
 import { selectProcesses } from "../proc/select.ts";
 import { noSelector, type SelectorArgs } from "./args.ts";
 
@@ -34,7 +34,7 @@ export function selectPids(
   if (pids.length === 0) {
     throw new MergememError(
       "no process matched the selection",
-      ExitCode.NothingScannable,
+      ErrorKind.NothingScannable,
     );
   }
   // Named pids are a deliberate choice: merge refuses them across uids

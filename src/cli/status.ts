@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { ExitCode, MergememError, messageOf, usageError } from "../errors.ts";
+import { ErrorKind, MergememError, messageOf, usageError } from "../errors.ts";
+import { ExitCode } from "./exit_codes.ts";
 import { formatPrometheus, writeAtomic } from "../status/prometheus.ts";
 import { status, type StatusReport } from "../status/status.ts";
 import { parseStrict, takeOptionalValues } from "./args.ts";
@@ -96,7 +97,7 @@ export function run(args: string[]): Promise<number> {
       } catch (err) {
         throw new MergememError(
           `cannot write ${a.prometheus}: ${messageOf(err)}`,
-          ExitCode.Failed,
+          ErrorKind.Failed,
         );
       }
     }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError, SyscallError } from "../errors.ts";
+import { ErrorKind, MergememError, SyscallError } from "../errors.ts";
 import { closeFd, ioctl, O_RDONLY, O_RDWR, openFd } from "../ffi/libc.ts";
 import {
   API_LAYOUT,
@@ -41,6 +41,7 @@ export interface PageInfoBatch {
    * MERGEMEM_PI_HASHED is set): halves, so that no BigInt is made per page.
    */
   hashLo: Uint32Array;
+  /** High 32 bits of each page's xxh64 (see hashLo). */
   hashHi: Uint32Array;
   /** MERGEMEM_PI_* flags of each page. */
   flags: Uint32Array;
@@ -134,13 +135,13 @@ export function openModule(opts: OpenModuleOptions = {}): ModuleHandle {
       ) {
         throw new MergememError(
           "mergemem kernel module not loaded",
-          ExitCode.NoModule,
+          ErrorKind.NoModule,
           INSTALL_HINT,
         );
       }
       throw new MergememError(
         `cannot open ${path}: ${err.code}`,
-        ExitCode.NoModule,
+        ErrorKind.NoModule,
         err.code === "EACCES" || err.code === "EPERM"
           ? "the device should be mode 0666; check the module's udev rule"
           : INSTALL_HINT,
@@ -166,7 +167,7 @@ export function openModule(opts: OpenModuleOptions = {}): ModuleHandle {
       if (failed.code === "EINVAL" && api !== MERGEMEM_API) {
         throw new MergememError(
           `mergemem module speaks API ${api}, this mergemem speaks API ${MERGEMEM_API}`,
-          ExitCode.ModuleMismatch,
+          ErrorKind.ModuleMismatch,
           "install matching versions of the module and the tool (sudo ./install.sh)",
         );
       }
@@ -176,20 +177,20 @@ export function openModule(opts: OpenModuleOptions = {}): ModuleHandle {
       if (failed.code === "ENOTTY") {
         throw new MergememError(
           `${path} does not understand the mergemem handshake (ENOTTY)`,
-          ExitCode.ModuleMismatch,
+          ErrorKind.ModuleMismatch,
           "is another driver using that name? reinstall: sudo ./install.sh",
         );
       }
       throw new MergememError(
         `mergemem handshake failed: ${failed.code}`,
-        ExitCode.ModuleMismatch,
+        ErrorKind.ModuleMismatch,
         "install matching versions of the module and the tool (sudo ./install.sh)",
       );
     }
     if (api !== MERGEMEM_API) {
       throw new MergememError(
         `mergemem module speaks API ${api}, this mergemem speaks API ${MERGEMEM_API}`,
-        ExitCode.ModuleMismatch,
+        ErrorKind.ModuleMismatch,
       );
     }
     if ((out.features & want) !== want) {
@@ -212,7 +213,7 @@ function missingFeature(missing: bigint, moduleVersion: bigint): MergememError {
   return new MergememError(
     `mergemem module ${formatModuleVersion(Number(moduleVersion))} lacks ` +
       `feature(s): ${featureNames(missing).join(", ")}`,
-    ExitCode.ModuleMismatch,
+    ErrorKind.ModuleMismatch,
     "upgrade the module: sudo ./install.sh",
   );
 }
@@ -344,14 +345,14 @@ function openProcMemMode(pid: number, flags: number): number {
       if (err.code === "EACCES" || err.code === "EPERM") {
         throw new MergememError(
           `permission denied: cannot open ${path} (ptrace access check)`,
-          ExitCode.AllDenied,
+          ErrorKind.AllDenied,
           "run as the process's owner or as root; Yama ptrace_scope or an LSM may forbid it",
         );
       }
       if (err.code === "ENOENT" || err.code === "ESRCH") {
         throw new MergememError(
           `process ${pid} is gone`,
-          ExitCode.NothingScannable,
+          ErrorKind.NothingScannable,
         );
       }
     }

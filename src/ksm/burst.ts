@@ -38,7 +38,7 @@
  * @module
  */
 import { sleep } from "./sleep.ts";
-import { ExitCode, MergememError, messageOf } from "../errors.ts";
+import { ErrorKind, MergememError, messageOf } from "../errors.ts";
 import { removeJournal, RUN_DIR, writeJournal } from "./journal.ts";
 import { type KsmLockOptions, withKsmLock } from "./lock.ts";
 import { type RestoreMismatch, restoreSettings } from "./settings.ts";
@@ -81,14 +81,14 @@ export function guardSignals(): SignalGuard {
   };
 }
 
-/** Throws ExitCode.Interrupted when the signal was aborted. */
+/** Throws ErrorKind.Interrupted when the signal was aborted. */
 export function throwIfInterrupted(signal?: AbortSignal): void {
   if (signal?.aborted) {
     throw new MergememError(
       `interrupted by ${
         String(signal.reason ?? "signal")
       }; KSM settings restored`,
-      ExitCode.Interrupted,
+      ErrorKind.Interrupted,
     );
   }
 }
@@ -196,7 +196,7 @@ function smartScanOff(before: Record<string, string>, dir: string): boolean {
  * Runs ksmd in a burst until progress() reaches target, stops rising, or
  * the timeout passes (see the module documentation); then restores every
  * changed setting exactly, also when interrupted (throws
- * ExitCode.Interrupted after restoring) or on any error. Holds the KSM
+ * ErrorKind.Interrupted after restoring) or on any error. Holds the KSM
  * lock throughout (reentrant: merge() may hold it already).
  *
  * @throws MergememError LockBusy (another run held the lock past
@@ -221,7 +221,7 @@ async function burstLocked(
   if (before.run === "2") {
     throw new MergememError(
       "KSM is unmerging everything (run=2); refusing to start ksmd",
-      ExitCode.Refused,
+      ErrorKind.Refused,
       "set /sys/kernel/mm/ksm/run to 0 or 1 first",
     );
   }
@@ -253,7 +253,7 @@ async function burstLocked(
   } catch (err) {
     throw new MergememError(
       `cannot write the KSM journal in ${runDir}: ${messageOf(err)}`,
-      ExitCode.Failed,
+      ErrorKind.Failed,
       "nothing was changed; the journal lets a later run repair a crash",
     );
   }

@@ -27,7 +27,12 @@
  */
 import { sleep } from "./sleep.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
-import { ExitCode, MergememError, messageOf, SyscallError } from "../errors.ts";
+import {
+  ErrorKind,
+  MergememError,
+  messageOf,
+  SyscallError,
+} from "../errors.ts";
 import {
   closeFd,
   flock,
@@ -61,7 +66,7 @@ export interface KsmLockOptions {
   runDir?: string;
   /**
    * Wait at most this long for another run's lock, then fail with
-   * ExitCode.LockBusy (default 300; 0 tries once).
+   * ErrorKind.LockBusy (default 300; 0 tries once).
    */
   lockTimeoutSeconds?: number;
   /** Called once with a one-line notice when the lock is busy. */
@@ -71,7 +76,7 @@ export interface KsmLockOptions {
    * default "mergemem library".
    */
   lockHolder?: string;
-  /** Stop waiting (ExitCode.Interrupted; nothing changed) when aborted. */
+  /** Stop waiting (ErrorKind.Interrupted; nothing changed) when aborted. */
   signal?: AbortSignal;
 }
 
@@ -148,7 +153,7 @@ function openLockFile(runDir: string): number {
           err.code === "EROFS"));
     throw new MergememError(
       `cannot open the KSM lock ${path}: ${messageOf(err)}`,
-      ExitCode.Failed,
+      ErrorKind.Failed,
       denied ? "changing KSM settings or marking memory needs root" : undefined,
     );
   }
@@ -211,7 +216,7 @@ async function acquire(opts: KsmLockOptions): Promise<Token> {
           `interrupted by ${
             String(opts.signal.reason ?? "signal")
           } while waiting for the KSM lock; nothing was changed`,
-          ExitCode.Interrupted,
+          ErrorKind.Interrupted,
         );
       }
       const left = deadline - performance.now();
@@ -220,7 +225,7 @@ async function acquire(opts: KsmLockOptions): Promise<Token> {
           `gave up after ${timeout} s waiting for ${
             describeHolder(holder, path)
           }; nothing was changed`,
-          ExitCode.LockBusy,
+          ErrorKind.LockBusy,
           "another mergemem run is changing ksmd's settings or marking " +
             "memory; wait for it, or raise --lock-timeout",
         );

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError, messageOf } from "../errors.ts";
+import { ErrorKind, MergememError, messageOf } from "../errors.ts";
 
 /** Where KSM lives in sysfs. */
 export const KSM_DIR = "/sys/kernel/mm/ksm";
@@ -62,12 +62,12 @@ export function ksmAvailable(dir = KSM_DIR): boolean {
   }
 }
 
-/** Throws ExitCode.NoKsm unless KSM is available. */
+/** Throws ErrorKind.NoKsm unless KSM is available. */
 export function requireKsm(dir = KSM_DIR): void {
   if (!ksmAvailable(dir)) {
     throw new MergememError(
       `KSM is not available: ${dir} does not exist`,
-      ExitCode.NoKsm,
+      ErrorKind.NoKsm,
       "the kernel was built without CONFIG_KSM; mergemem needs it to merge pages",
     );
   }
@@ -138,13 +138,13 @@ export function writeKsmFile(name: string, value: string, dir = KSM_DIR): void {
     if (err instanceof Deno.errors.PermissionDenied) {
       throw new MergememError(
         `cannot set ${dir}/${name}: permission denied`,
-        ExitCode.Failed,
+        ErrorKind.Failed,
         "controlling ksmd needs root",
       );
     }
     throw new MergememError(
       `cannot set ${dir}/${name} to ${value}: ${messageOf(err)}`,
-      ExitCode.Failed,
+      ErrorKind.Failed,
     );
   }
 }

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError } from "../errors.ts";
+import { ErrorKind, MergememError } from "../errors.ts";
 import {
   closeProcMem,
   type ModuleHandle,
@@ -178,7 +178,7 @@ export async function openMarker(
       return createModuleMarker();
     } catch (err) {
       if (
-        !(err instanceof MergememError) || err.exitCode !== ExitCode.NoModule
+        !(err instanceof MergememError) || err.kind !== ErrorKind.NoModule
       ) throw err;
     }
   }

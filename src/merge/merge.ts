@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { allDenied, errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { allDenied, errnoCode, ErrorKind, MergememError } from "../errors.ts";
 import { resolveBackend } from "../scan/resolve.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
@@ -289,7 +289,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   if (uids.size === 0) {
     throw new MergememError(
       "no selected process exists",
-      ExitCode.NothingScannable,
+      ErrorKind.NothingScannable,
     );
   }
 
@@ -308,7 +308,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     marker.close();
     throw new MergememError(
       `--whole-process needs the ptrace engine (PR_SET_MEMORY_MERGE), not ${marker.engine}`,
-      ExitCode.Usage,
+      ErrorKind.Usage,
     );
   }
   const { backend, why: _ } = resolveBackend(
@@ -397,7 +397,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
           : `every process of uid ${
             domain.chosen.join(", ")
           } is gone (the ${skippedByPolicy.length} of other uids are not merged by policy)`,
-        ExitCode.NothingScannable,
+        ErrorKind.NothingScannable,
       );
     }
 
@@ -578,8 +578,8 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
 function markSkipReason(err: unknown): string | undefined {
   if (err instanceof ProcessSkipped) return err.reason;
   if (err instanceof MergememError) {
-    if (err.exitCode === ExitCode.AllDenied) return err.message;
-    if (err.exitCode === ExitCode.NothingScannable) {
+    if (err.kind === ErrorKind.AllDenied) return err.message;
+    if (err.kind === ErrorKind.NothingScannable) {
       return "exited while marking";
     }
     return undefined;

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { ExitCode, MergememError } from "../errors.ts";
+import { ErrorKind, MergememError } from "../errors.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
 
 /** The warning printed with --cross-user. */
@@ -85,7 +85,7 @@ export async function chooseDomain(
       `the selection spans ${distinct.length} uids (${
         distinct.join(", ")
       }); merging across users opens dedup side channels between them`,
-      ExitCode.Refused,
+      ErrorKind.Refused,
       "select processes of one user (--user), or pass --cross-user if they trust each other",
     );
   }

@@ -6,11 +6,11 @@
  * Unmerging allocates a private copy of every merged page, so it first
  * checks that MemAvailable can hold them: the processes' ksm_merging_pages
  * (an upper bound) plus a reserve of 64 MiB or 2% of RAM, whichever is
- * larger. Otherwise it refuses (ExitCode.Refused) unless force.
+ * larger. Otherwise it refuses (ErrorKind.Refused) unless force.
  *
  * @module
  */
-import { allDenied, errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { allDenied, errnoCode, ErrorKind, MergememError } from "../errors.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
   type EngineChoice,
@@ -144,7 +144,7 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
     if (!opts.force) {
       throw new MergememError(
         msg,
-        ExitCode.Refused,
+        ErrorKind.Refused,
         "free memory first, or pass --force",
       );
     }
@@ -188,8 +188,8 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
           continue;
         }
         if (err instanceof MergememError) {
-          if (err.exitCode === ExitCode.AllDenied) denied++;
-          if (err.exitCode === ExitCode.Interrupted) throw err;
+          if (err.kind === ErrorKind.AllDenied) denied++;
+          if (err.kind === ErrorKind.Interrupted) throw err;
           row.error = err.message;
           continue;
         }
@@ -207,7 +207,7 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
         if (code === "ENOMEM" || code === "EINTR") {
           throw new MergememError(
             `unmerging pid ${pid} failed: ${code}`,
-            code === "EINTR" ? ExitCode.Interrupted : ExitCode.Failed,
+            code === "EINTR" ? ErrorKind.Interrupted : ErrorKind.Failed,
           );
         }
       }

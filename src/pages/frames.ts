@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { errnoCode, ErrorKind, MergememError } from "../errors.ts";
 import {
   KPF_ZERO_PAGE,
   lookupKpageflagsOrdered,
@@ -39,7 +39,7 @@ export class FramesHidden extends MergememError {
   constructor() {
     super(
       "pagemap shows no physical frame numbers without CAP_SYS_ADMIN",
-      ExitCode.AllDenied,
+      ErrorKind.AllDenied,
       "run as root",
     );
     this.name = "FramesHidden";

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { errnoCode, ExitCode, MergememError } from "../errors.ts";
+import { errnoCode, ErrorKind, MergememError } from "../errors.ts";
 
 /** Where a cgroup v2 hierarchy is mounted, from mountinfo (first one). */
 export function cgroup2Root(mountinfo = "/proc/self/mountinfo"): string {
@@ -23,7 +23,7 @@ export function cgroup2Root(mountinfo = "/proc/self/mountinfo"): string {
   if (root === undefined) {
     throw new MergememError(
       "no cgroup v2 hierarchy is mounted",
-      ExitCode.NothingScannable,
+      ErrorKind.NothingScannable,
       "--cgroup and --unit need cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup)",
     );
   }
@@ -65,7 +65,7 @@ export function resolveCgroup(path: string, root = cgroup2Root()): string {
   if (clean.split("/").includes("..")) {
     throw new MergememError(
       `--cgroup: '${path}' must not contain '..'`,
-      ExitCode.Usage,
+      ErrorKind.Usage,
     );
   }
   try {
@@ -73,7 +73,7 @@ export function resolveCgroup(path: string, root = cgroup2Root()): string {
   } catch {
     throw new MergememError(
       `no such cgroup: ${path} (looked for ${clean}/cgroup.procs)`,
-      ExitCode.NothingScannable,
+      ErrorKind.NothingScannable,
       "see /proc/PID/cgroup or 'systemctl status UNIT' for a process's cgroup",
     );
   }
@@ -131,7 +131,7 @@ export function unitCgroup(name: string, root = cgroup2Root()): string {
   if (found) return found;
   throw new MergememError(
     `unit ${unit} has no cgroup (is it running?)`,
-    ExitCode.NothingScannable,
+    ErrorKind.NothingScannable,
     "check with 'systemctl status " + unit + "'",
   );
 }

@@ -25,7 +25,12 @@
  *
  * @module
  */
-import { errnoCode, ExitCode, MergememError, SyscallError } from "../errors.ts";
+import {
+  errnoCode,
+  ErrorKind,
+  MergememError,
+  SyscallError,
+} from "../errors.ts";
 import {
   emptyOutcome,
   type MarkAdvice,
@@ -109,7 +114,7 @@ function deferSignals() {
       if (caught) {
         throw new MergememError(
           `interrupted by ${caught}; the target was detached unharmed`,
-          ExitCode.Interrupted,
+          ErrorKind.Interrupted,
         );
       }
     },
@@ -154,7 +159,7 @@ export function createPtraceMarker(opts: PtraceMarkerOptions = {}): Marker {
             if (++slices > maxSlices) {
               throw new MergememError(
                 `pid ${pid}: a marking call did not finish in ${maxSlices} holds`,
-                ExitCode.Failed,
+                ErrorKind.Failed,
               );
             }
             break; // let the target run, then go on in a new hold
@@ -221,7 +226,7 @@ export function createPtraceMarker(opts: PtraceMarkerOptions = {}): Marker {
       if (prctlSelf(PR_GET_MEMORY_MERGE) < 0) {
         throw new MergememError(
           "--whole-process needs PR_SET_MEMORY_MERGE (Linux 6.4+), which this kernel lacks",
-          ExitCode.Usage,
+          ErrorKind.Usage,
           "mark the chosen mappings instead (without --whole-process)",
         );
       }
@@ -246,7 +251,7 @@ export function createPtraceMarker(opts: PtraceMarkerOptions = {}): Marker {
       if (result === EINVAL) {
         throw new MergememError(
           `pid ${pid}: PR_SET_MEMORY_MERGE failed (EINVAL)`,
-          ExitCode.Failed,
+          ErrorKind.Failed,
         );
       }
       for (const a of readVmas(pid)) {

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { errnoCode, ExitCode, MergememError, processGone } from "../errors.ts";
+import { errnoCode, ErrorKind, MergememError, processGone } from "../errors.ts";
 import { ProcessSkipped } from "../merge/marker.ts";
 
 /** ELF identification of x86-64 executables. */
@@ -22,7 +22,7 @@ export function requireX86_64Host(): void {
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
     throw new MergememError(
       `the ptrace engine supports x86-64 Linux only (this host is ${Deno.build.arch} ${Deno.build.os})`,
-      ExitCode.NoModule,
+      ErrorKind.NoModule,
       "load the mergemem module instead (sudo ./install.sh)",
     );
   }

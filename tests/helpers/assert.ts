@@ -4,7 +4,7 @@
  * @module
  */
 import { deepStrictEqual, ok } from "node:assert/strict";
-import { type ExitCodeValue, MergememError } from "../../src/errors.ts";
+import { type ErrorKindValue, MergememError } from "../../src/errors.ts";
 import type { Worker } from "./workers.ts";
 
 /**
@@ -24,15 +24,15 @@ export function assertCleanError(
 }
 
 /**
- * Whether `e` is a MergememError with exit code `code` (and a message
+ * Whether `e` is a MergememError of kind `kind` (and a message
  * matching `message`): for assert's throws() and rejects().
  */
 export function isMergememError(
   e: unknown,
-  code: ExitCodeValue,
+  kind: ErrorKindValue,
   message?: RegExp,
 ): e is MergememError {
-  return e instanceof MergememError && e.exitCode === code &&
+  return e instanceof MergememError && e.kind === kind &&
     (message === undefined || message.test(e.message));
 }
 

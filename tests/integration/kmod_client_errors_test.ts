@@ -7,7 +7,7 @@ import {
   deepStrictEqual as assertEquals,
   ok as assert,
 } from "node:assert/strict";
-import { ExitCode, MergememError } from "../../src/errors.ts";
+import { ErrorKind, MergememError } from "../../src/errors.ts";
 import { openModule } from "../../src/kmod/client.ts";
 
 function failure(fn: () => unknown): MergememError {
@@ -22,7 +22,7 @@ function failure(fn: () => unknown): MergememError {
 
 Deno.test("a missing device is 'module not loaded' with an install hint", () => {
   const e = failure(() => openModule({ path: "/dev/mergemem-absent" }));
-  assertEquals(e.exitCode, ExitCode.NoModule);
+  assertEquals(e.kind, ErrorKind.NoModule);
   assert(/not loaded/.test(e.message), e.message);
   assert(e.hint && /install\.sh/.test(e.hint), e.hint);
 });
@@ -30,6 +30,6 @@ Deno.test("a missing device is 'module not loaded' with an install hint", () => 
 Deno.test("a device that does not speak the handshake is a mismatch", () => {
   // /dev/null answers every ioctl with ENOTTY.
   const e = failure(() => openModule({ path: "/dev/null" }));
-  assertEquals(e.exitCode, ExitCode.ModuleMismatch);
+  assertEquals(e.kind, ErrorKind.ModuleMismatch);
   assert(/handshake/.test(e.message), e.message);
 });

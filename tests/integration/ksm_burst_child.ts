@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { exitCodeOf } from "../../src/cli/exit_codes.ts";
 import { guardSignals, runBurst } from "../../src/ksm/burst.ts";
 import { MergememError } from "../../src/errors.ts";
 
@@ -35,8 +36,8 @@ try {
   console.log(`result ${JSON.stringify(r)}`);
 } catch (err) {
   if (err instanceof MergememError) {
-    console.log(`error ${err.exitCode} ${err.message}`);
-    Deno.exit(err.exitCode);
+    console.log(`error ${exitCodeOf(err.kind)} ${err.message}`);
+    Deno.exit(exitCodeOf(err.kind));
   }
   throw err;
 } finally {

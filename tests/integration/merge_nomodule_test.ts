@@ -1,16 +1,17 @@
 /**
  * On a machine without the module (this host: a custom kernel without
- * headers), merge with `engine: "module"` fails with ExitCode.NoModule and
+ * headers), merge with `engine: "module"` fails with ErrorKind.NoModule and
  * says how to install it (the default engine falls back to ptrace), and
  * status still works.
  */
+import { ExitCode } from "../../src/cli/exit_codes.ts";
 import {
   deepStrictEqual as assertEquals,
   ok as assert,
   rejects,
 } from "node:assert/strict";
 import { merge } from "../../src/merge/merge.ts";
-import { ExitCode } from "../../src/errors.ts";
+import { ErrorKind } from "../../src/errors.ts";
 import { assertCleanError, isMergememError } from "../helpers/assert.ts";
 import { status } from "../../src/status/status.ts";
 
@@ -42,7 +43,7 @@ Deno.test({
         (e: unknown) =>
           isMergememError(
             e,
-            ExitCode.NoModule,
+            ErrorKind.NoModule,
             /^mergemem kernel module not loaded$/,
           ) &&
           (e.hint ?? "").includes("sudo ./install.sh") &&

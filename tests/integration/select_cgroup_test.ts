@@ -7,7 +7,7 @@
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import { cgroup2Root } from "../../src/proc/cgroup.ts";
 import { selectProcesses } from "../../src/proc/select.ts";
-import { ExitCode } from "../../src/errors.ts";
+import { ErrorKind } from "../../src/errors.ts";
 import { isMergememError } from "../helpers/assert.ts";
 
 function root(): string | undefined {
@@ -48,7 +48,7 @@ Deno.test({
       throws(
         () => selectProcesses({ cgroups: ["no/such/cgroup"] }),
         (e: unknown) =>
-          isMergememError(e, ExitCode.NothingScannable, /no such cgroup/),
+          isMergememError(e, ErrorKind.NothingScannable, /no such cgroup/),
       );
     } finally {
       for (const s of sleepers) {

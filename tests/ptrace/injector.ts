@@ -12,7 +12,7 @@
  */
 import { createPtraceMarker } from "../../src/ptrace/marker.ts";
 import { guardSignals } from "../../src/ksm/burst.ts";
-import { ExitCode, MergememError } from "../../src/errors.ts";
+import { ErrorKind, MergememError } from "../../src/errors.ts";
 
 const pid = Number(Deno.args[0]);
 const vmas = Deno.args.slice(1).map((a) => {
@@ -30,7 +30,7 @@ try {
   why = `interrupted by ${guard.signal.reason}`;
 } catch (err) {
   if (
-    !(err instanceof MergememError && err.exitCode === ExitCode.Interrupted)
+    !(err instanceof MergememError && err.kind === ErrorKind.Interrupted)
   ) {
     throw err;
   }

@@ -15,7 +15,7 @@ import {
   type SelectorArgs,
   takeOptionalValues,
 } from "../../src/cli/args.ts";
-import { ExitCode, MergememError } from "../../src/errors.ts";
+import { ErrorKind, MergememError } from "../../src/errors.ts";
 import {
   OPTIONS as SCAN,
   parseScanArgs,
@@ -29,7 +29,7 @@ import {
 } from "../../src/cli/status.ts";
 
 const usage = (re: RegExp) => (e: unknown) =>
-  e instanceof MergememError && e.exitCode === ExitCode.Usage &&
+  e instanceof MergememError && e.kind === ErrorKind.Usage &&
   re.test(e.message);
 
 const none: SelectorArgs = {

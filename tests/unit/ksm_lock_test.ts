@@ -15,7 +15,8 @@ import {
   withKsmLock,
 } from "../../src/ksm/lock.ts";
 import { journalPath, readJournal } from "../../src/ksm/journal.ts";
-import { ExitCode, MergememError } from "../../src/errors.ts";
+import { exitCodeOf } from "../../src/cli/exit_codes.ts";
+import { ErrorKind, MergememError } from "../../src/errors.ts";
 
 const holderScript = new URL("../helpers/ksm_lock_holder.ts", import.meta.url)
   .pathname;
@@ -129,8 +130,8 @@ Deno.test("another process's lock: notice, then LockBusy after the timeout", asy
       }),
       (err: unknown) => {
         assert(err instanceof MergememError);
-        assertEquals(err.exitCode, ExitCode.LockBusy);
-        assertEquals(err.exitCode, 11);
+        assertEquals(err.kind, ErrorKind.LockBusy);
+        assertEquals(exitCodeOf(err.kind), 11);
         assertEquals(
           err.message,
           `gave up after 0.5 s waiting for pid ${h.pid} (lock holder test) ` +
@@ -181,7 +182,7 @@ Deno.test("an abort signal stops the wait", async () => {
       withKsmLock({ runDir, signal: ac.signal }, () => {}),
       (err: unknown) =>
         err instanceof MergememError &&
-        err.exitCode === ExitCode.Interrupted &&
+        err.kind === ErrorKind.Interrupted &&
         err.message.includes("SIGINT while waiting for the KSM lock"),
     );
   } finally {

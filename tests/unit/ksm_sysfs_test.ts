@@ -10,7 +10,7 @@ import {
   readKsm,
   requireKsm,
 } from "../../src/ksm/sysfs.ts";
-import { ExitCode, MergememError } from "../../src/errors.ts";
+import { ErrorKind, MergememError } from "../../src/errors.ts";
 
 /** Files of /sys/kernel/mm/ksm on Debian 6.1 (values as printed). */
 const KSM_61: Record<string, [string, number]> = {
@@ -84,14 +84,14 @@ Deno.test("readKsm on a 6.12 layout", () => {
   Deno.removeSync(dir, { recursive: true });
 });
 
-Deno.test("KSM compiled out gives ExitCode.NoKsm", () => {
+Deno.test("KSM compiled out gives ErrorKind.NoKsm", () => {
   assert(!ksmAvailable("/nonexistent/ksm"));
   throws(
     () => requireKsm("/nonexistent/ksm"),
-    (e: unknown) => e instanceof MergememError && e.exitCode === ExitCode.NoKsm,
+    (e: unknown) => e instanceof MergememError && e.kind === ErrorKind.NoKsm,
   );
   throws(
     () => readKsm("/nonexistent/ksm"),
-    (e: unknown) => e instanceof MergememError && e.exitCode === ExitCode.NoKsm,
+    (e: unknown) => e instanceof MergememError && e.kind === ErrorKind.NoKsm,
   );
 });

@@ -9,7 +9,7 @@ import {
   type DomainPolicy,
   otherUidsMergeable,
 } from "../../src/merge/trust.ts";
-import { ExitCode, MergememError } from "../../src/errors.ts";
+import { ErrorKind, MergememError } from "../../src/errors.ts";
 
 // pid -> uid of an apache2-like server: root master, www-data workers.
 const APACHE = new Map([[100, 0], [101, 33], [102, 33], [103, 33]]);
@@ -91,7 +91,7 @@ for (const c of cases) {
       await rejects(
         chooseDomain(c.uids, c.policy, saveable),
         (e: unknown) =>
-          e instanceof MergememError && e.exitCode === ExitCode.Refused &&
+          e instanceof MergememError && e.kind === ErrorKind.Refused &&
           /2 uids \(0, 33\)/.test(e.message),
       );
       return;

@@ -53,6 +53,7 @@ function entry(): string {
 import * as unmerge from "${repo}src/cli/unmerge.ts";
 import * as status from "${repo}src/cli/status.ts";
 import { MergememError } from "${repo}src/errors.ts";
+import { exitCodeOf } from "${repo}src/cli/exit_codes.ts";
 const cmds: Record<string, { run(a: string[]): Promise<number> }> = { merge, unmerge, status };
 const [c, ...rest] = Deno.args;
 try {
@@ -61,7 +62,7 @@ try {
   if (!(e instanceof MergememError)) throw e;
   console.error("mergemem: error: " + e.message);
   if (e.hint) console.error("mergemem: hint: " + e.hint);
-  Deno.exit(e.exitCode);
+  Deno.exit(exitCodeOf(e.kind));
 }
 `,
     );
