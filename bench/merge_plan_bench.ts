@@ -22,7 +22,7 @@
  */
 import { parseArgs } from "node:util";
 import { startWorker, type Worker } from "../tests/helpers/workers.ts";
-import { choosePlan, mergeableStarts, scanForPlan } from "../src/merge/plan.ts";
+import { choosePlan, scanForPlan } from "../src/merge/plan.ts";
 import { chooseDomain, otherUidsMergeable } from "../src/merge/trust.ts";
 import {
   freedSince,
@@ -33,6 +33,7 @@ import { createUserBackend } from "../src/scan/user_backend.ts";
 import { resolveBackend } from "../src/scan/resolve.ts";
 import { getChecksum } from "../src/hash/mod.ts";
 import { readUid } from "../src/proc/info.ts";
+import { readMergeableMappings } from "../src/ksm/process.ts";
 import { merge } from "../src/merge/merge.ts";
 
 const { values } = parseArgs({
@@ -119,13 +120,7 @@ try {
       () => freed(readSelectionFrames(ranges, zero)),
     );
     zero.close();
-    time(
-      "smaps (mergeable)",
-      () =>
-        pids.map((p) =>
-          mergeableStarts(Deno.readTextFileSync(`/proc/${p}/smaps`))
-        ),
-    );
+    time("smaps (mergeable)", () => pids.map((p) => readMergeableMappings(p)));
     let lastScan = 0;
     await merge({
       pids,

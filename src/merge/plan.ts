@@ -37,6 +37,7 @@ import {
   type ContentCounts,
   newContentCounts,
 } from "../dedup/accounting.ts";
+import { readMergeableMappings } from "../ksm/process.ts";
 import type { HashBackend } from "../scan/backend.ts";
 import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
 import { scan, type ScanPages } from "../scan/scan.ts";
@@ -156,44 +157,13 @@ export async function scanForPlan(opts: PlanScanOptions): Promise<PlanScan> {
   const mergeable = new Map<number, Set<string>>();
   for (const p of result.processes) {
     if (p.skipped) continue;
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(`/proc/${p.pid}/smaps`);
-    } catch {
-      // gone, or no access: nothing known to be mergeable
-    }
-    mergeable.set(p.pid, mergeableStarts(text));
+    mergeable.set(
+      p.pid,
+      new Set(readMergeableMappings(p.pid).map((m) => m.startHex)),
+    );
   }
   return { result, pages, mergeable };
 }
-
-/**
- * The starts ("0x...", as in scan results) of the mappings of smaps text
- * whose VmFlags hold "mg": the only fields the plan needs, found without
- * parsing the rest (src/pages/maps.ts parses every field, several times
- * slower than reading smaps). A mapping's header line starts with its
- * address in lower-case hex; every field line starts with an upper-case
- * letter.
- */
-export function mergeableStarts(smaps: string): Set<string> {
-  const out = new Set<string>();
-  let start = "";
-  for (let at = 0; at < smaps.length;) {
-    let end = smaps.indexOf("\n", at);
-    if (end < 0) end = smaps.length;
-    const c = smaps.charCodeAt(at);
-    if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) {
-      start = "0x" + smaps.slice(at, smaps.indexOf("-", at));
-    } else if (smaps.startsWith("VmFlags:", at)) {
-      if (MG.test(smaps.slice(at + 8, end))) out.add(start);
-    }
-    at = end + 1;
-  }
-  return out;
-}
-
-/** The "mg" (VM_MERGEABLE) token of a VmFlags line. */
-const MG = /(?:^|\s)mg(?:\s|$)/;
 
 /**
  * Chooses the VMAs to mark among the markable processes' mappings of a
@@ -222,10 +192,7 @@ export function choosePlan(s: PlanScan, opts: ChooseOptions = {}): MergePlan {
       }
     }
   }
-  const whole = scanCounts(s, gOf);
-  const count = () =>
-    whole ? recountFrom(pages, chosenG, whole) : recount(pages, chosenG);
-  let counts = count();
+  let counts = recount(pages, chosenG);
   for (;;) {
     let dropped = false;
     for (const p of live) {
@@ -240,7 +207,7 @@ export function choosePlan(s: PlanScan, opts: ChooseOptions = {}): MergePlan {
       }
     }
     if (!dropped) break;
-    counts = count();
+    counts = recount(pages, chosenG);
   }
   const chosen = new Map<number, PlannedVma[]>();
   for (const p of live) {
@@ -258,32 +225,6 @@ export function choosePlan(s: PlanScan, opts: ChooseOptions = {}): MergePlan {
   }
   const pinned = Float64Array.from(counts.pinned).sort();
   return result(r, chosen, markable, pinned);
-}
-
-/**
- * The scan's own per-mapping counts (index: the scan's mapping), which are
- * {@link recount} of every mapping (the scan counts each content with
- * accountContent too); undefined when some mapping's are not known, or
- * without PFNs (pages_shared_already null).
- */
-function scanCounts(
-  s: PlanScan,
-  gOf: (pid: number, m: MappingResult) => number,
-): ContentCounts | undefined {
-  const c = newContentCounts(s.pages.mappings.length);
-  const known = new Uint8Array(s.pages.mappings.length);
-  for (const p of s.result.processes) {
-    for (const m of p.mappings) {
-      const g = gOf(p.pid, m);
-      if (g < 0) continue;
-      if (m.pages_shared_already === null) return undefined;
-      c.duplicate[g] = m.pages_duplicate;
-      c.saveable[g] = m.saveable_pages;
-      c.sharedAlready[g] = m.pages_shared_already;
-      known[g] = 1;
-    }
-  }
-  return known.every((k) => k === 1) ? c : undefined;
 }
 
 /** A mapping's scan counts with the recounted ones put in. */
@@ -344,110 +285,29 @@ export function recount(pages: ScanPages, chosen: Uint8Array): Recount {
   for (let i = 0; i < count; i++) {
     if (chosen[mapping[i]]) rows[fill[content[i]]++] = i;
   }
+  const byFrame = (a: number, b: number) =>
+    frame[a] !== frame[b] ? frame[a] - frame[b] : a - b;
   const cols = { mapping, page: pages.page, frame };
   for (let l = 0; l <= maxLabel; l++) {
     const s = start[l], e = start[l + 1];
     if (e - s < 2) continue;
-    sortByFrame(rows, s, e, frame);
+    // A bucket holds its rows in ascending order, so a stable sort by
+    // frame orders it by (frame, row). Most buckets are a few pages: an
+    // insertion sort there, much cheaper than a sort call per bucket.
+    if (e - s <= SMALL_BUCKET) {
+      for (let j = s + 1; j < e; j++) {
+        const r = rows[j], f = frame[r];
+        let k = j;
+        for (; k > s && frame[rows[k - 1]] > f; k--) rows[k] = rows[k - 1];
+        rows[k] = r;
+      }
+    } else rows.subarray(s, e).sort(byFrame);
     accountContent(cols, rows, s, e, l === 0, c, isPinned);
   }
   return c;
 }
 
-/**
- * {@link recount} from the counts of every mapping (`whole`, the scan's):
- * only the contents that some page left out has are counted again, once
- * with all their pages (taken off) and once with the chosen ones (put
- * on). Counting each content alone gives the figures of the whole
- * (accountContent), so the others' share is the scan's. The same figures
- * as recount(), at the cost of one pass over the pages when few are left
- * out, as when a merge plans most of the selection.
- */
-export function recountFrom(
-  pages: ScanPages,
-  chosen: Uint8Array,
-  whole: ContentCounts,
-): Recount {
-  const { mapping, frame, content, count } = pages;
-  // The contents that pages left out have, and the frames they map.
-  const touched = new Set<number>();
-  const outside = new Set<number>();
-  for (let i = 0; i < count; i++) {
-    if (chosen[mapping[i]]) continue;
-    touched.add(content[i]);
-    if (frame[i] !== 0) outside.add(frame[i]);
-  }
-  // The pages of those contents; the pinned frames. A chosen page on a
-  // frame that a page left out maps has the same content (one frame, one
-  // content), unless a frame changed content during the scan: then
-  // recount() it all.
-  const pinned = new Set<number>();
-  let rows: number[] = [];
-  for (let i = 0; i < count; i++) {
-    if (touched.has(content[i])) rows.push(i);
-    else if (outside.size > 0 && outside.has(frame[i])) {
-      return recount(pages, chosen);
-    }
-  }
-  for (const i of rows) {
-    if (chosen[mapping[i]] && outside.has(frame[i])) pinned.add(frame[i]);
-  }
-  // By (content, frame, row), as accountContent takes them.
-  rows = rows.sort((a, b) =>
-    content[a] !== content[b]
-      ? content[a] - content[b]
-      : frame[a] !== frame[b]
-      ? frame[a] - frame[b]
-      : a - b
-  );
-  const all = newContentCounts(pages.mappings.length);
-  const c: Recount = { ...newContentCounts(pages.mappings.length), pinned };
-  const isPinned = pinned.size > 0 ? (f: number) => pinned.has(f) : undefined;
-  const cols = { mapping, page: pages.page, frame };
-  const mine = new Uint32Array(rows.length);
-  for (let s = 0, e = 0; s < rows.length; s = e) {
-    const l = content[rows[s]];
-    let m = 0;
-    for (e = s; e < rows.length && content[rows[e]] === l; e++) {
-      if (chosen[mapping[rows[e]]]) mine[m++] = rows[e];
-    }
-    if (e - s >= 2) accountContent(cols, rows, s, e, l === 0, all);
-    if (m >= 2) accountContent(cols, mine, 0, m, l === 0, c, isPinned);
-  }
-  for (let g = 0; g < pages.mappings.length; g++) {
-    c.duplicate[g] += whole.duplicate[g] - all.duplicate[g];
-    c.saveable[g] += whole.saveable[g] - all.saveable[g];
-    c.sharedAlready[g] += whole.sharedAlready[g] - all.sharedAlready[g];
-  }
-  return c;
-}
-
-/**
- * Orders rows[s, e), which are ascending, by (frame, row): a stable sort
- * by frame. Most buckets are a few pages: an insertion sort there, much
- * cheaper than a sort call per bucket.
- */
-function sortByFrame(
-  rows: Uint32Array,
-  s: number,
-  e: number,
-  frame: Uint32Array | Float64Array,
-): void {
-  if (e - s > SMALL_BUCKET) {
-    rows.subarray(s, e).sort((a, b) =>
-      frame[a] !== frame[b] ? frame[a] - frame[b] : a - b
-    );
-    return;
-  }
-  for (let j = s + 1; j < e; j++) {
-    const r = rows[j], f = frame[r];
-    let k = j;
-    for (; k > s && frame[rows[k - 1]] > f; k--) rows[k] = rows[k - 1];
-    rows[k] = r;
-  }
-}
-
-/** Buckets up to this size are insertion-sorted ({@link sortByFrame}). */
+/** Buckets up to this size are insertion-sorted (see {@link recount}). */
 const SMALL_BUCKET = 32;
 
 function result(

@@ -3,14 +3,7 @@ import {
   deepStrictEqual as assertEquals,
   ok as assert,
 } from "node:assert/strict";
-import {
-  mergeableStarts,
-  recount,
-  recountFrom,
-  worthMarking,
-} from "../../src/merge/plan.ts";
-import { parseMergeableMappings } from "../../src/ksm/process.ts";
-import { listPids } from "../../src/proc/info.ts";
+import { recount, worthMarking } from "../../src/merge/plan.ts";
 import type { MappingResult } from "../../src/scan/result.ts";
 import { parseMeminfo, reserveBytes } from "../../src/merge/unmerge.ts";
 
@@ -112,111 +105,11 @@ const recountCases: {
 ];
 for (const c of recountCases) {
   Deno.test(`recount: ${c.name}`, () => {
-    const p = pages(c.rows, c.chosen.length);
-    const r = recount(p, Uint8Array.from(c.chosen));
+    const r = recount(
+      pages(c.rows, c.chosen.length),
+      Uint8Array.from(c.chosen),
+    );
     assertEquals([...r.saveable], c.saveable);
     assertEquals([...r.pinned], c.pinned);
-    // From the counts of every mapping, as choosePlan has them.
-    const whole = recount(p, new Uint8Array(c.chosen.length).fill(1));
-    const f = recountFrom(p, Uint8Array.from(c.chosen), whole);
-    assertEquals([...f.saveable], c.saveable);
-    assertEquals([...f.pinned], c.pinned);
   });
 }
-
-Deno.test("recountFrom == recount on pseudo-random pages and choices", () => {
-  let seed = 7;
-  const rnd = (n: number) => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
-  for (let t = 0; t < 200; t++) {
-    const mappings = 1 + rnd(20), labels = 1 + rnd(t % 2 ? 50 : 2000);
-    const rows: [number, number, number, number][] = [];
-    for (let i = 1 + rnd(3000); i > 0; i--) {
-      const l = rnd(labels), f = rnd(5) === 0 ? 0 : 1 + rnd(4000);
-      // One frame, one content; but every fourth set breaks that (a frame
-      // that changed content during the scan).
-      rows.push([rnd(mappings), rnd(1000), t % 4 && f ? l * 8 + f % 7 : f, l]);
-    }
-    const p = pages(rows, mappings);
-    const chosen = new Uint8Array(mappings);
-    for (let g = 0; g < mappings; g++) chosen[g] = rnd(t % 5 ? 8 : 2) ? 1 : 0;
-    const want = recount(p, chosen);
-    const whole = recount(p, new Uint8Array(mappings).fill(1));
-    const got = recountFrom(p, chosen, whole);
-    assertEquals([...got.duplicate], [...want.duplicate]);
-    assertEquals([...got.saveable], [...want.saveable]);
-    assertEquals([...got.sharedAlready], [...want.sharedAlready]);
-    const sorted = (x: Set<number>) => [...x].sort((a, b) => a - b);
-    assertEquals(sorted(got.pinned), sorted(want.pinned));
-  }
-});
-
-/** One smaps entry as 6.x writes it. */
-function smapsEntry(range: string, path: string, flags: string): string {
-  const kb = [
-    "Size",
-    "KernelPageSize",
-    "MMUPageSize",
-    "Rss",
-    "Pss",
-    "Pss_Dirty",
-    "Shared_Clean",
-    "Shared_Dirty",
-    "Private_Clean",
-    "Private_Dirty",
-    "Referenced",
-    "Anonymous",
-    "KSM",
-    "LazyFree",
-    "AnonHugePages",
-    "ShmemPmdMapped",
-    "FilePmdMapped",
-    "Shared_Hugetlb",
-    "Private_Hugetlb",
-    "Swap",
-    "SwapPss",
-    "Locked",
-  ].map((f) => `${(f + ":").padEnd(16)}${"8".padStart(10)} kB\n`).join("");
-  return `${range} rw-p 00000000 00:00 0${path}\n${kb}` +
-    `THPeligible:           0\nVmFlags: ${flags} \n`;
-}
-
-Deno.test("mergeableStarts: the mappings flagged mg, as parseSmaps finds them", () => {
-  const text =
-    smapsEntry("100000000-102000000", "", "rd wr mr mw me ac sd mg") +
-    smapsEntry("7f0000000000-7f0000021000", "", "rd wr mr mw me ac sd") +
-    smapsEntry(
-      "7f0000021000-7f0000022000",
-      "                 [heap]",
-      "mg rd wr",
-    ) +
-    smapsEntry("7f0000022000-7f0000023000", "   /tmp/mgx", "rd wr mgx") +
-    smapsEntry(
-      "7ffc00000000-7ffc00021000",
-      "   [stack]",
-      "rd wr mr mw me gd ac mg",
-    );
-  const want = new Set(parseMergeableMappings(text).map((m) => m.startHex));
-  assertEquals(want.size, 3);
-  assertEquals(mergeableStarts(text), want);
-  assertEquals(mergeableStarts(""), new Set());
-  // And on every smaps of this host that can be read.
-  let compared = 0;
-  for (const pid of listPids()) {
-    let smaps: string;
-    try {
-      smaps = Deno.readTextFileSync(`/proc/${pid}/smaps`);
-    } catch {
-      continue;
-    }
-    if (smaps === "") continue;
-    assertEquals(
-      mergeableStarts(smaps),
-      new Set(parseMergeableMappings(smaps).map((m) => m.startHex)),
-    );
-    compared++;
-  }
-  assert(compared > 0);
-});
