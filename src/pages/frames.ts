@@ -112,23 +112,6 @@ const NOT_ZERO_MAX = 1 << 22;
 const CHUNK = 65536;
 
 /**
- * The distinct PFNs behind the present anonymous pages of `ranges` in
- * process `pid`, without the zero pages (see the module documentation),
- * in ascending order: {@link presentFrames} sorted, repeats dropped.
- *
- * @throws {FramesHidden} when pagemap hides PFNs (no CAP_SYS_ADMIN).
- * @throws {Deno.errors.PermissionDenied} when pagemap cannot be opened.
- */
-export function distinctFrames(
-  pid: number,
-  ranges: readonly AddressRange[],
-  zero: ZeroPageFilter,
-): Float64Array | undefined {
-  const f = presentFrames(pid, ranges, zero);
-  return f && unique(f.sort());
-}
-
-/**
  * The PFNs behind the present anonymous pages of `ranges` in process
  * `pid`, without the zero pages (see the module documentation), in
  * address order: a frame mapped twice is there twice. Only pagemap (and,
