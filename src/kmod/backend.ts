@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { processGone, SyscallError } from "../errors.ts";
-import { closeFd, O_RDONLY, openFd } from "../ffi/libc.ts";
+import { closeFd } from "../ffi/libc.ts";
+import { openProcFd } from "../pages/procfile.ts";
 import { xxh64 } from "../hash/xxh64.ts";
 import {
   type HashBackend,
@@ -59,16 +59,7 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
     checksum: "xxh64",
     classifies: true,
     open(pid: number): KernelTarget {
-      // A SyscallError (ESRCH, ENOENT, EACCES, EPERM) is what the scan
-      // expects from open(); ENOENT means the process is gone.
-      try {
-        return { pid, memFd: openFd(`/proc/${pid}/mem`, O_RDONLY) };
-      } catch (err) {
-        if (err instanceof SyscallError && err.code === "ENOENT") {
-          throw processGone("open", `/proc/${pid}/mem`);
-        }
-        throw err;
-      }
+      return { pid, memFd: openProcFd(pid, "mem") };
     },
     hashPages(
       target: HashTarget,

@@ -13,7 +13,8 @@
  * @module
  */
 import type { Checksum } from "../hash/types.ts";
-import { closeFd, O_RDONLY, openFd } from "../ffi/libc.ts";
+import { closeFd } from "../ffi/libc.ts";
+import { openProcFd } from "../pages/procfile.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
 import {
   addPages,
@@ -25,7 +26,6 @@ import {
   readBatchSync,
   resetBatch,
 } from "../pages/vmread.ts";
-import { processGone, SyscallError } from "../errors.ts";
 import type {
   HashBackend,
   HashTarget,
@@ -111,16 +111,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   }
 
   function memFd(t: UserTarget): number {
-    if (t.memFd === undefined) {
-      try {
-        t.memFd = openFd(`/proc/${t.pid}/mem`, O_RDONLY);
-      } catch (err) {
-        if (err instanceof SyscallError && err.code === "ENOENT") {
-          throw processGone("open", `/proc/${t.pid}/mem`);
-        }
-        throw err;
-      }
-    }
+    t.memFd ??= openProcFd(t.pid, "mem");
     return t.memFd;
   }
 
