@@ -49,12 +49,7 @@ export function readSelectionFrames(
   return out;
 }
 
-/** Distinct frames in the union of the sets of `pids`. */
-export function unionSize(sets: FrameSets, pids: Iterable<number>): number {
-  return union(sets, pids).length;
-}
-
-/** What {@link framesFreed} measures. */
+/** What {@link freedSince} measures. */
 export interface Freed {
   /** Distinct frames of the survivors at the first measure. */
   before: number;
@@ -65,27 +60,15 @@ export interface Freed {
 }
 
 /**
- * Frames freed between two measures, over the processes present in both:
+ * Frames freed from `before` (which must not change) to each measure
+ * passed to the function returned, over the processes present in both:
  * the frames the selection no longer maps, except those that pages left
  * out of the merge still map (`pinned`, in ascending order: a server's
  * parent keeps the frames it shares with its workers since the fork),
- * minus the frames it maps anew. `before` and `after` are the distinct
- * frames at both ends.
- */
-export function framesFreed(
-  before: FrameSets,
-  after: FrameSets,
-  pinned: ArrayLike<number> = [],
-): Freed {
-  return freedSince(before, pinned)(after);
-}
-
-/**
- * {@link framesFreed} from `before` (which must not change) to each
- * measure passed to the function returned: the burst samples progress
- * many times against one `before`, whose union over the survivors is
- * kept while they stay the same, so a sample costs the union of its own
- * measure and one merge walk.
+ * minus the frames it maps anew. The burst samples progress many times
+ * against one `before`, whose union over the survivors is kept while they
+ * stay the same, so a sample costs the union of its own measure and one
+ * merge walk.
  */
 export function freedSince(
   before: FrameSets,

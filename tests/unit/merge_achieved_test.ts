@@ -1,10 +1,6 @@
 /** src/merge/achieved.ts: frames freed by a selection, over survivors. */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import {
-  framesFreed,
-  freedSince,
-  unionSize,
-} from "../../src/merge/achieved.ts";
+import { freedSince } from "../../src/merge/achieved.ts";
 
 /** Frame sets as presentFrames gives them: in any order, repeats too. */
 const sets = (o: Record<number, number[]>) =>
@@ -65,21 +61,16 @@ const cases: {
 ];
 
 for (const c of cases) {
-  Deno.test(`framesFreed: ${c.name}`, () => {
+  Deno.test(`freedSince: ${c.name}`, () => {
     assertEquals(
-      framesFreed(
+      freedSince(
         sets(c.before),
-        sets(c.after),
         Float64Array.from(c.pinned ?? []).sort(),
-      ),
+      )(sets(c.after)),
       c.want,
     );
   });
 }
-
-Deno.test("unionSize ignores pids without a set", () => {
-  assertEquals(unionSize(sets({ 1: [1, 2], 2: [2, 3] }), [1, 2, 7]), 3);
-});
 
 Deno.test("freedSince: repeated measures, and one after a process exited", () => {
   const freed = freedSince(
