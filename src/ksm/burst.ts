@@ -116,6 +116,13 @@ export interface BurstOptions extends KsmLockOptions {
    * after ksmd reaches it. Never part of the stop decision.
    */
   hint?: () => number;
+  /**
+   * Optional: false once nothing the burst works for is left (every
+   * marked process has exited; then ksmd may have nothing to scan and
+   * full_scans stops, so the stall rule could never fire). Asked after
+   * each progress() sample; false ends the burst as "gone".
+   */
+  anyLeft?: () => boolean;
   /** Give up after this many milliseconds (default 60000). */
   timeoutMs?: number;
   /** The shortest interval between two progress() calls (default 20 ms). */
@@ -137,7 +144,7 @@ export interface BurstOptions extends KsmLockOptions {
 }
 
 /** Why a burst ended. */
-export type BurstEnd = "target" | "stalled" | "timeout" | "no-wait";
+export type BurstEnd = "target" | "stalled" | "gone" | "timeout" | "no-wait";
 
 /** The result of {@link runBurst}. */
 export interface BurstResult {
@@ -308,6 +315,10 @@ async function burstLocked(
         opts.onProgress?.(progress, after - t0);
         if (opts.target !== undefined && progress >= opts.target) {
           ended = "target";
+          break;
+        }
+        if (opts.anyLeft && !opts.anyLeft()) {
+          ended = "gone";
           break;
         }
         if (progress > best) {

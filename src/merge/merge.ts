@@ -439,10 +439,16 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     const freed = framesBefore
       ? freedSince(framesBefore, plan.pinnedFrames)
       : undefined;
-    const achievedNow = () =>
-      freed
-        ? freed(readSelectionFrames(ranges, zero))
-        : { before: null, after: null, freed: globalSaved(dir) - global0 };
+    // Processes of the selection still there at the last measure.
+    let survivors = ranges.size;
+    const achievedNow = () => {
+      if (!freed) {
+        return { before: null, after: null, freed: globalSaved(dir) - global0 };
+      }
+      const now = readSelectionFrames(ranges, zero);
+      survivors = now.size;
+      return freed(now);
+    };
 
     let burst: BurstResult | undefined;
     // One run at a time marks memory and drives ksmd; taking the lock also
@@ -506,6 +512,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
             target: predicted,
             progress: () => achievedNow().freed,
             hint: () => globalSaved(dir) - global0,
+            anyLeft: () => survivors > 0,
             signal,
             runDir: opts.runDir,
             onProgress: (n) =>

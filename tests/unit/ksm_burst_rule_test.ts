@@ -212,3 +212,36 @@ Deno.test("a cheap hint that reaches the target makes the burst notice it at onc
   assert(without >= COST_MS * (1 + PROGRESS_COST_FACTOR), `${without} ms`);
   assert(withHint < without - 2 * COST_MS, `${withHint} vs ${without} ms`);
 });
+
+Deno.test("a burst whose marked processes have all exited ends as gone, not at the timeout", async () => {
+  // No process left: ksmd may have nothing to scan, so full_scans would
+  // not advance and the stall rule could never fire.
+  const ksm = fakeKsm();
+  try {
+    // Progress rises for 100 ms; then the last process exits, and ksmd,
+    // with no process left to scan, completes no more full scans.
+    let alive = true;
+    const t0 = performance.now();
+    setTimeout(() => {
+      alive = false;
+      ksm.stop();
+    }, 100);
+    const r = await runBurst({
+      dir: ksm.dir,
+      runDir: Deno.makeTempDirSync(),
+      progress: () => alive ? Math.floor((performance.now() - t0) / 5) : 20,
+      anyLeft: () => alive,
+      target: 100,
+      timeoutMs: 5000,
+    });
+    assertEquals(r.ended, "gone");
+    assertEquals(settings(ksm.dir), {
+      run: "0",
+      pages_to_scan: "123",
+      sleep_millisecs: "37",
+      smart_scan: "1",
+    });
+  } finally {
+    ksm.stop();
+  }
+});
