@@ -72,7 +72,8 @@ static void describe_page(struct page *page, struct mergemem_pageinfo *pi)
 
 	kaddr = kmap_local_page(page);
 	pi->hash = xxh64(kaddr, PAGE_SIZE, 0);
-	if (!memchr_inv(kaddr, 0, PAGE_SIZE))
+	/* Only a page with the zero page's hash can be zero-filled. */
+	if (pi->hash == zero_page_hash && !memchr_inv(kaddr, 0, PAGE_SIZE))
 		flags |= MERGEMEM_PI_ZEROFILLED;
 	kunmap_local(kaddr);
 	pi->flags = flags;

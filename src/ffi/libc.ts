@@ -14,6 +14,13 @@ const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  // The same call on a worker thread (PAGEINFO hashes on every CPU).
+  ioctl_async: {
+    name: "ioctl",
+    parameters: ["i32", "u64", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
   process_vm_readv: {
     parameters: ["i32", "buffer", "u64", "buffer", "u64", "u64"],
     result: "i64",
@@ -49,6 +56,17 @@ export function lib(): Libc {
   if (!libc) libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
   return libc;
 }
+
+/**
+ * How many nonblocking calls (reads, PAGEINFO) to keep in flight: one more
+ * than CPUs, so that the CPUs stay busy while this thread handles the
+ * oldest result, and at most 4. On 2 CPUs, 2, 3 and 4 measured the same
+ * for reads (bench/README.md); 1 was a third slower.
+ */
+export const CALLS_IN_FLIGHT = Math.min(
+  4,
+  (navigator.hardwareConcurrency ?? 1) + 1,
+);
 
 /** errno names for the values mergemem meets (x86-64 and arm64 agree). */
 export const ERRNO_NAMES: Record<number, string> = {
@@ -134,6 +152,19 @@ export function flock(fd: number, operation: number): boolean {
   if (lib().flock(fd, operation) === 0) return true;
   if (errno() === 11) return false;
   throwErrno("flock");
+}
+
+/**
+ * ioctl(2) with a pointer argument on another thread; resolves to its
+ * result. errno cannot be read from here: a caller that needs the reason
+ * for a negative result redoes the call with {@link ioctl}.
+ */
+export function ioctlAsync(
+  fd: number,
+  request: bigint,
+  arg: Uint8Array<ArrayBuffer>,
+): Promise<number> {
+  return lib().ioctl_async(fd, request, arg);
 }
 
 /**

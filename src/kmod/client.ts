@@ -6,7 +6,14 @@
  * @module
  */
 import { ErrorKind, MergememError, SyscallError } from "../errors.ts";
-import { closeFd, ioctl, O_RDONLY, O_RDWR, openFd } from "../ffi/libc.ts";
+import {
+  closeFd,
+  ioctl,
+  ioctlAsync,
+  O_RDONLY,
+  O_RDWR,
+  openFd,
+} from "../ffi/libc.ts";
 import {
   API_LAYOUT,
   FEATURE_NAMES,
@@ -22,6 +29,7 @@ import {
   pack,
   PAGEINFO_ARGS_LAYOUT,
   PAGEINFO_LAYOUT,
+  PAGEINFO_WORDS,
   RANGE_ARGS_LAYOUT,
   type StructValues,
   unpack,
@@ -76,6 +84,20 @@ export interface ModuleHandle {
    * process whose /proc/PID/mem is open as memFd.
    */
   pageinfo(memFd: number, start: bigint, npages: number): PageInfoBatch;
+  /**
+   * PAGEINFO on another thread (a nonblocking call), so that several calls,
+   * and the caller's own work, run at once: the module then hashes on
+   * every CPU. The module writes the entries into `out` (at least npages ×
+   * PAGEINFO_LAYOUT.size bytes; read them through PAGEINFO_WORDS), which
+   * must not be reused before the promise settles. Resolves to the number
+   * of entries written; rejects as {@link pageinfo} throws.
+   */
+  pageinfoInto(
+    memFd: number,
+    start: bigint,
+    npages: number,
+    out: Uint8Array<ArrayBuffer>,
+  ): Promise<number>;
   /** Marks every VMA intersecting [start, end) mergeable. */
   merge(memFd: number, start: bigint, end: bigint): RangeResult;
   /** Unmarks every VMA intersecting [start, end), breaking its merges. */
@@ -233,6 +255,29 @@ function makeHandle(
   // PAGEINFO output buffer, grown on demand and reused across calls so a
   // whole scan does not allocate a megabyte per batch.
   let outBuf = new Uint8Array(0);
+  // The checked arguments of a PAGEINFO call writing into `out`.
+  const pageinfoArgs = (
+    memFd: number,
+    start: bigint,
+    npages: number,
+    out: Uint8Array<ArrayBuffer>,
+  ): Uint8Array<ArrayBuffer> => {
+    need(MERGEMEM_FEATURE_PAGEINFO);
+    if (npages < 1 || npages > MERGEMEM_PAGEINFO_MAX) {
+      throw new RangeError(
+        `pageinfo: npages ${npages} out of 1..${MERGEMEM_PAGEINFO_MAX}`,
+      );
+    }
+    if (out.length < npages * PAGEINFO_LAYOUT.size) {
+      throw new RangeError(`pageinfo: output buffer too small`);
+    }
+    return pack(PAGEINFO_ARGS_LAYOUT, {
+      mem_fd: BigInt(memFd),
+      start,
+      npages: BigInt(npages),
+      out: pointerValue(out),
+    });
+  };
 
   const range = (
     cmd: bigint,
@@ -255,36 +300,31 @@ function makeHandle(
     ioctls,
     moduleVersion: formatModuleVersion(version),
     pageinfo(memFd, start, npages) {
-      need(MERGEMEM_FEATURE_PAGEINFO);
-      if (npages < 1 || npages > MERGEMEM_PAGEINFO_MAX) {
-        throw new RangeError(
-          `pageinfo: npages ${npages} out of 1..${MERGEMEM_PAGEINFO_MAX}`,
-        );
-      }
       const bytes = npages * PAGEINFO_LAYOUT.size;
       if (outBuf.length < bytes) outBuf = new Uint8Array(bytes);
-      const arg = pack(PAGEINFO_ARGS_LAYOUT, {
-        mem_fd: BigInt(memFd),
-        start,
-        npages: BigInt(npages),
-        out: pointerValue(outBuf),
-      });
+      const arg = pageinfoArgs(memFd, start, npages, outBuf);
       ioctl(fd, MERGEMEM_IOC_PAGEINFO, arg);
       const done = Number(unpack(PAGEINFO_ARGS_LAYOUT, arg).done);
       const hashLo = new Uint32Array(done);
       const hashHi = new Uint32Array(done);
       const flags = new Uint32Array(done);
-      // The entries as u32 words (little-endian x86-64 and arm64).
       const words = new Uint32Array(outBuf.buffer, 0, bytes >>> 2);
-      const stride = PAGEINFO_LAYOUT.size >>> 2;
-      const hashAt = PAGEINFO_LAYOUT.fields.hash.offset >>> 2;
-      const flagsAt = PAGEINFO_LAYOUT.fields.flags.offset >>> 2;
-      for (let i = 0, w = 0; i < done; i++, w += stride) {
-        hashLo[i] = words[w + hashAt];
-        hashHi[i] = words[w + hashAt + 1];
-        flags[i] = words[w + flagsAt];
+      const W = PAGEINFO_WORDS;
+      for (let i = 0, w = 0; i < done; i++, w += W.stride) {
+        hashLo[i] = words[w + W.hashLo];
+        hashHi[i] = words[w + W.hashHi];
+        flags[i] = words[w + W.flags];
       }
       return { hashLo, hashHi, flags, done };
+    },
+    async pageinfoInto(memFd, start, npages, out) {
+      const arg = pageinfoArgs(memFd, start, npages, out);
+      if (await ioctlAsync(fd, MERGEMEM_IOC_PAGEINFO, arg) < 0) {
+        // errno stayed on the other thread: redo the call here, where a
+        // failure throws with its errno.
+        ioctl(fd, MERGEMEM_IOC_PAGEINFO, arg);
+      }
+      return Number(unpack(PAGEINFO_ARGS_LAYOUT, arg).done);
     },
     merge(memFd, start, end) {
       need(MERGEMEM_FEATURE_MERGE);

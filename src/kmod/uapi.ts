@@ -91,6 +91,19 @@ export const PAGEINFO_LAYOUT = layout("mergemem_pageinfo", 16, {
   reserved: ["u32", 12],
 });
 
+/**
+ * A PAGEINFO entry read as u32 words, so that no BigInt is made per page:
+ * entry i starts at word i × stride; the hash's low and high halves and
+ * the flags are at these word offsets (little-endian, as on x86-64 and
+ * arm64, the architectures the module is built for).
+ */
+export const PAGEINFO_WORDS = {
+  stride: PAGEINFO_LAYOUT.size >>> 2,
+  hashLo: PAGEINFO_LAYOUT.fields.hash.offset >>> 2,
+  hashHi: (PAGEINFO_LAYOUT.fields.hash.offset >>> 2) + 1,
+  flags: PAGEINFO_LAYOUT.fields.flags.offset >>> 2,
+} as const;
+
 /** struct mergemem_pageinfo_args. */
 export const PAGEINFO_ARGS_LAYOUT = layout("mergemem_pageinfo_args", 40, {
   mem_fd: ["s32", 0],

@@ -13,7 +13,7 @@
  * @module
  */
 import type { Checksum } from "../hash/types.ts";
-import { closeFd } from "../ffi/libc.ts";
+import { CALLS_IN_FLIGHT, closeFd } from "../ffi/libc.ts";
 import { openProcFd } from "../pages/procfile.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
 import {
@@ -56,9 +56,8 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   // In the checksum's own memory where it has one: hashed without a copy.
   const alloc = cs.pageBuffer?.bind(cs);
   // Reads in flight at once (each on its own FFI thread), and one slot
-  // more, being hashed: one more read than CPUs, at most 4. On 2 CPUs, 2,
-  // 3 and 4 measured the same (bench/README.md); 1 was a third slower.
-  const inFlight = Math.min(4, (navigator.hardwareConcurrency ?? 1) + 1);
+  // more, being hashed.
+  const inFlight = CALLS_IN_FLIGHT;
   const slots = Array.from(
     { length: inFlight + 1 },
     () => newBatch(cap, pageSize, alloc),
