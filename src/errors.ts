@@ -2,8 +2,10 @@
  * Errors that mergemem reports to its user. Every failure a user can
  * cause or meet (bad input, missing permission, missing module, vanished
  * process) is a {@link MergememError} with a one-line message and an
- * {@link ErrorKind}; anything else is a bug. Only the CLI turns them into
- * process exit codes (src/cli/exit_codes.ts).
+ * {@link ErrorKind}, and an {@link ErrorReason} where the kind alone does
+ * not say what the user can do; anything else is a bug. Only the CLI turns
+ * them into process exit codes (src/cli/exit_codes.ts) and hints
+ * (src/cli/hints.ts).
  *
  * @module
  */
@@ -42,25 +44,88 @@ export const ErrorKind = {
 /** One of the {@link ErrorKind} values. */
 export type ErrorKindValue = typeof ErrorKind[keyof typeof ErrorKind];
 
-/** An error meant for the user: a one-line message and its kind. */
+/**
+ * Why a {@link MergememError} happened, where its kind alone does not say
+ * what the user can do about it. The CLI picks its hint from the reason, or
+ * else from the kind (src/cli/hints.ts); the library names no CLI flag and
+ * writes no hint. Each reason belongs to one kind, named first below.
+ */
+export const ErrorReason = {
+  /** NoModule: /dev/mergemem exists but the caller may not open it. */
+  DeviceDenied: "device-denied",
+  /** NoModule: the ptrace engine does not run on this host's architecture. */
+  PtraceUnsupported: "ptrace-unsupported",
+  /** ModuleMismatch: /dev/mergemem does not answer the handshake (ENOTTY). */
+  NotMergemem: "not-mergemem",
+  /** ModuleMismatch: the module lacks a feature this mergemem needs. */
+  ModuleTooOld: "module-too-old",
+  /** Usage: whole-process marking needs PR_SET_MEMORY_MERGE (Linux 6.4+). */
+  NoMemoryMerge: "no-memory-merge",
+  /** Refused: KSM is unmerging everything (run=2). */
+  KsmUnmerging: "ksm-unmerging",
+  /** Refused: the selection spans several users. */
+  CrossUser: "cross-user",
+  /** Refused: unmerging could exhaust memory. */
+  LowMemory: "low-memory",
+  /** Failed: the KSM journal could not be written; nothing was changed. */
+  JournalUnwritable: "journal-unwritable",
+  /** Failed: a KSM setting or the KSM lock was denied to a non-root caller. */
+  NeedsRoot: "needs-root",
+  /** AllDenied: pagemap hides frame numbers without CAP_SYS_ADMIN. */
+  FramesHidden: "frames-hidden",
+  /** NothingScannable: no cgroup v2 hierarchy is mounted. */
+  NoCgroup2: "no-cgroup2",
+  /** NothingScannable: the named cgroup does not exist. */
+  NoSuchCgroup: "no-such-cgroup",
+  /** NothingScannable: a systemd unit has no cgroup; carries the `unit`. */
+  UnitNotRunning: "unit-not-running",
+  /** NothingScannable: a caller without root selected every process and
+   * owns none that could be scanned. */
+  OwnProcessesOnly: "own-processes-only",
+  /** Usage: no such command; carries the `commands` there are. */
+  UnknownCommand: "unknown-command",
+} as const;
+
+/** One of the {@link ErrorReason} values. */
+export type ErrorReasonValue = typeof ErrorReason[keyof typeof ErrorReason];
+
+/** The reasons whose hint needs data, with that data. */
+type ReasonWithData =
+  | { reason: typeof ErrorReason.UnitNotRunning; unit: string }
+  | { reason: typeof ErrorReason.UnknownCommand; commands: readonly string[] };
+
+/**
+ * A {@link MergememError}'s reason, with the data its hint needs (a
+ * unit-not-running error names its `unit`).
+ */
+export type ErrorDetail =
+  | { reason: Exclude<ErrorReasonValue, ReasonWithData["reason"]> }
+  | ReasonWithData;
+
+/** An error meant for the user: a one-line message, its kind and reason. */
 export class MergememError extends Error {
   /** What kind of failure it is (the CLI's exit code follows from it). */
   readonly kind: ErrorKindValue;
-  /** An optional second line telling the user what to do about it. */
-  readonly hint?: string;
+  /** Why, where the kind does not say enough for the CLI's hint. */
+  readonly detail?: ErrorDetail;
 
-  /** Builds the error from its message, kind and optional hint. */
-  constructor(message: string, kind: ErrorKindValue, hint?: string) {
+  /** Builds the error from its message, kind and optional reason. */
+  constructor(message: string, kind: ErrorKindValue, detail?: ErrorDetail) {
     super(message);
     this.name = "MergememError";
     this.kind = kind;
-    this.hint = hint;
+    this.detail = detail;
+  }
+
+  /** The reason of {@link detail}, if any. */
+  get reason(): ErrorReasonValue | undefined {
+    return this.detail?.reason;
   }
 }
 
 /** Shorthand for a usage error ({@link ErrorKind.Usage}). */
 export function usageError(message: string): MergememError {
-  return new MergememError(message, ErrorKind.Usage, "see 'mergemem --help'");
+  return new MergememError(message, ErrorKind.Usage);
 }
 
 /**
@@ -71,7 +136,6 @@ export function allDenied(count: number): MergememError {
   return new MergememError(
     `permission denied for all ${count} selected process(es)`,
     ErrorKind.AllDenied,
-    "run as root (sudo) or as the processes' owner; Yama ptrace_scope or an LSM may also forbid it",
   );
 }
 

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { ErrorKind, MergememError, messageOf } from "../errors.ts";
+import { ErrorKind, ErrorReason, MergememError, messageOf } from "../errors.ts";
 import { ExitCode, exitCodeOf } from "./exit_codes.ts";
+import { hintOf, INTERNAL_ERROR_HINT } from "./hints.ts";
 import { VERSION } from "../version.ts";
 import { styles } from "./format.ts";
 import { type DocumentedOptions, optionHelp } from "./options.ts";
@@ -73,11 +74,12 @@ See README.md for details.
 `;
 }
 
-/** Writes a user-facing error to stderr: one line, plus an optional hint. */
+/** Writes a user-facing error to stderr: one line, plus its hint if any. */
 function reportError(err: MergememError): void {
   const s = styles(Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR"));
   console.error(`${s.red("mergemem: error:")} ${err.message}`);
-  if (err.hint) console.error(`mergemem: hint: ${err.hint}`);
+  const hint = hintOf(err);
+  if (hint) console.error(`mergemem: hint: ${hint}`);
 }
 
 /** Runs the CLI with the given arguments and returns the exit code. */
@@ -101,7 +103,7 @@ export async function main(args: string[]): Promise<number> {
       throw new MergememError(
         `unknown command '${first}'`,
         ErrorKind.Usage,
-        `commands: ${Object.keys(COMMANDS).join(", ")}; see 'mergemem --help'`,
+        { reason: ErrorReason.UnknownCommand, commands: Object.keys(COMMANDS) },
       );
     }
     return await cmd.run(rest);
@@ -116,9 +118,7 @@ export async function main(args: string[]): Promise<number> {
     if (Deno.env.get("MERGEMEM_DEBUG") && err instanceof Error) {
       console.error(err.stack);
     } else {
-      console.error(
-        "mergemem: hint: this is a bug; rerun with MERGEMEM_DEBUG=1 for details and report it",
-      );
+      console.error(`mergemem: hint: ${INTERNAL_ERROR_HINT}`);
     }
     return ExitCode.Internal;
   }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { allDenied, ErrorKind, MergememError } from "../errors.ts";
+import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { type BackendChoice, resolveBackend } from "../scan/resolve.ts";
 import { CHECKSUM_NAMES, type ChecksumName, getChecksum } from "../hash/mod.ts";
@@ -220,7 +220,7 @@ export async function run(args: string[]): Promise<number> {
         : "no process matched the selection",
       ErrorKind.NothingScannable,
       Deno.uid() !== 0 && noSelector(selection)
-        ? "without root only your own processes are scanned: try sudo"
+        ? { reason: ErrorReason.OwnProcessesOnly }
         : undefined,
     );
   }

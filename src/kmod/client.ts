@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { ErrorKind, MergememError, SyscallError } from "../errors.ts";
+import {
+  ErrorKind,
+  ErrorReason,
+  MergememError,
+  SyscallError,
+} from "../errors.ts";
 import {
   closeFd,
   ioctl,
@@ -37,10 +42,6 @@ import {
 
 /** The device path. */
 export const DEVICE_PATH = "/dev/mergemem";
-
-/** The hint shown whenever the module is missing. */
-const INSTALL_HINT =
-  "install it: sudo ./install.sh (DKMS), then sudo modprobe mergemem";
 
 /** The result of PAGEINFO: one hash and one flag word per page. */
 export interface PageInfoBatch {
@@ -158,15 +159,14 @@ export function openModule(opts: OpenModuleOptions = {}): ModuleHandle {
         throw new MergememError(
           "mergemem kernel module not loaded",
           ErrorKind.NoModule,
-          INSTALL_HINT,
         );
       }
       throw new MergememError(
         `cannot open ${path}: ${err.code}`,
         ErrorKind.NoModule,
         err.code === "EACCES" || err.code === "EPERM"
-          ? "the device should be mode 0666; check the module's udev rule"
-          : INSTALL_HINT,
+          ? { reason: ErrorReason.DeviceDenied }
+          : undefined,
       );
     }
     throw err;
@@ -190,7 +190,6 @@ export function openModule(opts: OpenModuleOptions = {}): ModuleHandle {
         throw new MergememError(
           `mergemem module speaks API ${api}, this mergemem speaks API ${MERGEMEM_API}`,
           ErrorKind.ModuleMismatch,
-          "install matching versions of the module and the tool (sudo ./install.sh)",
         );
       }
       if (failed.code === "EINVAL" && (out.features & want) !== want) {
@@ -200,13 +199,12 @@ export function openModule(opts: OpenModuleOptions = {}): ModuleHandle {
         throw new MergememError(
           `${path} does not understand the mergemem handshake (ENOTTY)`,
           ErrorKind.ModuleMismatch,
-          "is another driver using that name? reinstall: sudo ./install.sh",
+          { reason: ErrorReason.NotMergemem },
         );
       }
       throw new MergememError(
         `mergemem handshake failed: ${failed.code}`,
         ErrorKind.ModuleMismatch,
-        "install matching versions of the module and the tool (sudo ./install.sh)",
       );
     }
     if (api !== MERGEMEM_API) {
@@ -236,7 +234,7 @@ function missingFeature(missing: bigint, moduleVersion: bigint): MergememError {
     `mergemem module ${formatModuleVersion(Number(moduleVersion))} lacks ` +
       `feature(s): ${featureNames(missing).join(", ")}`,
     ErrorKind.ModuleMismatch,
-    "upgrade the module: sudo ./install.sh",
+    { reason: ErrorReason.ModuleTooOld },
   );
 }
 
@@ -386,7 +384,6 @@ function openProcMemMode(pid: number, flags: number): number {
         throw new MergememError(
           `permission denied: cannot open ${path} (ptrace access check)`,
           ErrorKind.AllDenied,
-          "run as the process's owner or as root; Yama ptrace_scope or an LSM may forbid it",
         );
       }
       if (err.code === "ENOENT" || err.code === "ESRCH") {

@@ -38,7 +38,7 @@
  * @module
  */
 import { sleep } from "./sleep.ts";
-import { ErrorKind, MergememError, messageOf } from "../errors.ts";
+import { ErrorKind, ErrorReason, MergememError, messageOf } from "../errors.ts";
 import { removeJournal, RUN_DIR, writeJournal } from "./journal.ts";
 import { type KsmLockOptions, withKsmLock } from "./lock.ts";
 import { type RestoreMismatch, restoreSettings } from "./settings.ts";
@@ -229,7 +229,7 @@ async function burstLocked(
     throw new MergememError(
       "KSM is unmerging everything (run=2); refusing to start ksmd",
       ErrorKind.Refused,
-      "set /sys/kernel/mm/ksm/run to 0 or 1 first",
+      { reason: ErrorReason.KsmUnmerging },
     );
   }
   const t0 = performance.now();
@@ -261,7 +261,7 @@ async function burstLocked(
     throw new MergememError(
       `cannot write the KSM journal in ${runDir}: ${messageOf(err)}`,
       ErrorKind.Failed,
-      "nothing was changed; the journal lets a later run repair a crash",
+      { reason: ErrorReason.JournalUnwritable },
     );
   }
 

@@ -29,6 +29,7 @@ import { sleep } from "./sleep.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
 import {
   ErrorKind,
+  ErrorReason,
   MergememError,
   messageOf,
   SyscallError,
@@ -154,7 +155,7 @@ function openLockFile(runDir: string): number {
     throw new MergememError(
       `cannot open the KSM lock ${path}: ${messageOf(err)}`,
       ErrorKind.Failed,
-      denied ? "changing KSM settings or marking memory needs root" : undefined,
+      denied ? { reason: ErrorReason.NeedsRoot } : undefined,
     );
   }
 }
@@ -226,8 +227,6 @@ async function acquire(opts: KsmLockOptions): Promise<Token> {
             describeHolder(holder, path)
           }; nothing was changed`,
           ErrorKind.LockBusy,
-          "another mergemem run is changing ksmd's settings or marking " +
-            "memory; wait for it, or raise --lock-timeout",
         );
       }
       await sleep(Math.min(POLL_MS, left), opts.signal);

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ErrorKind, MergememError, messageOf } from "../errors.ts";
+import { ErrorKind, ErrorReason, MergememError, messageOf } from "../errors.ts";
 
 /** Where KSM lives in sysfs. */
 export const KSM_DIR = "/sys/kernel/mm/ksm";
@@ -68,7 +68,6 @@ export function requireKsm(dir = KSM_DIR): void {
     throw new MergememError(
       `KSM is not available: ${dir} does not exist`,
       ErrorKind.NoKsm,
-      "the kernel was built without CONFIG_KSM; mergemem needs it to merge pages",
     );
   }
 }
@@ -139,7 +138,7 @@ export function writeKsmFile(name: string, value: string, dir = KSM_DIR): void {
       throw new MergememError(
         `cannot set ${dir}/${name}: permission denied`,
         ErrorKind.Failed,
-        "controlling ksmd needs root",
+        { reason: ErrorReason.NeedsRoot },
       );
     }
     throw new MergememError(

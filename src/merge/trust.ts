@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { ErrorKind, MergememError } from "../errors.ts";
+import { ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
 
 /** The warning printed with --cross-user. */
@@ -86,7 +86,7 @@ export async function chooseDomain(
         distinct.join(", ")
       }); merging across users opens dedup side channels between them`,
       ErrorKind.Refused,
-      "select processes of one user (--user), or pass --cross-user if they trust each other",
+      { reason: ErrorReason.CrossUser },
     );
   }
   let best = distinct[0], bestPages = -1, bestLive = -1;

@@ -10,7 +10,13 @@
  *
  * @module
  */
-import { allDenied, errnoCode, ErrorKind, MergememError } from "../errors.ts";
+import {
+  allDenied,
+  errnoCode,
+  ErrorKind,
+  ErrorReason,
+  MergememError,
+} from "../errors.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
   type EngineChoice,
@@ -145,7 +151,7 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
       throw new MergememError(
         msg,
         ErrorKind.Refused,
-        "free memory first, or pass --force",
+        { reason: ErrorReason.LowMemory },
       );
     }
     warnings.push(`--force: ${msg}`);

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { errnoCode, ErrorKind, MergememError } from "../errors.ts";
+import { errnoCode, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import {
   KPF_ZERO_PAGE,
   lookupKpageflagsOrdered,
@@ -40,7 +40,7 @@ export class FramesHidden extends MergememError {
     super(
       "pagemap shows no physical frame numbers without CAP_SYS_ADMIN",
       ErrorKind.AllDenied,
-      "run as root",
+      { reason: ErrorReason.FramesHidden },
     );
     this.name = "FramesHidden";
   }

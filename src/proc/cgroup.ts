@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { errnoCode, ErrorKind, MergememError } from "../errors.ts";
+import { errnoCode, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 
 /** Where a cgroup v2 hierarchy is mounted, from mountinfo (first one). */
 export function cgroup2Root(mountinfo = "/proc/self/mountinfo"): string {
@@ -24,7 +24,7 @@ export function cgroup2Root(mountinfo = "/proc/self/mountinfo"): string {
     throw new MergememError(
       "no cgroup v2 hierarchy is mounted",
       ErrorKind.NothingScannable,
-      "--cgroup and --unit need cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup)",
+      { reason: ErrorReason.NoCgroup2 },
     );
   }
   return root;
@@ -74,7 +74,7 @@ export function resolveCgroup(path: string, root = cgroup2Root()): string {
     throw new MergememError(
       `no such cgroup: ${path} (looked for ${clean}/cgroup.procs)`,
       ErrorKind.NothingScannable,
-      "see /proc/PID/cgroup or 'systemctl status UNIT' for a process's cgroup",
+      { reason: ErrorReason.NoSuchCgroup },
     );
   }
   return clean;
@@ -132,7 +132,7 @@ export function unitCgroup(name: string, root = cgroup2Root()): string {
   throw new MergememError(
     `unit ${unit} has no cgroup (is it running?)`,
     ErrorKind.NothingScannable,
-    "check with 'systemctl status " + unit + "'",
+    { reason: ErrorReason.UnitNotRunning, unit },
   );
 }
 

@@ -28,6 +28,7 @@
 import {
   errnoCode,
   ErrorKind,
+  ErrorReason,
   MergememError,
   SyscallError,
 } from "../errors.ts";
@@ -227,7 +228,7 @@ export function createPtraceMarker(opts: PtraceMarkerOptions = {}): Marker {
         throw new MergememError(
           "--whole-process needs PR_SET_MEMORY_MERGE (Linux 6.4+), which this kernel lacks",
           ErrorKind.Usage,
-          "mark the chosen mappings instead (without --whole-process)",
+          { reason: ErrorReason.NoMemoryMerge },
         );
       }
       const out = emptyOutcome();

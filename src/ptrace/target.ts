@@ -10,7 +10,13 @@
  *
  * @module
  */
-import { errnoCode, ErrorKind, MergememError, processGone } from "../errors.ts";
+import {
+  errnoCode,
+  ErrorKind,
+  ErrorReason,
+  MergememError,
+  processGone,
+} from "../errors.ts";
 import { ProcessSkipped } from "../merge/marker.ts";
 
 /** ELF identification of x86-64 executables. */
@@ -23,7 +29,7 @@ export function requireX86_64Host(): void {
     throw new MergememError(
       `the ptrace engine supports x86-64 Linux only (this host is ${Deno.build.arch} ${Deno.build.os})`,
       ErrorKind.NoModule,
-      "load the mergemem module instead (sudo ./install.sh)",
+      { reason: ErrorReason.PtraceUnsupported },
     );
   }
 }

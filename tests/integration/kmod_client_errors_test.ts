@@ -9,6 +9,7 @@ import {
 } from "node:assert/strict";
 import { ErrorKind, MergememError } from "../../src/errors.ts";
 import { openModule } from "../../src/kmod/client.ts";
+import { hintOf } from "../../src/cli/hints.ts";
 
 function failure(fn: () => unknown): MergememError {
   try {
@@ -24,7 +25,8 @@ Deno.test("a missing device is 'module not loaded' with an install hint", () => 
   const e = failure(() => openModule({ path: "/dev/mergemem-absent" }));
   assertEquals(e.kind, ErrorKind.NoModule);
   assert(/not loaded/.test(e.message), e.message);
-  assert(e.hint && /install\.sh/.test(e.hint), e.hint);
+  const hint = hintOf(e);
+  assert(hint && /install\.sh/.test(hint), hint);
 });
 
 Deno.test("a device that does not speak the handshake is a mismatch", () => {

@@ -5,6 +5,7 @@
  * status still works.
  */
 import { ExitCode } from "../../src/cli/exit_codes.ts";
+import { hintOf } from "../../src/cli/hints.ts";
 import {
   deepStrictEqual as assertEquals,
   ok as assert,
@@ -46,8 +47,8 @@ Deno.test({
             ErrorKind.NoModule,
             /^mergemem kernel module not loaded$/,
           ) &&
-          (e.hint ?? "").includes("sudo ./install.sh") &&
-          (e.hint ?? "").includes("modprobe mergemem"),
+          (hintOf(e) ?? "").includes("sudo ./install.sh") &&
+          (hintOf(e) ?? "").includes("modprobe mergemem"),
       );
     } finally {
       child.kill();

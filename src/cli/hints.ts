@@ -1,0 +1,82 @@
+/**
+ * The CLI's hints: the second line ("mergemem: hint: ...") after an
+ * error, telling the user what to do about it. The library throws errors
+ * with a kind and, where the kind alone does not say enough, a reason
+ * (src/errors.ts); this is the one table from those to the hint text, so
+ * that only the CLI names its own flags and the install steps.
+ *
+ * @module
+ */
+import {
+  type ErrorDetail,
+  ErrorKind,
+  type ErrorKindValue,
+  ErrorReason,
+  type ErrorReasonValue,
+  type MergememError,
+} from "../errors.ts";
+
+/** The hint for each reason; a function where the hint needs its data. */
+const BY_REASON: {
+  [R in ErrorReasonValue]:
+    | string
+    | ((detail: Extract<ErrorDetail, { reason: R }>) => string);
+} = {
+  [ErrorReason.DeviceDenied]:
+    "the device should be mode 0666; check the module's udev rule",
+  [ErrorReason.PtraceUnsupported]:
+    "load the mergemem module instead (sudo ./install.sh)",
+  [ErrorReason.NotMergemem]:
+    "is another driver using that name? reinstall: sudo ./install.sh",
+  [ErrorReason.ModuleTooOld]: "upgrade the module: sudo ./install.sh",
+  [ErrorReason.NoMemoryMerge]:
+    "mark the chosen mappings instead (without --whole-process)",
+  [ErrorReason.KsmUnmerging]: "set /sys/kernel/mm/ksm/run to 0 or 1 first",
+  [ErrorReason.CrossUser]:
+    "select processes of one user (--user), or pass --cross-user if they trust each other",
+  [ErrorReason.LowMemory]: "free memory first, or pass --force",
+  [ErrorReason.JournalUnwritable]:
+    "nothing was changed; the journal lets a later run repair a crash",
+  [ErrorReason.NeedsRoot]: "changing KSM settings or marking memory needs root",
+  [ErrorReason.FramesHidden]: "run as root",
+  [ErrorReason.NoCgroup2]:
+    "--cgroup and --unit need cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup)",
+  [ErrorReason.NoSuchCgroup]:
+    "see /proc/PID/cgroup or 'systemctl status UNIT' for a process's cgroup",
+  [ErrorReason.UnitNotRunning]: (d) =>
+    `check with 'systemctl status ${d.unit}'`,
+  [ErrorReason.OwnProcessesOnly]:
+    "without root only your own processes are scanned: try sudo",
+  [ErrorReason.UnknownCommand]: (d) =>
+    `commands: ${d.commands.join(", ")}; see 'mergemem --help'`,
+};
+
+/** The hint for an error without a reason, by its kind (if it has one). */
+const BY_KIND: Partial<Record<ErrorKindValue, string>> = {
+  [ErrorKind.Usage]: "see 'mergemem --help'",
+  [ErrorKind.AllDenied]:
+    "run as root (sudo) or as the processes' owner; Yama ptrace_scope or an LSM may also forbid it",
+  [ErrorKind.NoModule]:
+    "install it: sudo ./install.sh (DKMS), then sudo modprobe mergemem",
+  [ErrorKind.ModuleMismatch]:
+    "install matching versions of the module and the tool (sudo ./install.sh)",
+  [ErrorKind.NoKsm]:
+    "the kernel was built without CONFIG_KSM; mergemem needs it to merge pages",
+  [ErrorKind.LockBusy]:
+    "another mergemem run is changing ksmd's settings or marking memory; wait for it, or raise --lock-timeout",
+};
+
+/** The hint after an internal error (a bug, not a MergememError). */
+export const INTERNAL_ERROR_HINT =
+  "this is a bug; rerun with MERGEMEM_DEBUG=1 for details and report it";
+
+/** The hint for a user-facing error, or undefined if it has none. */
+export function hintOf(err: MergememError): string | undefined {
+  const detail = err.detail;
+  if (detail === undefined) return BY_KIND[err.kind];
+  const hint = BY_REASON[detail.reason];
+  // The table's type pairs each reason's function with its own detail.
+  return typeof hint === "string"
+    ? hint
+    : (hint as (d: ErrorDetail) => string)(detail);
+}
