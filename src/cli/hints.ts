@@ -13,7 +13,7 @@ import {
   type ErrorKindValue,
   ErrorReason,
   type ErrorReasonValue,
-  type MergememError,
+  MergememError,
 } from "../errors.ts";
 
 /** The hint for each reason; a function where the hint needs its data. */
@@ -67,8 +67,17 @@ const BY_KIND: Partial<Record<ErrorKindValue, string>> = {
 };
 
 /** The hint after an internal error (a bug, not a MergememError). */
-export const INTERNAL_ERROR_HINT =
+const INTERNAL_ERROR_HINT =
   "this is a bug; rerun with MERGEMEM_DEBUG=1 for details and report it";
+
+/**
+ * The line the CLI writes after an error's message, if it has a hint:
+ * anything thrown that is not a MergememError is a bug.
+ */
+export function hintLine(err: unknown): string | undefined {
+  const hint = err instanceof MergememError ? hintOf(err) : INTERNAL_ERROR_HINT;
+  return hint === undefined ? undefined : `mergemem: hint: ${hint}`;
+}
 
 /** The hint for a user-facing error, or undefined if it has none. */
 export function hintOf(err: MergememError): string | undefined {

@@ -7,7 +7,7 @@
  */
 import { ErrorKind, ErrorReason, MergememError, messageOf } from "../errors.ts";
 import { ExitCode, exitCodeOf } from "./exit_codes.ts";
-import { hintOf, INTERNAL_ERROR_HINT } from "./hints.ts";
+import { hintLine } from "./hints.ts";
 import { VERSION } from "../version.ts";
 import { styles } from "./format.ts";
 import { type DocumentedOptions, optionHelp } from "./options.ts";
@@ -78,8 +78,8 @@ See README.md for details.
 function reportError(err: MergememError): void {
   const s = styles(Deno.stderr.isTerminal() && !Deno.env.get("NO_COLOR"));
   console.error(`${s.red("mergemem: error:")} ${err.message}`);
-  const hint = hintOf(err);
-  if (hint) console.error(`mergemem: hint: ${hint}`);
+  const hint = hintLine(err);
+  if (hint) console.error(hint);
 }
 
 /** Runs the CLI with the given arguments and returns the exit code. */
@@ -118,7 +118,7 @@ export async function main(args: string[]): Promise<number> {
     if (Deno.env.get("MERGEMEM_DEBUG") && err instanceof Error) {
       console.error(err.stack);
     } else {
-      console.error(`mergemem: hint: ${INTERNAL_ERROR_HINT}`);
+      console.error(hintLine(err));
     }
     return ExitCode.Internal;
   }

@@ -1,0 +1,166 @@
+/** src/cli/hints.ts: the hint line the CLI prints after each error. */
+import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
+import { hintLine } from "../../src/cli/hints.ts";
+import {
+  type ErrorDetail,
+  ErrorKind,
+  type ErrorKindValue,
+  ErrorReason,
+  MergememError,
+} from "../../src/errors.ts";
+import { OPTIONS as MERGE } from "../../src/cli/merge.ts";
+import { OPTIONS as UNMERGE } from "../../src/cli/unmerge.ts";
+import { OPTIONS as SCAN } from "../../src/cli/scan.ts";
+import { OPTIONS as STATUS } from "../../src/cli/status.ts";
+import { SELECTOR_OPTIONS } from "../../src/cli/args.ts";
+import { OPTIONS as MAIN } from "../../src/cli/main.ts";
+
+const R = ErrorReason, K = ErrorKind;
+
+/** An error's kind and reason, and the hint line the CLI prints for it. */
+const cases: [ErrorKindValue, ErrorDetail | undefined, string | undefined][] = [
+  // By reason.
+  [
+    K.NoModule,
+    { reason: R.DeviceDenied },
+    "the device should be mode 0666; check the module's udev rule",
+  ],
+  [
+    K.NoModule,
+    { reason: R.PtraceUnsupported },
+    "load the mergemem module instead (sudo ./install.sh)",
+  ],
+  [
+    K.ModuleMismatch,
+    { reason: R.NotMergemem },
+    "is another driver using that name? reinstall: sudo ./install.sh",
+  ],
+  [
+    K.ModuleMismatch,
+    { reason: R.ModuleTooOld },
+    "upgrade the module: sudo ./install.sh",
+  ],
+  [
+    K.Usage,
+    { reason: R.NoMemoryMerge },
+    "mark the chosen mappings instead (without --whole-process)",
+  ],
+  [
+    K.Refused,
+    { reason: R.KsmUnmerging },
+    "set /sys/kernel/mm/ksm/run to 0 or 1 first",
+  ],
+  [
+    K.Refused,
+    { reason: R.CrossUser },
+    "select processes of one user (--user), or pass --cross-user if they trust each other",
+  ],
+  [K.Refused, { reason: R.LowMemory }, "free memory first, or pass --force"],
+  [
+    K.Failed,
+    { reason: R.JournalUnwritable },
+    "nothing was changed; the journal lets a later run repair a crash",
+  ],
+  [
+    K.Failed,
+    { reason: R.NeedsRoot },
+    "changing KSM settings or marking memory needs root",
+  ],
+  [K.AllDenied, { reason: R.FramesHidden }, "run as root"],
+  [
+    K.NothingScannable,
+    { reason: R.NoCgroup2 },
+    "--cgroup and --unit need cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup)",
+  ],
+  [
+    K.NothingScannable,
+    { reason: R.NoSuchCgroup },
+    "see /proc/PID/cgroup or 'systemctl status UNIT' for a process's cgroup",
+  ],
+  [
+    K.NothingScannable,
+    { reason: R.UnitNotRunning, unit: "httpd.service" },
+    "check with 'systemctl status httpd.service'",
+  ],
+  [
+    K.NothingScannable,
+    { reason: R.OwnProcessesOnly },
+    "without root only your own processes are scanned: try sudo",
+  ],
+  [
+    K.Usage,
+    { reason: R.UnknownCommand, commands: ["scan", "merge"] },
+    "commands: scan, merge; see 'mergemem --help'",
+  ],
+  // By kind alone.
+  [K.Usage, undefined, "see 'mergemem --help'"],
+  [
+    K.AllDenied,
+    undefined,
+    "run as root (sudo) or as the processes' owner; Yama ptrace_scope or an LSM may also forbid it",
+  ],
+  [
+    K.NoModule,
+    undefined,
+    "install it: sudo ./install.sh (DKMS), then sudo modprobe mergemem",
+  ],
+  [
+    K.ModuleMismatch,
+    undefined,
+    "install matching versions of the module and the tool (sudo ./install.sh)",
+  ],
+  [
+    K.NoKsm,
+    undefined,
+    "the kernel was built without CONFIG_KSM; mergemem needs it to merge pages",
+  ],
+  [
+    K.LockBusy,
+    undefined,
+    "another mergemem run is changing ksmd's settings or marking memory; wait for it, or raise --lock-timeout",
+  ],
+  [K.NothingScannable, undefined, undefined],
+  [K.Partial, undefined, undefined],
+  [K.Refused, undefined, undefined],
+  [K.Failed, undefined, undefined],
+  [K.Interrupted, undefined, undefined],
+];
+
+for (const [kind, detail, want] of cases) {
+  Deno.test(`hint: ${kind}${detail ? ` / ${detail.reason}` : ""}`, () => {
+    const err = new MergememError("the message", kind, detail);
+    assertEquals(err.reason, detail?.reason);
+    assertEquals(
+      hintLine(err),
+      want === undefined ? undefined : `mergemem: hint: ${want}`,
+    );
+  });
+}
+
+Deno.test("hint: anything else thrown is a bug", () => {
+  assertEquals(
+    hintLine(new TypeError("x is undefined")),
+    "mergemem: hint: this is a bug; rerun with MERGEMEM_DEBUG=1 for details and report it",
+  );
+});
+
+Deno.test("the cases cover every reason and every kind", () => {
+  const reasons = new Set(cases.map(([, d]) => d?.reason));
+  for (const r of Object.values(ErrorReason)) ok(reasons.has(r), r);
+  const bare = new Set(cases.filter(([, d]) => !d).map(([k]) => k));
+  for (const k of Object.values(ErrorKind)) ok(bare.has(k), k);
+});
+
+Deno.test("every flag a hint names is an option of some command", () => {
+  const known = new Set(
+    [MAIN, SELECTOR_OPTIONS, SCAN, MERGE, UNMERGE, STATUS].flatMap((o) =>
+      Object.keys(o)
+    ),
+  );
+  for (const [kind, detail] of cases) {
+    const line = hintLine(new MergememError("m", kind, detail)) ?? "";
+    for (const [flag] of line.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)) {
+      ok(known.has(flag.slice(2)), `${line} names ${flag}`);
+    }
+  }
+});
