@@ -6,6 +6,7 @@
  */
 import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import { ExitCode } from "./exit_codes.ts";
+import { nothingSelected } from "./select_common.ts";
 import { type BackendChoice, resolveBackend } from "../scan/resolve.ts";
 import { CHECKSUM_NAMES, type ChecksumName, getChecksum } from "../hash/mod.ts";
 import {
@@ -212,13 +213,8 @@ export async function run(args: string[]): Promise<number> {
     if (skipped.length > 0 && denied.length === skipped.length) {
       throw allDenied(skipped.length);
     }
-    throw new MergememError(
-      skipped.length > 0
-        ? `no such process (ESRCH; it may have exited): ${
-          skipped.slice(0, 5).map((p) => p.pid).join(", ")
-        }${skipped.length > 5 ? ", ..." : ""}`
-        : "no process matched the selection",
-      ErrorKind.NothingScannable,
+    throw nothingSelected(
+      skipped.flatMap((p) => p.skipped ?? []),
       Deno.uid() !== 0 && noSelector(selection)
         ? { reason: ErrorReason.OwnProcessesOnly }
         : undefined,

@@ -8,8 +8,9 @@
  * CAP_SYS_PTRACE), otherwise those whose real uid is the caller's.
  *
  * Kernel threads, zombies and mergemem's own process are never selected. An
- * explicit pid that does not exist, or that vanishes while being looked at,
- * is returned as skipped with ESRCH; the caller decides what that means.
+ * explicit pid that does not exist, is a zombie (exited, not yet reaped) or
+ * vanishes while being looked at is returned as skipped with ESRCH and a
+ * message saying which; the caller decides what that means.
  *
  * @module
  */
@@ -162,7 +163,16 @@ export function selectProcesses(sel: Selection = {}): SelectionResult {
       continue;
     }
     if (info.state === "Z" || info.state === "X") {
-      if (named.has(pid)) result.warnings.push(`pid ${pid} is a zombie`);
+      // A zombie has no memory left; to the user who named it, it is gone.
+      if (named.has(pid)) {
+        result.skipped.push({
+          pid,
+          reason: "ESRCH",
+          message: info.state === "Z"
+            ? `process ${pid} is a zombie (exited, not yet reaped)`
+            : skipMessage("ESRCH", pid),
+        });
+      }
       continue;
     }
     const everyReadable = everything || sel.all;

@@ -104,8 +104,62 @@ Deno.test("nothing matched or nothing left exits 3", async () => {
   assertCleanError(
     await mergemem(["scan", "--pid", "4194000"]),
     3,
-    /ESRCH|exist/,
+    /^mergemem: error: process 4194000 does not exist \(or exited\)$/m,
   );
+});
+
+/** The state letter of /proc/PID/stat ("Z" for a zombie), or undefined. */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `fn` with the pid of a real zombie: a shell forks `sleep 0`, then
+ * execs `sleep 30`, which never reaps its inherited child.
+ */
+async function withZombie(fn: (pid: number) => Promise<void>): Promise<void> {
+  const parent = new Deno.Command("sh", {
+    args: ["-c", "sleep 0 & exec sleep 30"],
+  }).spawn();
+  try {
+    let zombie: number | undefined;
+    for (let i = 0; i < 500 && zombie === undefined; i++) {
+      const tasks = `/proc/${parent.pid}/task`;
+      const children = [...Deno.readDirSync(tasks)].flatMap((t) =>
+        Deno.readTextFileSync(`${tasks}/${t.name}/children`).trim().split(/\s+/)
+      ).filter((c) => c !== "").map(Number);
+      // Until the shell has exec'd, its child may still be running.
+      zombie = children.find((c) => procState(c) === "Z");
+      if (zombie === undefined) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert(zombie !== undefined, "no zombie child appeared");
+    await fn(zombie);
+  } finally {
+    parent.kill();
+    await parent.status;
+  }
+}
+
+Deno.test("a named zombie is said to be one, exit 3", async () => {
+  await withZombie(async (pid) => {
+    for (const cmd of ["scan", "merge"]) {
+      const r = await mergemem([cmd, "--pid", String(pid)]);
+      assertCleanError(
+        r,
+        3,
+        new RegExp(
+          `^mergemem: error: process ${pid} is a zombie \\(exited, not yet reaped\\)$`,
+          "m",
+        ),
+      );
+      assertEquals(r.stdout, "", cmd);
+    }
+  });
 });
 
 Deno.test("a partial scan warns and exits 0, or 5 with --strict", async () => {
