@@ -203,6 +203,7 @@ export function sortOrder(
   const nb = 1 << bits;
   const counts = new Uint32Array(nb + 1);
   const byHash = by === "hash";
+  if (byHash && !rows && bits > 0) return sortAllByHash(n, bits, counts, order);
   let minP = 0, scale = 0;
   if (!byHash && n > 0) {
     const p = t.pfn;
@@ -233,4 +234,63 @@ export function sortOrder(
     start = end;
   }
   return order;
+}
+
+/**
+ * sortOrder(t, "hash", order) of every row, as the general path does it,
+ * written out for the one sort every scan runs: no per-row calls, and the
+ * small buckets (nearly all) insertion-sorted with the comparison inline.
+ * In a fresh process, before the JIT has optimised anything, that is what
+ * costs (under emulation, several times the sort itself).
+ */
+function sortAllByHash(
+  n: number,
+  bits: number,
+  counts: Uint32Array,
+  o: Uint32Array,
+): Uint32Array {
+  const hi = cHi, lo = cLo, pfn = cPfn;
+  const shift = 32 - bits;
+  for (let i = 0; i < n; i++) counts[(hi[i] >>> shift) + 1]++;
+  const nb = counts.length - 1;
+  for (let b = 0; b < nb; b++) counts[b + 1] += counts[b];
+  for (let i = 0; i < n; i++) o[counts[hi[i] >>> shift]++] = i;
+  // counts[b] is now the end of bucket b.
+  let start = 0;
+  for (let b = 0; b < nb; b++) {
+    const end = counts[b];
+    if (end - start > 16) {
+      // A big bucket is mostly one big group (zero pages, many copies of
+      // one page): rows of one hash need only the (pfn, row) order.
+      const h = hi[o[start]], l = lo[o[start]];
+      let same = true;
+      for (let i = start + 1; i < end && same; i++) {
+        same = hi[o[i]] === h && lo[o[i]] === l;
+      }
+      sortRange(o, start, end - 1, !same);
+    } else {
+      for (let i = start + 1; i < end; i++) {
+        const v = o[i];
+        const vh = hi[v], vl = lo[v], vp = pfn[v];
+        let j = i - 1;
+        for (; j >= start; j--) {
+          const u = o[j];
+          const uh = hi[u];
+          if (uh < vh) break;
+          if (uh === vh) {
+            const ul = lo[u];
+            if (ul < vl) break;
+            if (ul === vl) {
+              const up = pfn[u];
+              if (up < vp || (up === vp && u < v)) break;
+            }
+          }
+          o[j + 1] = u;
+        }
+        o[j + 1] = v;
+      }
+    }
+    start = end;
+  }
+  return o;
 }

@@ -40,3 +40,54 @@ Deno.test("table: sortOrder by pfn, whole table or given rows", () => {
     eq([pfns, rows, [...order.subarray(0, want.length)]], [pfns, rows, want]);
   }
 });
+
+// By hash: tables of every bucket regime (one bucket; buckets of a few
+// rows, insertion-sorted; big groups of one hash, quicksorted by PFN;
+// big buckets of mixed hashes), against a plain comparison sort.
+const HASH_SORTS: { rows: number; groups: number[]; hashBits: number }[] = [
+  { rows: 0, groups: [], hashBits: 32 },
+  { rows: 12, groups: [3], hashBits: 32 },
+  { rows: 17, groups: [5, 5], hashBits: 32 },
+  { rows: 5000, groups: [800, 40, 8, 8, 4], hashBits: 32 },
+  // Few distinct high words: buckets of mixed hashes over 16 rows.
+  { rows: 5000, groups: [300, 20], hashBits: 3 },
+];
+
+Deno.test("table: sortOrder by hash matches (hashHi, hashLo, pfn, row)", () => {
+  let seed = 7;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  for (const { rows, groups, hashBits } of HASH_SORTS) {
+    const t = newTable(rows);
+    t.length = rows;
+    const hi = () => hashBits === 32 ? rnd() : (rnd() >>> (32 - hashBits));
+    let r = 0;
+    for (const size of groups) {
+      const h = hi(), l = rnd();
+      for (let k = 0; k < size; k++, r++) {
+        t.hashHi[r] = h;
+        t.hashLo[r] = l;
+      }
+    }
+    for (; r < rows; r++) (t.hashHi[r] = hi(), t.hashLo[r] = rnd());
+    // PFNs repeat (fork-shared pages) so that the row breaks ties too.
+    for (let i = 0; i < rows; i++) setPfn(t, i, rnd() % 50);
+    // Rows in scan order, not grouped.
+    for (let i = rows - 1; i > 0; i--) {
+      const j = rnd() % (i + 1);
+      for (const c of [t.hashHi, t.hashLo, t.pfn]) {
+        [c[i], c[j]] = [c[j], c[i]];
+      }
+    }
+    const want = [...Array(rows).keys()].sort((a, b) =>
+      t.hashHi[a] - t.hashHi[b] || t.hashLo[a] - t.hashLo[b] ||
+      t.pfn[a] - t.pfn[b] || a - b
+    );
+    const got = [...sortOrder(t, "hash", new Uint32Array(rows))];
+    eq({ rows, groups, hashBits, same: got.join() === want.join() }, {
+      rows,
+      groups,
+      hashBits,
+      same: true,
+    });
+  }
+});
