@@ -5,6 +5,11 @@
  * that vanish before they are hashed are counted and left out; a process
  * that goes away is marked skipped.
  *
+ * A process is taken in chunks of pagemap entries, and each chunk is
+ * decoded while the back-end hashes the previous one (its reads and the
+ * module's hashing run on other threads), so this thread's per-page work
+ * overlaps the reading.
+ *
  * @module
  */
 import { processGone } from "../errors.ts";
@@ -68,16 +73,44 @@ interface Collector {
   target: HashTarget;
   /** Pagemap entries of the current chunk (lo, hi words). */
   pm: Uint32Array;
-  /** PAGE_EXCLUSIVE and PAGE_PIN_OK of each row of the chunk. */
-  bits: Uint8Array;
-  /** Runs of the chunk's pages that may be pinned, and of the others. */
-  pinRuns: PageRuns;
-  memRuns: PageRuns;
+  /**
+   * Two sets of per-chunk state, used in turn: one chunk is decoded into
+   * one while the back-end hashes the previous chunk from the other.
+   */
+  sets: [ChunkSet, ChunkSet];
+  /** Which set the next chunk decodes into. */
+  flip: number;
+  /** Rows decoded so far (≥ table.length, the rows kept). */
+  end: number;
+  /** The chunk being hashed, if any. */
+  pending: Hashing | null;
+  /** Of the chunk just counted: rows that must not be pinned. */
+  noPin: number;
+  /** Of the chunk just counted: the PFN high bits of all its pages. */
+  wide: number;
   /** The next stand-in frame number (without PFNs). */
   standIn: { next: number };
   /** equalv: mapping keys ("exe, kind, path, ordinal") to ids. */
   keyIds: Map<string, number>;
   ordinal: Map<string, number>;
+}
+
+/** The per-chunk state that decoding writes and hashing reads. */
+interface ChunkSet {
+  /** PAGE_EXCLUSIVE and PAGE_PIN_OK of each row of the chunk. */
+  bits: Uint8Array;
+  /** Runs of the chunk's pages that may be pinned, and of the others. */
+  pinRuns: PageRuns;
+  memRuns: PageRuns;
+}
+
+/** A decoded chunk whose pages the back-end is hashing. */
+interface Hashing {
+  done: Promise<void>;
+  set: ChunkSet;
+  row0: number;
+  cnt: number;
+  keyId: number;
 }
 
 /**
@@ -98,11 +131,14 @@ export async function collectPages(
     pages: new Uint32Array(chunk),
     noPin,
   });
-  const shared = {
-    pm: new Uint32Array(2 * chunk),
+  const newSet = (): ChunkSet => ({
     bits: new Uint8Array(chunk),
     pinRuns: newRuns(false),
     memRuns: newRuns(true),
+  });
+  const shared = {
+    pm: new Uint32Array(2 * chunk),
+    sets: [newSet(), newSet()] as [ChunkSet, ChunkSet],
     standIn: { next: 1 },
     keyIds: new Map<string, number>(),
   };
@@ -113,25 +149,34 @@ export async function collectPages(
     for (const m of st.maps) refs.push({ pid: st.info.pid, start: m.start });
     let pagemap: Deno.FsFile | null = null;
     let target: HashTarget | null = null;
+    let c: Collector | null = null;
     try {
       pagemap = openProcFile(st.info.pid, "pagemap");
       target = o.backend.open(st.info.pid);
-      const c: Collector = {
+      c = {
         ...shared,
         st,
         o,
         table,
         pagemap,
         target,
+        flip: 0,
+        end: rowStart,
+        pending: null,
+        noPin: 0,
+        wide: 0,
         ordinal: new Map(),
       };
       for (let mi = 0; mi < st.maps.length; mi++) {
         await collectMapping(c, mi, done);
       }
+      await keepPending(c, done);
     } catch (err) {
       table.length = rowStart;
       markSkipped(st.result, err);
     } finally {
+      // The back-end must be done with the rows and the target first.
+      await c?.pending?.done.catch(() => {});
       pagemap?.close();
       if (target) o.backend.close(target);
     }
@@ -168,35 +213,75 @@ async function collectMapping(
       throw processGone("read", "address space gone");
     }
     tq = lap(o.profile, "2.pagemap", tq);
-    const row0 = c.table.length;
-    const cnt = decodeChunk(c, st.firstMap + mi, m.start, off, n, pinOk);
+    const set = c.sets[c.flip];
+    const cnt = countChunk(c, n, pinOk);
+    // Growing the table replaces the columns the back-end is writing.
+    if (c.end + cnt > c.table.capacity) await keepPending(c, done);
+    const row0 = c.end;
+    decodeChunk(c, set, st.firstMap + mi, m.start, off, n, cnt, pinOk);
     tq = lap(o.profile, "2.decode", tq);
     if (cnt === 0) continue;
-    const out = {
-      hashLo: c.table.hashLo,
-      hashHi: c.table.hashHi,
-      flags: c.table.flags,
-      offset: row0,
-    };
-    if (c.pinRuns.count > 0) {
-      await o.backend.hashPages(c.target, c.pinRuns, out);
-      tq = lap(o.profile, "2.readv+hash", tq);
-    }
-    if (c.memRuns.count > 0) {
-      out.offset = row0 + cnt - countPages(c.memRuns);
-      await o.backend.hashPages(c.target, c.memRuns, out);
-      lap(o.profile, "2.mem+hash", tq);
-    }
-    keepHashed(c, row0, cnt, keyId);
-    if (o.onProgress) {
-      await o.onProgress({
-        pid: st.info.pid,
-        processesDone: done,
-        processesTotal: o.total,
-        pagesDone: c.table.length,
-        pagesTotal: Math.round(o.expected),
-      });
-    }
+    await keepPending(c, done);
+    c.end = row0 + cnt;
+    c.flip ^= 1;
+    const hashed = hashChunk(c, set, row0, cnt);
+    // Its failure is thrown where it is awaited (keepPending), not as an
+    // unhandled rejection while the next chunk is read.
+    hashed.catch(() => {});
+    c.pending = { done: hashed, set, row0, cnt, keyId };
+  }
+}
+
+/**
+ * Hashes a decoded chunk's pages into its rows: those that may be pinned,
+ * then the others.
+ */
+async function hashChunk(
+  c: Collector,
+  set: ChunkSet,
+  row0: number,
+  cnt: number,
+): Promise<void> {
+  const { o, table } = c;
+  let tq = performance.now();
+  const out = {
+    hashLo: table.hashLo,
+    hashHi: table.hashHi,
+    flags: table.flags,
+    offset: row0,
+  };
+  if (set.pinRuns.count > 0) {
+    await o.backend.hashPages(c.target, set.pinRuns, out);
+    tq = lap(o.profile, "2.readv+hash", tq);
+  }
+  if (set.memRuns.count > 0) {
+    out.offset = row0 + cnt - countPages(set.memRuns);
+    await o.backend.hashPages(c.target, set.memRuns, out);
+    lap(o.profile, "2.mem+hash", tq);
+  }
+}
+
+/**
+ * Waits for the chunk being hashed, keeps its hashed rows and reports
+ * progress.
+ */
+async function keepPending(c: Collector, done: number): Promise<void> {
+  const p = c.pending;
+  if (!p) return;
+  await p.done;
+  c.pending = null;
+  keepHashed(c, p.set, p.row0, p.cnt, p.keyId);
+  // Rows past the kept ones are free again (a caller that decoded the
+  // next chunk meanwhile sets `end` past it).
+  c.end = c.table.length;
+  if (c.o.onProgress) {
+    await c.o.onProgress({
+      pid: c.st.info.pid,
+      processesDone: done,
+      processesTotal: c.o.total,
+      pagesDone: c.table.length,
+      pagesTotal: Math.round(c.o.expected),
+    });
   }
 }
 
@@ -219,25 +304,12 @@ function countPages(runs: PageRuns): number {
 }
 
 /**
- * Decodes a chunk of `n` pagemap entries (pages off.. of the mapping at
- * `start`, mapping index `g`) into table rows from table.length on: the
- * pages that may be pinned first, then the others, each class with its
- * own runs (they are read differently: PageRuns.noPin). Counts swapped
- * and file pages. Returns the number of rows (not yet kept: the table's
- * length is unchanged).
+ * Counts the candidate rows of a chunk of `n` pagemap entries (in c.pm),
+ * and its swapped and file pages; notes in `c` how many of the rows must
+ * not be pinned and whether any PFN needs more than 32 bits.
  */
-function decodeChunk(
-  c: Collector,
-  g: number,
-  start: number,
-  off: number,
-  n: number,
-  pinOk: boolean,
-): number {
-  const { pm, st, table, pinRuns, memRuns, bits } = c;
-  const ps = c.o.pageSize;
-  const pfns = c.o.pfns;
-  // Count first, so that each class gets one contiguous range of rows.
+function countChunk(c: Collector, n: number, pinOk: boolean): number {
+  const { pm, st } = c;
   let cnt = 0, nx = 0, wide = 0;
   for (let k = 0; k < n; k++) {
     const hi = pm[2 * k + 1];
@@ -250,18 +322,46 @@ function decodeChunk(
       wide |= hi & PM_PFN_HI_MASK;
     }
   }
+  c.noPin = nx;
+  c.wide = wide;
+  return cnt;
+}
+
+/**
+ * Decodes the `cnt` candidate pages of the chunk in c.pm (pages off.. of
+ * the mapping at `start`, mapping index `g`) into rows from c.end on: the
+ * pages that may be pinned first, then the others, each class with its
+ * own runs in `set` (they are read differently: PageRuns.noPin). Grows
+ * the table if needed, which the caller allows only while nothing is
+ * being hashed.
+ */
+function decodeChunk(
+  c: Collector,
+  set: ChunkSet,
+  g: number,
+  start: number,
+  off: number,
+  n: number,
+  cnt: number,
+  pinOk: boolean,
+): void {
+  const { pm, table } = c;
+  const { pinRuns, memRuns, bits } = set;
+  const ps = c.o.pageSize;
+  const pfns = c.o.pfns;
+  const wide = c.wide;
   pinRuns.count = 0;
   memRuns.count = 0;
-  if (cnt === 0) return 0;
-  reserve(table, cnt);
-  const row0 = table.length;
+  if (cnt === 0) return;
+  const row0 = c.end;
+  if (row0 + cnt > table.capacity) reserve(table, row0 + cnt - table.length);
   // Widen the columns now if this chunk needs it, then write them directly.
   setMapIdx(table, row0 + cnt - 1, g);
   table.mapIdx.fill(g, row0, row0 + cnt);
   if (pfns && wide) setPfn(table, row0, 2 ** 32);
   const pageIdx = table.pageIdx;
   const pfn = table.pfn;
-  let rowPin = row0, rowMem = row0 + cnt - nx;
+  let rowPin = row0, rowMem = row0 + cnt - c.noPin;
   let lastPin = -2, lastMem = -2;
   for (let k = 0; k < n; k++) {
     const hi = pm[2 * k + 1];
@@ -290,7 +390,6 @@ function decodeChunk(
       ? (hi & PM_PFN_HI_MASK) * 0x100000000 + pm[2 * k]
       : pm[2 * k];
   }
-  return cnt;
 }
 
 /** Starts a new run of one page at `addr`. */
@@ -301,19 +400,22 @@ function addRun(runs: PageRuns, addr: number): void {
 }
 
 /**
- * Keeps the `cnt` rows from `row0` that were hashed, in place, adding
- * their decode bits (and, for equalv, the grouping key); counts the rest
- * as vanished.
+ * Keeps the `cnt` rows from `row0` that were hashed, moving them down to
+ * the table's end (rows of earlier chunks that vanished leave room),
+ * adding their decode bits (and, for equalv, the grouping key); counts
+ * the rest as vanished.
  */
 function keepHashed(
   c: Collector,
+  set: ChunkSet,
   row0: number,
   cnt: number,
   keyId: number,
 ): void {
-  const { table: t, bits } = c;
+  const { table: t } = c;
+  const bits = set.bits;
   const equalv = c.o.strategy === "equalv";
-  let w = row0;
+  let w = t.length;
   for (let k = 0; k < cnt; k++) {
     const r = row0 + k;
     if (!(t.flags[r] & PAGE_HASHED)) {

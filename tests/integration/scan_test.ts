@@ -99,6 +99,21 @@ Deno.test("root: exact counts, hash strategy, any checksum", async () => {
   });
 });
 
+Deno.test("root: exact counts in small pagemap chunks, each decoded while the previous one is hashed", async () => {
+  await withWorkers(undefined, async (pids, addr) => {
+    for (const checksum of ["xxh64", "fast"]) {
+      const r = await scan({ selection: { pids }, checksum, pagemapBatch: 7 });
+      assertEquals(regions(r, pids, addr), ROOT_HASH, checksum);
+    }
+    const r = await scan({
+      selection: { pids },
+      strategy: "equalv",
+      pagemapBatch: 7,
+    });
+    assertEquals(regions(r, pids, addr), ROOT_EQUALV);
+  });
+});
+
 Deno.test("root: exact counts, equalv strategy", async () => {
   await withWorkers(undefined, async (pids, addr) => {
     const r = await scan({ selection: { pids }, strategy: "equalv" });
