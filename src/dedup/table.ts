@@ -239,9 +239,11 @@ export function sortOrder(
 /**
  * sortOrder(t, "hash", order) of every row, as the general path does it,
  * written out for the one sort every scan runs: no per-row calls, and the
- * small buckets (nearly all) insertion-sorted with the comparison inline.
- * In a fresh process, before the JIT has optimised anything, that is what
- * costs (under emulation, several times the sort itself).
+ * small buckets (nearly all) insertion-sorted with the comparison inline;
+ * a big bucket holds a big group of one content, which sortBigBucket
+ * takes out whole. In a fresh process, before the JIT has optimised
+ * anything, that is what costs (under emulation, several times the sort
+ * itself).
  */
 function sortAllByHash(
   n: number,
@@ -259,16 +261,9 @@ function sortAllByHash(
   let start = 0;
   for (let b = 0; b < nb; b++) {
     const end = counts[b];
-    if (end - start > 16) {
-      // A big bucket is mostly one big group (zero pages, many copies of
-      // one page): rows of one hash need only the (pfn, row) order.
-      const h = hi[o[start]], l = lo[o[start]];
-      let same = true;
-      for (let i = start + 1; i < end && same; i++) {
-        same = hi[o[i]] === h && lo[o[i]] === l;
-      }
-      sortRange(o, start, end - 1, !same);
-    } else {
+    if (end - start > 64) sortBigBucket(o, start, end);
+    else if (end - start > 16) sortRange(o, start, end - 1, true);
+    else {
       for (let i = start + 1; i < end; i++) {
         const v = o[i];
         const vh = hi[v], vl = lo[v], vp = pfn[v];
@@ -293,4 +288,72 @@ function sortAllByHash(
     start = end;
   }
   return o;
+}
+
+/**
+ * Sorts bucket o[start, end) by (hash, pfn, row). A bucket this big
+ * nearly always holds one big group of equal hashes (zero-filled pages,
+ * many copies of one page: in a real scan the biggest groups by far),
+ * which a comparison sort would order in n log n comparisons that fall
+ * through to the PFN. Instead the rows of the middle row's hash are taken
+ * out in row order (the bucket is in row order: sortAllByHash scatters
+ * rows in ascending order), the rest is sorted, and the group goes back
+ * between its neighbours, ordered by PFN in linear time (sortGroupByPfn).
+ */
+function sortBigBucket(o: Uint32Array, start: number, end: number): void {
+  const hi = cHi, lo = cLo;
+  const pivot = o[(start + end) >>> 1];
+  const h = hi[pivot], l = lo[pivot];
+  const group = new Uint32Array(end - start);
+  let rest = start, g = 0;
+  for (let i = start; i < end; i++) {
+    const r = o[i];
+    if (hi[r] === h && lo[r] === l) group[g++] = r;
+    else o[rest++] = r;
+  }
+  if (rest - start > 1) sortRange(o, start, rest - 1, true);
+  // The group goes before the first row of a greater hash.
+  let at = start;
+  while (at < rest && (hi[o[at]] < h || (hi[o[at]] === h && lo[o[at]] < l))) {
+    at++;
+  }
+  o.copyWithin(at + g, at, rest);
+  o.set(group.subarray(0, g), at);
+  sortGroupByPfn(o, at, at + g);
+}
+
+/**
+ * Orders o[start, end), rows of one hash in ascending row order, by
+ * (pfn, row): nothing to do when they already are (the shared zero page:
+ * one PFN), a stable two-pass radix sort on the PFN for a big group, a
+ * comparison sort otherwise.
+ */
+function sortGroupByPfn(o: Uint32Array, start: number, end: number): void {
+  const pfn = cPfn;
+  let sorted = true;
+  for (let i = start + 1; i < end && sorted; i++) {
+    sorted = pfn[o[i - 1]] <= pfn[o[i]];
+  }
+  if (sorted) return;
+  const n = end - start;
+  if (n < 4096 || pfn instanceof Float64Array) {
+    sortRange(o, start, end - 1, false);
+    return;
+  }
+  const a = o.subarray(start, end);
+  const b = new Uint32Array(n);
+  const counts = new Uint32Array(65537);
+  // Low 16 bits into b, then high 16 bits back into a; stable, so equal
+  // PFNs keep their row order.
+  for (const [from, to, shift] of [[a, b, 0], [b, a, 16]] as const) {
+    counts.fill(0);
+    for (let i = 0; i < n; i++) {
+      counts[((pfn[from[i]] >>> shift) & 0xffff) + 1]++;
+    }
+    for (let d = 0; d < 65536; d++) counts[d + 1] += counts[d];
+    for (let i = 0; i < n; i++) {
+      const r = from[i];
+      to[counts[(pfn[r] >>> shift) & 0xffff]++] = r;
+    }
+  }
 }

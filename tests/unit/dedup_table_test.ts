@@ -44,19 +44,28 @@ Deno.test("table: sortOrder by pfn, whole table or given rows", () => {
 // By hash: tables of every bucket regime (one bucket; buckets of a few
 // rows, insertion-sorted; big groups of one hash, quicksorted by PFN;
 // big buckets of mixed hashes), against a plain comparison sort.
-const HASH_SORTS: { rows: number; groups: number[]; hashBits: number }[] = [
+const HASH_SORTS: {
+  rows: number;
+  groups: number[];
+  hashBits: number;
+  pfns?: number;
+}[] = [
   { rows: 0, groups: [], hashBits: 32 },
   { rows: 12, groups: [3], hashBits: 32 },
   { rows: 17, groups: [5, 5], hashBits: 32 },
   { rows: 5000, groups: [800, 40, 8, 8, 4], hashBits: 32 },
   // Few distinct high words: buckets of mixed hashes over 16 rows.
   { rows: 5000, groups: [300, 20], hashBits: 3 },
+  // A group big enough for the radix sort on PFNs of over 16 bits.
+  { rows: 9000, groups: [5000, 300], hashBits: 32, pfns: 1 << 20 },
+  // One PFN for every row (the shared zero page).
+  { rows: 3000, groups: [2000], hashBits: 32, pfns: 1 },
 ];
 
 Deno.test("table: sortOrder by hash matches (hashHi, hashLo, pfn, row)", () => {
   let seed = 7;
   const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
-  for (const { rows, groups, hashBits } of HASH_SORTS) {
+  for (const { rows, groups, hashBits, pfns = 50 } of HASH_SORTS) {
     const t = newTable(rows);
     t.length = rows;
     const hi = () => hashBits === 32 ? rnd() : (rnd() >>> (32 - hashBits));
@@ -70,7 +79,7 @@ Deno.test("table: sortOrder by hash matches (hashHi, hashLo, pfn, row)", () => {
     }
     for (; r < rows; r++) (t.hashHi[r] = hi(), t.hashLo[r] = rnd());
     // PFNs repeat (fork-shared pages) so that the row breaks ties too.
-    for (let i = 0; i < rows; i++) setPfn(t, i, rnd() % 50);
+    for (let i = 0; i < rows; i++) setPfn(t, i, rnd() % pfns);
     // Rows in scan order, not grouped.
     for (let i = rows - 1; i > 0; i--) {
       const j = rnd() % (i + 1);
