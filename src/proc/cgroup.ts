@@ -64,7 +64,7 @@ export function resolveCgroup(path: string, root = cgroup2Root()): string {
   const clean = inside.replace(/\/+$/, "");
   if (clean.split("/").includes("..")) {
     throw new MergememError(
-      `--cgroup: '${path}' must not contain '..'`,
+      `cgroup path '${path}' must not contain '..'`,
       ErrorKind.Usage,
     );
   }
