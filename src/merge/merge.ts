@@ -178,7 +178,7 @@ export interface MergeReport {
   no_wait: boolean;
   /** The marking engine used, and why it was chosen. */
   engine: MarkEngine;
-  /** Why that engine ("--engine ptrace", "auto: /dev/mergemem is loaded"). */
+  /** Why that engine ("requested: ptrace", "auto: /dev/mergemem is loaded"). */
   engine_reason: string;
   /** Whole processes were marked (PR_SET_MEMORY_MERGE). */
   whole_process: boolean;
@@ -300,7 +300,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     : opts.module
     ? "module handle given"
     : opts.engine && opts.engine !== "auto"
-    ? `--engine ${opts.engine}`
+    ? `requested: ${opts.engine}`
     : marker.engine === "module"
     ? "auto: /dev/mergemem is loaded"
     : "auto: /dev/mergemem is not loaded";

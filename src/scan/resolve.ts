@@ -23,9 +23,9 @@ export function resolveBackend(
   choice: BackendChoice,
   makeUser: () => HashBackend,
 ): { backend: HashBackend; why: string } {
-  if (choice === "user") return { backend: makeUser(), why: "--backend user" };
+  if (choice === "user") return { backend: makeUser(), why: "requested: user" };
   if (choice === "kernel") {
-    return { backend: createKernelBackend(), why: "--backend kernel" };
+    return { backend: createKernelBackend(), why: "requested: kernel" };
   }
   try {
     return {

@@ -41,7 +41,7 @@ async function endToEnd(wholeProcess: boolean) {
       timeoutSeconds: 60,
     });
     assertEquals(r.engine, "ptrace");
-    assertEquals(r.engine_reason, "--engine ptrace");
+    assertEquals(r.engine_reason, "requested: ptrace");
     assertEquals(r.whole_process, wholeProcess);
     assertEquals(r.skipped, []);
     // Three copies of N identical pages: 2N can go.
