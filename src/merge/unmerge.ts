@@ -93,7 +93,7 @@ export interface UnmergeReport {
   engine: MarkEngine;
   /** The short ksmd pass that refreshes the counters, if one ran. */
   ksmd_refresh: { ended: string; seconds: number } | null;
-  /** Notes for the user (a memory check overridden by --force). */
+  /** Notes for the user (a memory check overridden by `force`). */
   warnings: string[];
   /** One row per selected pid, in the order given. */
   processes: UnmergeProcessReport[];
@@ -154,7 +154,7 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
         { reason: ErrorReason.LowMemory },
       );
     }
-    warnings.push(`--force: ${msg}`);
+    warnings.push(`forced despite low memory: ${msg}`);
   }
   const marker = await openMarker(opts.engine ?? "auto", opts.module);
   const processes: UnmergeProcessReport[] = [];
