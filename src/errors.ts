@@ -61,6 +61,8 @@ export const ErrorReason = {
   ModuleTooOld: "module-too-old",
   /** Usage: whole-process marking needs PR_SET_MEMORY_MERGE (Linux 6.4+). */
   NoMemoryMerge: "no-memory-merge",
+  /** Usage: whole-process marking needs the ptrace engine. */
+  WholeProcessEngine: "whole-process-engine",
   /** Refused: KSM is unmerging everything (run=2). */
   KsmUnmerging: "ksm-unmerging",
   /** Refused: the selection spans several users. */

@@ -31,6 +31,8 @@ const BY_REASON: {
   [ErrorReason.ModuleTooOld]: "upgrade the module: sudo ./install.sh",
   [ErrorReason.NoMemoryMerge]:
     "mark the chosen mappings instead (without --whole-process)",
+  [ErrorReason.WholeProcessEngine]:
+    "pass --engine ptrace with --whole-process, or leave --whole-process out",
   [ErrorReason.KsmUnmerging]: "set /sys/kernel/mm/ksm/run to 0 or 1 first",
   [ErrorReason.CrossUser]:
     "select processes of one user (--user), or pass --cross-user if they trust each other",

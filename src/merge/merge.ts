@@ -15,7 +15,13 @@
  *
  * @module
  */
-import { allDenied, errnoCode, ErrorKind, MergememError } from "../errors.ts";
+import {
+  allDenied,
+  errnoCode,
+  ErrorKind,
+  ErrorReason,
+  MergememError,
+} from "../errors.ts";
 import { resolveBackend } from "../scan/resolve.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
@@ -307,8 +313,9 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   if (opts.wholeProcess && !marker.markWholeProcess) {
     marker.close();
     throw new MergememError(
-      `--whole-process needs the ptrace engine (PR_SET_MEMORY_MERGE), not ${marker.engine}`,
+      `whole-process marking needs the ptrace engine (PR_SET_MEMORY_MERGE), not the ${marker.engine} engine`,
       ErrorKind.Usage,
+      { reason: ErrorReason.WholeProcessEngine },
     );
   }
   const { backend, why: _ } = resolveBackend(

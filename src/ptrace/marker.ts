@@ -226,7 +226,7 @@ export function createPtraceMarker(opts: PtraceMarkerOptions = {}): Marker {
     ): Promise<MarkOutcome> {
       if (prctlSelf(PR_GET_MEMORY_MERGE) < 0) {
         throw new MergememError(
-          "--whole-process needs PR_SET_MEMORY_MERGE (Linux 6.4+), which this kernel lacks",
+          "whole-process marking needs PR_SET_MEMORY_MERGE (Linux 6.4+), which this kernel lacks",
           ErrorKind.Usage,
           { reason: ErrorReason.NoMemoryMerge },
         );

@@ -46,6 +46,11 @@ const cases: [ErrorKindValue, ErrorDetail | undefined, string | undefined][] = [
     "mark the chosen mappings instead (without --whole-process)",
   ],
   [
+    K.Usage,
+    { reason: R.WholeProcessEngine },
+    "pass --engine ptrace with --whole-process, or leave --whole-process out",
+  ],
+  [
     K.Refused,
     { reason: R.KsmUnmerging },
     "set /sys/kernel/mm/ksm/run to 0 or 1 first",
