@@ -68,6 +68,13 @@ const BY_KIND: Partial<Record<ErrorKindValue, string>> = {
     "another mergemem run is changing ksmd's settings or marking memory; wait for it, or raise --lock-timeout",
 };
 
+/**
+ * The note after a merge that left processes of other uids out by policy
+ * (the report lists them, flag-free, in trust_domain.skipped_by_policy).
+ */
+export const SKIPPED_BY_POLICY_NOTE =
+  "processes of other uids were left out: --cross-user includes them";
+
 /** The hint after an internal error (a bug, not a MergememError). */
 const INTERNAL_ERROR_HINT =
   "this is a bug; rerun with MERGEMEM_DEBUG=1 for details and report it";

@@ -27,6 +27,7 @@ import {
   optionHelp,
 } from "./options.ts";
 import { LOCK_TIMEOUT_OPTION, lockOptions } from "./lock_option.ts";
+import { SKIPPED_BY_POLICY_NOTE } from "./hints.ts";
 
 /** One-line summary for --help. */
 export const summary =
@@ -162,6 +163,9 @@ export async function run(args: string[]): Promise<number> {
   report.warnings.unshift(...warnings);
   console.error(`mergemem: engine: ${report.engine} (${report.engine_reason})`);
   for (const w of report.warnings) console.error(`mergemem: warning: ${w}`);
+  if (report.trust_domain.skipped_by_policy.length > 0) {
+    console.error(`mergemem: note: ${SKIPPED_BY_POLICY_NOTE}`);
+  }
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else console.log(formatMerge(report));
   return 0;

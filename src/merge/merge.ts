@@ -380,10 +380,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
       .filter(([, u]) => !domain.chosen.includes(u))
       .map(([pid, uid]) => ({ pid, uid, comm: readComm(pid) }));
     for (const s of skippedByPolicy) {
-      skip(
-        s.pid,
-        `uid ${s.uid}: another trust domain (--cross-user to include)`,
-      );
+      skip(s.pid, `uid ${s.uid}: another trust domain`);
     }
     const merged = new Set(
       [...uids].filter(([, u]) => domain.chosen.includes(u)).map(([p]) => p),

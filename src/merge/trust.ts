@@ -15,9 +15,8 @@
 import { ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
 
-/** The warning printed with --cross-user. */
-const CROSS_USER_WARNING =
-  "--cross-user: merging pages across uids lets their processes observe " +
+/** The warning given when merging across uids (policy "cross-user"). */
+const CROSS_USER_WARNING = "merging across uids lets their processes observe " +
   "each other's memory through copy-on-write timing (dedup side channels: " +
   "CAIN, Dedup Est Machina, Flip Feng Shui, VUsion); do this only within " +
   "one trust domain";
@@ -106,7 +105,7 @@ export async function chooseDomain(
     warnings: [
       `the selection spans uids ${distinct.join(", ")}: merging uid ${best} ` +
       `(${bestPages} saveable pages, the most); ${left} process(es) of uid ` +
-      `${others.join(", ")} skipped by policy (--cross-user to include them)`,
+      `${others.join(", ")} skipped by policy (another trust domain)`,
     ],
   };
 }

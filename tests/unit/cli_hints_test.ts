@@ -1,6 +1,6 @@
 /** src/cli/hints.ts: the hint line the CLI prints after each error. */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { hintLine } from "../../src/cli/hints.ts";
+import { hintLine, SKIPPED_BY_POLICY_NOTE } from "../../src/cli/hints.ts";
 import {
   type ErrorDetail,
   ErrorKind,
@@ -156,16 +156,28 @@ Deno.test("the cases cover every reason and every kind", () => {
   for (const k of Object.values(ErrorKind)) ok(bare.has(k), k);
 });
 
-Deno.test("every flag a hint names is an option of some command", () => {
+/** The flags a line names (--name), each an option of some command. */
+function assertRealFlags(line: string): string[] {
   const known = new Set(
     [MAIN, SELECTOR_OPTIONS, SCAN, MERGE, UNMERGE, STATUS].flatMap((o) =>
       Object.keys(o)
     ),
   );
-  for (const [kind, detail] of cases) {
-    const line = hintLine(new MergememError("m", kind, detail)) ?? "";
-    for (const [flag] of line.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)) {
-      ok(known.has(flag.slice(2)), `${line} names ${flag}`);
-    }
+  const flags = [...line.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)].map((m) =>
+    m[0]
+  );
+  for (const flag of flags) {
+    ok(known.has(flag.slice(2)), `${line} names ${flag}`);
   }
+  return flags;
+}
+
+Deno.test("every flag a hint names is an option of some command", () => {
+  for (const [kind, detail] of cases) {
+    assertRealFlags(hintLine(new MergememError("m", kind, detail)) ?? "");
+  }
+});
+
+Deno.test("the note on processes skipped by policy names --cross-user", () => {
+  assertEquals(assertRealFlags(SKIPPED_BY_POLICY_NOTE), ["--cross-user"]);
 });
