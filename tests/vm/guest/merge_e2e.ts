@@ -358,8 +358,10 @@ async function scenarioCrossUser() {
     );
     check(
       byName.err.includes("skipped by policy") &&
-        byName.err.includes("--cross-user"),
-      "one-line notice names the policy and --cross-user",
+        byName.err.includes(
+          "mergemem: note: processes of other uids were left out: --cross-user includes them",
+        ),
+      "the warning names the policy, the CLI's note --cross-user",
     );
   } finally {
     await stopAll([a, b]);
