@@ -90,11 +90,23 @@ export const ERRNO_NAMES: Record<number, string> = {
   95: "EOPNOTSUPP",
 };
 
-/** The errno value the last failed call on this thread left behind. */
+// errno of this (the main) thread: synchronous FFI calls run here. Its
+// address is fixed for the thread's life, so it is looked up once.
+let errnoView: Deno.UnsafePointerView | null = null;
+
+/**
+ * The errno value the last failed call on this thread left behind. Read
+ * it right after the call, before anything that allocates: the runtime's
+ * own system calls (a garbage collection, a lock) may overwrite it. This
+ * read itself makes no call and allocates nothing after the first time.
+ */
 export function errno(): number {
-  const p = lib().__errno_location();
-  if (p === null) return 0;
-  return new Deno.UnsafePointerView(p).getInt32();
+  if (errnoView === null) {
+    const p = lib().__errno_location();
+    if (p === null) return 0;
+    errnoView = new Deno.UnsafePointerView(p);
+  }
+  return errnoView.getInt32();
 }
 
 /** A symbolic name for an errno value, such as "ESRCH". */

@@ -672,19 +672,20 @@ function asGone(tid: number, err: unknown): unknown {
 function seizeError(pid: number, tid: number, err: unknown): unknown {
   const code = errnoCode(err);
   if (code === "ESRCH") return new TargetGone(tid, "exited");
+  // Another tracer is the usual EPERM. It is read from the thread itself,
+  // whatever errno said, so that a mis-read errno (seen once in CI as
+  // EAGAIN, which PTRACE_SEIZE never returns) cannot hide it.
+  let tracer = "0";
+  try {
+    tracer = parseStatus(
+      Deno.readTextFileSync(`/proc/${pid}/task/${tid}/status`),
+    ).get("TracerPid") ?? "0";
+  } catch { /* gone */ }
+  if (tracer !== "0") {
+    return new ProcessSkipped(pid, `already traced (by pid ${tracer})`);
+  }
   if (code === "EPERM") {
-    let tracer = "0";
-    try {
-      tracer = parseStatus(
-        Deno.readTextFileSync(`/proc/${pid}/task/${tid}/status`),
-      ).get("TracerPid") ?? "0";
-    } catch { /* gone */ }
-    return new ProcessSkipped(
-      pid,
-      tracer !== "0"
-        ? `already traced (by pid ${tracer})`
-        : "ptrace not permitted (EPERM)",
-    );
+    return new ProcessSkipped(pid, "ptrace not permitted (EPERM)");
   }
   return err;
 }

@@ -90,8 +90,8 @@ export function isRestartCode(v: bigint): boolean {
     v === -BigInt(ERESTARTNOHAND) || v === -BigInt(ERESTART_RESTARTBLOCK);
 }
 
-function fail(call: string, detail?: string): never {
-  const e = errno();
+/** Throws errno `e` (read by the caller first thing) as a SyscallError. */
+function fail(e: number, call: string, detail?: string): never {
   throw new SyscallError(call, e, errnoName(e), detail);
 }
 
@@ -123,7 +123,8 @@ export function ptrace(
   const d = typeof data === "bigint" ? data : address(data);
   const r = lib().ptrace(request, tid, a, d);
   if (r < 0n) {
-    fail(REQUEST_NAMES[request] ?? `ptrace(${request})`, `tid ${tid}`);
+    const e = errno();
+    fail(e, REQUEST_NAMES[request] ?? `ptrace(${request})`, `tid ${tid}`);
   }
   return r;
 }
@@ -144,14 +145,14 @@ export function waitpid(
   options: number,
 ): { pid: number; status: number } | null {
   const r = lib().waitpid(tid, new Uint8Array(statusBuf.buffer), options);
-  if (r < 0) fail("waitpid", `tid ${tid}`);
+  if (r < 0) fail(errno(), "waitpid", `tid ${tid}`);
   if (r === 0) return null;
   return { pid: r, status: statusBuf[0] };
 }
 
 /** tgkill(2). */
 export function tgkill(tgid: number, tid: number, sig: number): void {
-  if (lib().tgkill(tgid, tid, sig) < 0) fail("tgkill", `tid ${tid}`);
+  if (lib().tgkill(tgid, tid, sig) < 0) fail(errno(), "tgkill", `tid ${tid}`);
 }
 
 /** sched_yield(2). */
