@@ -28,13 +28,7 @@ step "dependencies"
 if [ "$run_vm" -eq 1 ]; then
 	./scripts/vm-deps.sh
 fi
-for tool in gcc make npm setpriv wat2wasm; do
-	command -v "$tool" >/dev/null || {
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			build-essential npm util-linux wabt >/dev/null
-		break
-	}
-done
+./scripts/host-deps.sh
 deno=$(./scripts/ensure-deno.sh)
 export DENO_NO_UPDATE_CHECK=1
 "$deno" --version | head -1
