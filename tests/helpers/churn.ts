@@ -14,6 +14,13 @@ export interface ChurnServer {
   pid: number;
   /** The comm every process of the server has. */
   comm: string;
+  /**
+   * The held children (they live until killed) started so far and not yet
+   * taken with {@link ChurnServer.takeHeld}.
+   */
+  held(): number[];
+  /** Forgets a held child (the caller killed it). */
+  takeHeld(pid: number): void;
   /** Stops the server and its children. */
   stop(): Promise<void>;
 }
@@ -25,29 +32,70 @@ export function buildChurnServer(): Promise<string> {
   );
 }
 
-/** Starts a churn server with `children` children over `pages` pages. */
+/**
+ * Starts a churn server with `children` children over `pages` pages, the
+ * first `held` of which live until they are killed.
+ */
 export async function startChurnServer(
   children: number,
   pages: number,
+  held = 0,
 ): Promise<ChurnServer> {
   const bin = await buildChurnServer();
   const proc = new Deno.Command(bin, {
-    args: [String(children), String(pages), "7"],
+    args: [String(children), String(pages), "7", String(held)],
     stdin: "piped",
     stdout: "piped",
   }).spawn();
-  const reader = proc.stdout.getReader();
-  const { value } = await reader.read();
-  reader.releaseLock();
-  ok(new TextDecoder().decode(value).startsWith("READY"));
+  const heldPids = new Set<number>();
+  const lines = proc.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(
+    lineSplitter(),
+  );
+  const reader = lines.getReader();
+  const onLine = (line: string): boolean => {
+    const m = /^HELD (\d+)$/.exec(line);
+    if (m) heldPids.add(Number(m[1]));
+    return line.startsWith("READY");
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    ok(!done, "churn server ended before READY");
+    if (onLine(value)) break;
+  }
+  // The server keeps announcing the held children it starts.
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      onLine(value);
+    }
+  })().catch(() => {});
   const writer = proc.stdin.getWriter();
   return {
     pid: proc.pid,
     comm: bin.split("/").pop()!.slice(0, 15),
+    held: () => [...heldPids],
+    takeHeld: (pid) => void heldPids.delete(pid),
     async stop() {
       await writer.close().catch(() => {});
-      await proc.stdout.cancel().catch(() => {});
       await proc.status;
+      await reader.cancel().catch(() => {});
+      await pump;
     },
   };
+}
+
+/** Splits a text stream into lines (without their newlines). */
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, out) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) out.enqueue(p);
+    },
+    flush(out) {
+      if (rest) out.enqueue(rest);
+    },
+  });
 }

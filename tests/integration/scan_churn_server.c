@@ -2,15 +2,19 @@
  * A server whose children come and go, as apache2 prefork's and php-fpm's
  * do, for the scan churn test (scan_churn_test.ts).
  *
- *   scan_churn_server CHILDREN PAGES SEED
+ *   scan_churn_server CHILDREN PAGES SEED [HELD]
  *
  * The parent maps PAGES private anonymous pages (THP off) of content no
  * other test process holds, then keeps CHILDREN children alive. Each child
  * rewrites half of the pages (its own frames; the rest stay fork-shared),
  * lives 0-80 ms, then exits, or, one time in four, execs /bin/sleep. The
- * parent reaps its dead children only every 250 ms, so they linger as
- * zombies meanwhile, and replaces them. Prints "READY" once the first
- * children run; stops (killing its children) when stdin closes.
+ * first HELD children (default 0) live until they are killed instead: the
+ * test kills them at a moment of its choosing, so that a process vanishes
+ * under a scan whatever the machine's speed. The parent reaps its dead
+ * children only every 250 ms, so they linger as zombies meanwhile, and
+ * replaces them. Prints "HELD PID" for each held child it starts and
+ * "READY" once the first children run; stops (killing its children) when
+ * stdin closes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,14 +57,16 @@ static double now(void)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: scan_churn_server CHILDREN PAGES SEED\n");
+		fprintf(stderr, "usage: scan_churn_server CHILDREN PAGES SEED [HELD]\n");
 		return 2;
 	}
 	int want = atoi(argv[1]);
 	long pages = atol(argv[2]);
 	uint64_t seed = strtoull(argv[3], 0, 10);
+	int held = argc > 4 ? atoi(argv[4]) : 0;
 	long ps = sysconf(_SC_PAGESIZE);
-	if (want < 1 || want > MAX_CHILDREN || pages < 2)
+	if (want < 1 || want > MAX_CHILDREN || pages < 2 || held < 0 ||
+	    held > want)
 		return 2;
 	char *m = mmap(0, pages * ps, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -90,6 +96,9 @@ int main(int argc, char **argv)
 			if (c == 0) {
 				fill(m, pages / 2, ps,
 				     mix(seed ^ (serial << 20) ^ ((uint64_t)getpid() << 40)));
+				if (slot < held)
+					for (;;)
+						pause();
 				usleep(life_ms * 1000);
 				if (do_exec)
 					execl("/bin/sleep", "sleep", "0.05", (char *)0);
@@ -97,6 +106,10 @@ int main(int argc, char **argv)
 			}
 			kids[slot] = c;
 			alive++;
+			if (slot < held) {
+				printf("HELD %d\n", (int)c);
+				fflush(stdout);
+			}
 		}
 		if (!ready) {
 			printf("READY %d\n", (int)getpid());
