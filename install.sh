@@ -172,8 +172,13 @@ install_module() {
 		return 0
 	fi
 	if ! have dkms || ! [ -d "/lib/modules/$kver/build" ]; then
-		say "installing dkms and the headers for $kver"
-		apt_install dkms "linux-headers-$kver" 2>/dev/null || true
+		# Only what is missing: each from its own package.
+		need=
+		have dkms || need=" dkms"
+		[ -d "/lib/modules/$kver/build" ] || need="$need linux-headers-$kver"
+		say "installing$need (for $kver)"
+		# shellcheck disable=SC2086 # one word per package
+		apt_install $need 2>/dev/null || true
 	fi
 	if ! have dkms || ! [ -d "/lib/modules/$kver/build" ]; then
 		warn "no dkms or no headers for the running kernel $kver (apt-get install dkms linux-headers-$kver):"

@@ -117,13 +117,21 @@ no_host_services() {
 	done
 }
 
-echo "vm-deps: installing ${pkgs[*]}" >&2
-if ! apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2; then
+# Only the packages that are not installed: a package that is there (or
+# whose tool came from elsewhere) is left alone.
+missing() {
+	local p
+	for p in "${pkgs[@]}"; do installed "$p" || echo "$p"; done
+}
+mapfile -t todo < <(missing)
+echo "vm-deps: installing ${todo[*]}" >&2
+if ! apt-get install "${APT_OPTS[@]}" "${todo[@]}" >&2; then
 	# Stale package lists (e.g. a superseded security update): refresh once.
 	((updated == 0)) || exit 1
 	update
 	resolve
-	apt-get install "${APT_OPTS[@]}" "${pkgs[@]}" >&2
+	mapfile -t todo < <(missing)
+	apt-get install "${APT_OPTS[@]}" "${todo[@]}" >&2
 fi
 no_host_services
 sid_prepare
