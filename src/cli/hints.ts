@@ -23,7 +23,8 @@ const BY_REASON: {
     | ((detail: Extract<ErrorDetail, { reason: R }>) => string);
 } = {
   [ErrorReason.DeviceDenied]:
-    "the device should be mode 0666; check the module's udev rule",
+    "the module creates /dev/mergemem with mode 0666: look for a chmod " +
+    "of it or a security module (AppArmor, SELinux) that denies it",
   [ErrorReason.PtraceUnsupported]:
     "load the mergemem module instead (sudo ./install.sh)",
   [ErrorReason.NotMergemem]:

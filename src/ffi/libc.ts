@@ -91,21 +91,23 @@ export const ERRNO_NAMES: Record<number, string> = {
 };
 
 // errno of this (the main) thread: synchronous FFI calls run here. Its
-// address is fixed for the thread's life, so it is looked up once.
-let errnoView: Deno.UnsafePointerView | null = null;
+// address is fixed for the thread's life, so it is looked up once, when
+// this module loads: errno() must never make a call or allocate, even the
+// first time (an allocation may run the runtime's own system calls, which
+// overwrite errno).
+const errnoView = ((): Deno.UnsafePointerView => {
+  const p = lib().__errno_location();
+  if (p === null) throw new Error("libc: __errno_location() returned NULL");
+  return new Deno.UnsafePointerView(p);
+})();
 
 /**
  * The errno value the last failed call on this thread left behind. Read
  * it right after the call, before anything that allocates: the runtime's
  * own system calls (a garbage collection, a lock) may overwrite it. This
- * read itself makes no call and allocates nothing after the first time.
+ * read makes no call and allocates nothing.
  */
 export function errno(): number {
-  if (errnoView === null) {
-    const p = lib().__errno_location();
-    if (p === null) return 0;
-    errnoView = new Deno.UnsafePointerView(p);
-  }
   return errnoView.getInt32();
 }
 

@@ -207,7 +207,7 @@ export function checkJournal(runDir = RUN_DIR): JournalStatus | null {
       path,
       "stale",
       `${dead}, leaving ksmd's settings changed; ` +
-        "run 'mergemem status' as root to restore them",
+        "a status or merge run as root restores them",
     );
   }
   if (done === undefined) {

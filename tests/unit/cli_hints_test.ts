@@ -23,7 +23,8 @@ const cases: [ErrorKindValue, ErrorDetail | undefined, string | undefined][] = [
   [
     K.NoModule,
     { reason: R.DeviceDenied },
-    "the device should be mode 0666; check the module's udev rule",
+    "the module creates /dev/mergemem with mode 0666: look for a chmod " +
+    "of it or a security module (AppArmor, SELinux) that denies it",
   ],
   [
     K.NoModule,
