@@ -30,7 +30,7 @@ import {
   ZeroPageFilter,
 } from "../src/merge/achieved.ts";
 import { createUserBackend } from "../src/scan/user_backend.ts";
-import { resolveBackend } from "../src/scan/resolve.ts";
+import { resolveBackend } from "../src/compose/engines.ts";
 import { getChecksum } from "../src/hash/mod.ts";
 import { readUid } from "../src/proc/info.ts";
 import { readMergeableMappings } from "../src/ksm/process.ts";

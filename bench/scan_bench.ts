@@ -37,6 +37,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { errnoCode } from "../src/errors.ts";
 import { scan } from "../src/scan/mod.ts";
 import {
   addPages,
@@ -104,11 +105,20 @@ function rawRead(pids: number[]): { bytes: number; seconds: number } {
       let runStart = -1, runLen = 0;
       const flushRun = () => {
         if (runLen > 0) {
-          readMem(
-            mem,
-            m.start + runStart * PS,
-            b.bytes.subarray(0, runLen * PS),
-          );
+          try {
+            readMem(
+              mem,
+              m.start + runStart * PS,
+              b.bytes.subarray(0, runLen * PS),
+            );
+          } catch (err) {
+            // Unmapped since pagemap was read: timed all the same. Losing
+            // the worker is not.
+            const code = errnoCode(err);
+            if (code && ["ENOENT", "ESRCH", "EACCES", "EPERM"].includes(code)) {
+              throw err;
+            }
+          }
           bytes += runLen * PS;
         }
         runLen = 0;

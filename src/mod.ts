@@ -38,7 +38,6 @@ export type { Checksum } from "./hash/mod.ts";
 export type { SelectionResult, SkippedProcess } from "./proc/select.ts";
 export type { ProcInfo } from "./proc/info.ts";
 export { createKernelBackend } from "./kmod/backend.ts";
-export { type BackendChoice, resolveBackend } from "./scan/resolve.ts";
 export {
   closeProcMem,
   DEVICE_PATH,
@@ -90,16 +89,20 @@ export {
   type DomainSaving,
 } from "./merge/trust.ts";
 export {
-  createModuleMarker,
-  type EngineChoice,
   type MarkAdvice,
   type MarkEngine,
   type Marker,
   type MarkOutcome,
-  openMarker,
   ProcessSkipped,
   type VmaRange,
-} from "./merge/marker.ts";
+} from "./engine/marker.ts";
+export { createModuleMarker } from "./kmod/marker.ts";
+export {
+  type BackendChoice,
+  type EngineChoice,
+  openMarker,
+  resolveBackend,
+} from "./compose/engines.ts";
 export {
   createPtraceMarker,
   type PtraceMarkerOptions,

@@ -7,7 +7,7 @@
 import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { nothingSelected } from "./select_common.ts";
-import { type BackendChoice, resolveBackend } from "../scan/resolve.ts";
+import { type BackendChoice, resolveBackend } from "../compose/engines.ts";
 import { CHECKSUM_NAMES, type ChecksumName, getChecksum } from "../hash/mod.ts";
 import {
   addTotals,

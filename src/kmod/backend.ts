@@ -1,7 +1,7 @@
 /**
  * The "kernel" page-hash back-end: /dev/mergemem hashes pages in place
  * (MERGEMEM_IOC_PAGEINFO, xxh64 seed 0), so no page content is copied into
- * the tool. It implements {@link HashBackend} from src/scan/backend.ts and
+ * the tool. It implements {@link HashBackend} from src/engine/hash_backend.ts and
  * gives the same hashes as the user back-end with checksum "xxh64".
  *
  * @module
@@ -18,7 +18,7 @@ import {
   PAGE_ZERO,
   type PageHashOutput,
   type PageRuns,
-} from "../scan/backend.ts";
+} from "../engine/hash_backend.ts";
 import { type ModuleHandle, openModule } from "./client.ts";
 import {
   MERGEMEM_FEATURE_PAGEINFO,

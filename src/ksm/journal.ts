@@ -16,6 +16,7 @@
  * @module
  */
 import { messageOf } from "../errors.ts";
+import { readStat } from "../proc/info.ts";
 import { KSM_DIR } from "./sysfs.ts";
 import {
   burstSettings,
@@ -91,27 +92,11 @@ export function processStartTime(
   pid: number,
   proc = "/proc",
 ): string | undefined {
-  let text: string;
   try {
-    text = Deno.readTextFileSync(`${proc}/${pid}/stat`);
+    return readStat(pid, { proc }).startTime;
   } catch {
     return undefined;
   }
-  return parseStartTime(text);
-}
-
-/**
- * Field 22 (starttime) of a /proc/PID/stat line. The command name (field
- * 2, in parentheses) may itself hold spaces and parentheses, so fields
- * are counted from the last ')'.
- */
-export function parseStartTime(stat: string): string | undefined {
-  const close = stat.lastIndexOf(")");
-  if (close < 0) return undefined;
-  // After ")" come field 3 (state), 4, ...: field 22 is the 20th.
-  const fields = stat.slice(close + 1).trim().split(/\s+/);
-  const v = fields[22 - 3];
-  return v !== undefined && /^\d+$/.test(v) ? v : undefined;
 }
 
 /** True while the process that wrote the journal is still running. */

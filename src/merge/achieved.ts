@@ -25,7 +25,7 @@ import {
   presentFrames,
   ZeroPageFilter,
 } from "../pages/frames.ts";
-import type { VmaRange } from "./marker.ts";
+import type { VmaRange } from "../engine/marker.ts";
 
 export { FramesHidden, ZeroPageFilter };
 

@@ -3,7 +3,7 @@
  * processes (through /dev/mergemem when it is loaded, else from user
  * space), keeps one trust domain (src/merge/trust.ts), chooses the VMAs
  * worth marking (src/merge/plan.ts), marks them with the module or the
- * ptrace engine (src/merge/marker.ts), runs ksmd in a burst that restores
+ * ptrace engine (chosen in src/compose/engines.ts), runs ksmd in a burst that restores
  * its settings exactly (src/ksm/burst.ts), and reports predicted against
  * achieved savings as "mergemem.merge/2" (docs/json-schema.md).
  *
@@ -22,7 +22,19 @@ import {
   ErrorReason,
   MergememError,
 } from "../errors.ts";
-import { resolveBackend } from "../scan/resolve.ts";
+import {
+  type EngineChoice,
+  openMarker,
+  resolveBackend,
+} from "../compose/engines.ts";
+import {
+  addOutcome,
+  emptyOutcome,
+  type MarkEngine,
+  type Marker,
+  ProcessSkipped,
+  type VmaRange,
+} from "../engine/marker.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
   type BurstResult,
@@ -44,16 +56,6 @@ import {
   readSelectionFrames,
   ZeroPageFilter,
 } from "./achieved.ts";
-import {
-  addOutcome,
-  emptyOutcome,
-  type EngineChoice,
-  type MarkEngine,
-  type Marker,
-  openMarker,
-  ProcessSkipped,
-  type VmaRange,
-} from "./marker.ts";
 import {
   choosePlan,
   DEFAULT_MIN_SAVING,

@@ -38,7 +38,7 @@ import {
   newContentCounts,
 } from "../dedup/accounting.ts";
 import { readMergeableMappings } from "../ksm/process.ts";
-import type { HashBackend } from "../scan/backend.ts";
+import type { HashBackend } from "../engine/hash_backend.ts";
 import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
 import { scan, type ScanPages } from "../scan/scan.ts";
 

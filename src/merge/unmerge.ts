@@ -18,12 +18,8 @@ import {
   MergememError,
 } from "../errors.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
-import {
-  type EngineChoice,
-  type MarkEngine,
-  openMarker,
-  ProcessSkipped,
-} from "./marker.ts";
+import { type EngineChoice, openMarker } from "../compose/engines.ts";
+import { type MarkEngine, ProcessSkipped } from "../engine/marker.ts";
 import { guardSignals, runBurst } from "../ksm/burst.ts";
 import { type KsmLockOptions, withKsmLock } from "../ksm/lock.ts";
 import {

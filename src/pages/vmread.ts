@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { errnoCode, SyscallError } from "../errors.ts";
+import { SyscallError } from "../errors.ts";
 import { errno, errnoName, lib } from "../ffi/libc.ts";
 
 /** The kernel's limit on iovecs per call. */
@@ -283,34 +283,26 @@ function preadMem(memFd: number, dst: Uint8Array<ArrayBuffer>, addr: number) {
 }
 
 /**
- * Reads `bytes.length` bytes at `addr` of process `pid` through
+ * Reads into `bytes` from `addr` of another process through its open
  * /proc/PID/mem, which (unlike process_vm_readv) takes no page pin and so
- * never unshares a COW-shared or KSM page. Returns false if the range could
- * not be read (unmapped meanwhile).
- * @throws {Deno.errors.NotFound} / PermissionDenied when the process is
- *   gone or unreadable.
+ * never unshares a COW-shared or KSM page. Returns how many bytes were
+ * read: fewer than asked when the process's memory is gone (its exit).
+ *
+ * @throws the read's error: EIO when the range, or its rest after a
+ *   partial read, is not mapped (unmapped meanwhile); ESRCH, EACCES or
+ *   EPERM when the process is gone or no longer readable.
  */
 export function readMem(
   mem: Deno.FsFile,
-  addr: number,
+  addr: number | bigint,
   bytes: Uint8Array,
-): boolean {
-  try {
-    mem.seekSync(addr, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < bytes.length) {
-      const n = mem.readSync(bytes.subarray(got));
-      if (!n) return false;
-      got += n;
-    }
-    return true;
-  } catch (err) {
-    // EIO/EFAULT: the range is no longer mapped; losing the process or
-    // the permission is fatal.
-    const code = errnoCode(err);
-    if (code && ["ENOENT", "ESRCH", "EACCES", "EPERM"].includes(code)) {
-      throw err;
-    }
-    return false;
+): number {
+  mem.seekSync(addr, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < bytes.length) {
+    const n = mem.readSync(bytes.subarray(got));
+    if (!n) break;
+    got += n;
   }
+  return got;
 }

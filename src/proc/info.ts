@@ -28,28 +28,73 @@ export interface ProcInfo {
   flags: number;
 }
 
+/** The fields mergemem uses of a /proc/PID/stat line. */
+export interface ProcStat {
+  /** Field 1: the process (or thread) id. */
+  pid: number;
+  /** Field 2: the command name, without its parentheses. */
+  comm: string;
+  /** Field 3: the one-letter state ("R", "S", "Z", ...). */
+  state: string;
+  /** Field 9: the flags (PF_*). */
+  flags: number;
+  /** Field 22: the start time in clock ticks since boot, as printed; with
+   * the pid it names one process for the life of the system. Undefined
+   * when the line is cut short. */
+  startTime?: string;
+}
+
 /** Parses the fields mergemem uses from a /proc/PID/stat line. The comm
  * field is in parentheses and may itself contain ") " and spaces, so the
  * fields are taken after the LAST ")". */
-export function parseStat(
-  text: string,
-): { pid: number; comm: string; state: string; flags: number } {
+export function parseStat(text: string): ProcStat {
   const open = text.indexOf("(");
   const close = text.lastIndexOf(")");
   if (open < 0 || close < open) throw new Error("malformed stat line");
-  const rest = text.slice(close + 2).split(" ");
-  // rest[0] is field 3 (state); flags is field 9.
-  return {
+  const rest = text.slice(close + 2).trimEnd().split(" ");
+  // rest[0] is field 3 (state); flags is field 9, starttime field 22.
+  const stat: ProcStat = {
     pid: Number(text.slice(0, open).trim()),
     comm: text.slice(open + 1, close),
     state: rest[0],
     flags: Number(rest[6]),
   };
+  const start = rest[22 - 3];
+  if (start !== undefined && /^\d+$/.test(start)) stat.startTime = start;
+  return stat;
+}
+
+/**
+ * Reads and parses /proc/PID/stat, or /proc/PID/task/TID/stat when `tid`
+ * is given (one thread's state).
+ *
+ * @throws {Deno.errors.NotFound} when the process is gone; the error of
+ *   {@link parseStat} for a malformed line.
+ */
+export function readStat(
+  pid: number,
+  opts: { tid?: number; proc?: string } = {},
+): ProcStat {
+  const dir = `${opts.proc ?? "/proc"}/${pid}`;
+  return parseStat(Deno.readTextFileSync(
+    opts.tid === undefined ? `${dir}/stat` : `${dir}/task/${opts.tid}/stat`,
+  ));
+}
+
+/** The "Key:\tvalue" fields of /proc/PID(/task/TID)/status. */
+export function parseStatus(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const i = line.indexOf(":");
+    if (i > 0) out.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  return out;
 }
 
 /** Real and effective uid from /proc/PID/status text. */
 export function parseStatusUids(text: string): { uid: number; euid: number } {
-  const m = /^Uid:\s+(\d+)\s+(\d+)/m.exec(text);
+  // "Uid:" lists the real, effective, saved and filesystem uids.
+  const m = /^(\d+)\s+(\d+)/.exec(parseStatus(text).get("Uid") ?? "");
   if (!m) throw new Error("no Uid line in status");
   return { uid: Number(m[1]), euid: Number(m[2]) };
 }
@@ -60,7 +105,7 @@ export function parseStatusUids(text: string): { uid: number; euid: number } {
  *   callers report as ESRCH).
  */
 export function readProcInfo(pid: number): ProcInfo {
-  const stat = parseStat(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  const stat = readStat(pid);
   const ids = parseStatusUids(Deno.readTextFileSync(`/proc/${pid}/status`));
   let exe: string | null = null;
   try {
@@ -90,8 +135,9 @@ export function procExists(pid: number): boolean {
   }
 }
 
-/** True for a kernel thread (PF_KTHREAD set, or no executable at all). */
-export function isKernelThread(p: ProcInfo): boolean {
+/** True for a kernel thread: PF_KTHREAD in the stat flags (of a
+ * {@link ProcInfo} or a {@link ProcStat}). */
+export function isKernelThread(p: Pick<ProcStat, "flags">): boolean {
   return (p.flags & PF_KTHREAD) !== 0;
 }
 

@@ -30,7 +30,7 @@ import {
   ErrorKind,
   ErrorReason,
   MergememError,
-  SyscallError,
+  processGone,
 } from "../errors.ts";
 import {
   emptyOutcome,
@@ -38,7 +38,7 @@ import {
   type Marker,
   type MarkOutcome,
   type VmaRange,
-} from "../merge/marker.ts";
+} from "../engine/marker.ts";
 import { parseSmaps } from "../pages/maps.ts";
 import {
   PtraceSession,
@@ -83,7 +83,7 @@ function readVmas(pid: number): Vma[] {
   } catch (err) {
     const code = errnoCode(err);
     if (code === "ENOENT" || code === "ESRCH") {
-      throw new SyscallError("open", 3, "ESRCH", `/proc/${pid}/smaps`);
+      throw processGone("open", `/proc/${pid}/smaps`);
     }
     throw err;
   }

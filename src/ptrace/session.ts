@@ -72,7 +72,7 @@
  * @module
  */
 import { errnoCode, SyscallError } from "../errors.ts";
-import { ProcessSkipped } from "../merge/marker.ts";
+import { ProcessSkipped } from "../engine/marker.ts";
 import {
   __WALL,
   AUDIT_ARCH_X86_64,
@@ -108,13 +108,9 @@ import {
   type WaitStatus,
   WNOHANG,
 } from "./sys.ts";
-import {
-  checkTarget,
-  findSyscallInsn,
-  parseStatus,
-  readMem,
-  threadSeccomp,
-} from "./target.ts";
+import { readMem } from "../pages/vmread.ts";
+import { parseStatus } from "../proc/info.ts";
+import { checkTarget, findSyscallInsn, threadSeccomp } from "./target.ts";
 
 /** Options of {@link PtraceSession.open}. */
 export interface SessionOptions {
@@ -306,17 +302,24 @@ export class PtraceSession {
     // return at the vDSO ip, where the kernel would clear rseq_cs instead.
     const area = getRseqArea(this.tid);
     if (area !== 0n) {
-      const csPtr = new DataView(readMem(this.pid, area + 8n, 8).buffer)
-        .getBigUint64(0, true);
-      if (csPtr !== 0n) {
-        const cs = readMem(this.pid, csPtr, 32);
-        if (cs.length === 32) {
-          const v = new DataView(cs.buffer);
-          const start = v.getBigUint64(8, true);
-          const len = v.getBigUint64(16, true);
-          const ip = this.#saved[REG.rip];
-          if (ip >= start && ip - start < len) return "rseq";
+      const mem = Deno.openSync(`/proc/${this.pid}/mem`);
+      try {
+        // struct rseq's rseq_cs pointer (0 when not in a critical section).
+        const ptr = new Uint8Array(8);
+        readMem(mem, area + 8n, ptr);
+        const csPtr = new DataView(ptr.buffer).getBigUint64(0, true);
+        if (csPtr !== 0n) {
+          const cs = new Uint8Array(32);
+          if (readMem(mem, csPtr, cs) === 32) {
+            const v = new DataView(cs.buffer);
+            const start = v.getBigUint64(8, true);
+            const len = v.getBigUint64(16, true);
+            const ip = this.#saved[REG.rip];
+            if (ip >= start && ip - start < len) return "rseq";
+          }
         }
+      } finally {
+        mem.close();
       }
     }
     return undefined;

@@ -17,7 +17,10 @@ import {
   MergememError,
   processGone,
 } from "../errors.ts";
-import { ProcessSkipped } from "../merge/marker.ts";
+import { ProcessSkipped } from "../engine/marker.ts";
+import { parseMaps } from "../pages/maps.ts";
+import { readMem } from "../pages/vmread.ts";
+import { isKernelThread, parseStatus, readStat } from "../proc/info.ts";
 
 /** ELF identification of x86-64 executables. */
 const ELFCLASS64 = 2;
@@ -34,19 +37,9 @@ export function requireX86_64Host(): void {
   }
 }
 
-/** Reads a /proc file, mapping a vanished process to ESRCH. */
+/** Reads a /proc file as text; errors as they come. */
 function readProc(path: string): string {
   return Deno.readTextFileSync(path);
-}
-
-/** The "Key:\tvalue" fields of /proc/PID(/task/TID)/status. */
-export function parseStatus(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const i = line.indexOf(":");
-    if (i > 0) out.set(line.slice(0, i), line.slice(i + 1).trim());
-  }
-  return out;
 }
 
 /** Yama's ptrace_scope, or 0 when Yama is not built in. */
@@ -100,7 +93,7 @@ export function notX86_64(pid: number): string | undefined {
     // No exe: a kernel thread, or a process whose mm is already gone
     // (exiting).
     if (errnoCode(err) === "ENOENT") {
-      if (isKernelThread(pid)) return "kernel thread (no executable)";
+      if (kernelThread(pid)) return "kernel thread (no executable)";
       throw processGone("open", `/proc/${pid}/exe`);
     }
     throw err;
@@ -108,12 +101,10 @@ export function notX86_64(pid: number): string | undefined {
   return elfNotX86_64(head.subarray(0, n));
 }
 
-/** PF_KTHREAD in the flags field of /proc/PID/stat. */
-function isKernelThread(pid: number): boolean {
+/** Whether pid is a kernel thread; false when it is gone. */
+function kernelThread(pid: number): boolean {
   try {
-    const stat = readProc(`/proc/${pid}/stat`);
-    const flags = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[6]);
-    return (flags & 0x00200000) !== 0;
+    return isKernelThread(readStat(pid));
   } catch {
     return false;
   }
@@ -126,10 +117,10 @@ export interface ChosenThread {
   state: string;
 }
 
+/** A thread's state letter; undefined when it is gone. */
 function threadState(pid: number, tid: number): string | undefined {
   try {
-    const stat = readProc(`/proc/${pid}/task/${tid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0];
+    return readStat(pid, { tid }).state;
   } catch {
     return undefined;
   }
@@ -207,24 +198,6 @@ export function threadSeccomp(pid: number, tid: number): string {
   }
 }
 
-/** Reads `len` bytes of the target's memory at addr through /proc/PID/mem. */
-export function readMem(pid: number, addr: bigint, len: number): Uint8Array {
-  const f = Deno.openSync(`/proc/${pid}/mem`);
-  try {
-    f.seekSync(addr, Deno.SeekMode.Start);
-    const out = new Uint8Array(len);
-    let n = 0;
-    while (n < len) {
-      const r = f.readSync(out.subarray(n));
-      if (r === null || r === 0) break;
-      n += r;
-    }
-    return out.subarray(0, n);
-  } finally {
-    f.close();
-  }
-}
-
 /**
  * The address of a `syscall` instruction (0f 05) in the target's code:
  * in its [vdso] (every x86-64 vDSO has one in its clock_gettime
@@ -242,35 +215,45 @@ export function findSyscallInsn(pid: number): bigint {
     }
     throw err;
   }
-  const maps = text.split("\n");
-  const exec = maps
-    .map((l) => /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null && m[3][2] === "x")
+  const exec = parseMaps(text)
+    .filter((m) => m.perms[2] === "x")
+    // Exactly as printed: [vsyscall]'s address is above 2^53.
     .map((m) => ({
-      start: BigInt("0x" + m[1]),
-      end: BigInt("0x" + m[2]),
-      name: m[4],
+      start: BigInt(m.startHex),
+      end: BigInt(m.endHex),
+      name: m.path,
     }))
     // The vsyscall page is emulated and execute-only: never use it.
     .filter((m) => m.name !== "[vsyscall]");
   exec.sort((a, b) =>
     (a.name === "[vdso]" ? 0 : 1) - (b.name === "[vdso]" ? 0 : 1)
   );
+  let mem: Deno.FsFile;
+  try {
+    mem = Deno.openSync(`/proc/${pid}/mem`);
+  } catch {
+    // Nothing is readable: its mm is gone (exiting).
+    throw processGone("read", `/proc/${pid}/maps`);
+  }
   let unreadable = 0;
-  for (const m of exec) {
-    const len = Number(m.end - m.start);
-    let bytes: Uint8Array;
-    try {
-      bytes = readMem(pid, m.start, Math.min(len, 1 << 20));
-    } catch {
-      unreadable++;
-      continue;
-    }
-    for (let i = 0; i + 1 < bytes.length; i++) {
-      if (bytes[i] === 0x0f && bytes[i + 1] === 0x05) {
-        return m.start + BigInt(i);
+  try {
+    for (const m of exec) {
+      const bytes = new Uint8Array(Math.min(Number(m.end - m.start), 1 << 20));
+      let n: number;
+      try {
+        n = readMem(mem, m.start, bytes);
+      } catch {
+        unreadable++;
+        continue;
+      }
+      for (let i = 0; i + 1 < n; i++) {
+        if (bytes[i] === 0x0f && bytes[i + 1] === 0x05) {
+          return m.start + BigInt(i);
+        }
       }
     }
+  } finally {
+    mem.close();
   }
   // No executable mapping, or none readable: its mm is gone (exiting).
   if (exec.length === unreadable) {

@@ -26,7 +26,11 @@ import {
 } from "../pages/pagemap.ts";
 import { openProcFile } from "../pages/procfile.ts";
 import { mayHoldThp } from "../pages/thp.ts";
-import type { HashBackend, HashTarget, PageRuns } from "./backend.ts";
+import type {
+  HashBackend,
+  HashTarget,
+  PageRuns,
+} from "../engine/hash_backend.ts";
 import type { ProcState } from "./layouts.ts";
 import { lap, type ScanProfile } from "./profile.ts";
 import { markSkipped, type Strategy } from "./result.ts";

@@ -17,7 +17,7 @@ export type {
   ScanProgress,
 } from "./scan.ts";
 export * from "./result.ts";
-export * from "./backend.ts";
+export * from "../engine/hash_backend.ts";
 export { createUserBackend } from "./user_backend.ts";
 export type { UserBackendOptions } from "./user_backend.ts";
 export type { Selection, SkipReason } from "../proc/select.ts";

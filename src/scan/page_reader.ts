@@ -62,10 +62,12 @@ export function createTableReader(
     return mem;
   }
 
+  /** Whether all of b was read; any error (unmapped meanwhile, gone,
+   * denied) makes its rows unreadable. */
   function tryReadMem(f: Deno.FsFile | null, addr: number, b: Uint8Array) {
     if (f === null) return false;
     try {
-      return readMem(f, addr, b);
+      return readMem(f, addr, b) === b.length;
     } catch {
       return false;
     }

@@ -17,7 +17,7 @@ import {
   type Selection,
   selectProcesses,
 } from "../proc/select.ts";
-import type { HashBackend } from "./backend.ts";
+import type { HashBackend } from "../engine/hash_backend.ts";
 import { classifyFrames, framesMayMatter } from "./classify.ts";
 import { collectPages, type ScanProgress } from "./collect.ts";
 import { readLayouts } from "./layouts.ts";

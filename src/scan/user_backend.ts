@@ -31,7 +31,7 @@ import type {
   HashTarget,
   PageHashOutput,
   PageRuns,
-} from "./backend.ts";
+} from "../engine/hash_backend.ts";
 
 /** Options of {@link createUserBackend}. */
 export interface UserBackendOptions {

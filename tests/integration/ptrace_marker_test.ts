@@ -18,7 +18,7 @@ import {
   TargetGone,
 } from "../../src/ptrace/session.ts";
 import { checkTarget } from "../../src/ptrace/target.ts";
-import { ProcessSkipped } from "../../src/merge/marker.ts";
+import { ProcessSkipped } from "../../src/engine/marker.ts";
 import { readProcessKsm } from "../../src/ksm/process.ts";
 import {
   buildTarget,

@@ -15,32 +15,62 @@ const STATS: [string, string, Stat][] = [
   [
     "plain, with the final newline",
     "22534 (cat) R 22529 22529 21041 0 -1 4194304 101 0 0 0 0 0 0 0 20 0 1 0 1443264 3133440 390\n",
-    { pid: 22534, comm: "cat", state: "R", flags: 4194304 },
+    {
+      pid: 22534,
+      comm: "cat",
+      state: "R",
+      flags: 4194304,
+      startTime: "1443264",
+    },
   ],
   [
     "comm containing ') ' and a space",
     "1234 (a) b) S 1 1234 1234 0 -1 4194368 52 0 0 0 0 0 0 0 20 0 1 0 5000",
-    { pid: 1234, comm: "a) b", state: "S", flags: 4194368 },
+    {
+      pid: 1234,
+      comm: "a) b",
+      state: "S",
+      flags: 4194368,
+      startTime: "5000",
+    },
   ],
   [
     "comm that looks like more fields",
     "77 (x) 9 ) S 1 77 77 0 -1 64 0 0 0 0 0 0 0 0 20 0 1 0 6000",
-    { pid: 77, comm: "x) 9 ", state: "S", flags: 64 },
+    { pid: 77, comm: "x) 9 ", state: "S", flags: 64, startTime: "6000" },
   ],
   [
     "comm in parentheses (systemd's sd-pam)",
     "1580 ((sd-pam)) S 1579 1579 1579 0 -1 1077936448 41 0 0 0 0 0 0 0 20 0 1 0 1810",
-    { pid: 1580, comm: "(sd-pam)", state: "S", flags: 1077936448 },
+    {
+      pid: 1580,
+      comm: "(sd-pam)",
+      state: "S",
+      flags: 1077936448,
+      startTime: "1810",
+    },
   ],
   [
     "kernel thread",
     "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 8 0 0",
-    { pid: 2, comm: "kthreadd", state: "S", flags: 2129984 },
+    {
+      pid: 2,
+      comm: "kthreadd",
+      state: "S",
+      flags: 2129984,
+      startTime: "8",
+    },
   ],
   [
     "zombie",
     "4321 (php-fpm8.2) Z 4300 4300 4300 0 -1 4227148 803 0 0 0 1 0 0 0 20 0 1 0 9100",
-    { pid: 4321, comm: "php-fpm8.2", state: "Z", flags: 4227148 },
+    {
+      pid: 4321,
+      comm: "php-fpm8.2",
+      state: "Z",
+      flags: 4227148,
+      startTime: "9100",
+    },
   ],
 ];
 for (const [what, line, want] of STATS) {
@@ -48,6 +78,16 @@ for (const [what, line, want] of STATS) {
     assertEquals(parseStat(line), want);
   });
 }
+
+Deno.test("parseStat counts the start time (field 22) from the last ')'", () => {
+  const rest = Array.from({ length: 50 }, (_, i) => String(i + 3));
+  // field 3 is "3", ..., field 22 is "22"
+  const at = (line: string) => parseStat(line).startTime;
+  assertEquals(at(`42 (a) b) c) ${rest.join(" ")}\n`), "22");
+  assertEquals(at(`42 (sh) ${rest.join(" ")}`), "22");
+  // A line cut short has none.
+  assertEquals(at("42 (sh) R 1 2"), undefined);
+});
 
 for (const bad of ["", "1234 cat R 1 1 1 0 -1 64", "1234 )cat( R 1 1"]) {
   Deno.test(`parseStat rejects ${JSON.stringify(bad)}`, () => {

@@ -5,7 +5,7 @@
  * memory, so there are two engines:
  *
  * - `module`: /dev/mergemem's MERGE/UNMERGE ioctls (ksm_madvise() in the
- *   kernel), authorised by an fd of /proc/PID/mem;
+ *   kernel), authorised by an fd of /proc/PID/mem (src/kmod/marker.ts);
  * - `ptrace`: the target itself is made to call madvise() through ptrace,
  *   as a debugger would (src/ptrace/), for hosts without the module.
  *
@@ -13,19 +13,13 @@
  * same ptrace-attach check. Everything after marking (the burst, predicted
  * against achieved, restoring ksmd) is shared.
  *
+ * This file is only the contract between the engines and their users
+ * (src/merge/); it imports nothing, so that each engine and each user can
+ * depend on it without depending on one another. src/compose/engines.ts
+ * chooses the engine.
+ *
  * @module
  */
-import { ErrorKind, MergememError } from "../errors.ts";
-import {
-  closeProcMem,
-  type ModuleHandle,
-  openModule,
-  openProcMemForMarking,
-} from "../kmod/client.ts";
-import {
-  MERGEMEM_FEATURE_MERGE,
-  MERGEMEM_FEATURE_UNMERGE,
-} from "../kmod/uapi.ts";
 
 /** The marking engines. */
 export type MarkEngine = "module" | "ptrace";
@@ -120,68 +114,4 @@ export function emptyOutcome(): MarkOutcome {
     vmasSkipped: 0,
     holdMs: null,
   };
-}
-
-/**
- * The module engine: MERGE/UNMERGE ioctls on /dev/mergemem, one per VMA,
- * with an fd of /proc/PID/mem as the permission.
- *
- * @param mod an open module handle (default: open /dev/mergemem with the
- *   MERGE and UNMERGE features); closed by close() only when opened here.
- */
-export function createModuleMarker(mod?: ModuleHandle): Marker {
-  const own = mod === undefined;
-  const handle = mod ??
-    openModule({
-      features: MERGEMEM_FEATURE_MERGE | MERGEMEM_FEATURE_UNMERGE,
-    });
-  return {
-    engine: "module",
-    markProcess(pid, vmas, advice, signal) {
-      const out = emptyOutcome();
-      const fd = openProcMemForMarking(pid);
-      try {
-        for (const v of vmas) {
-          if (signal?.aborted) break;
-          const r = advice === "merge"
-            ? handle.merge(fd, v.start, v.end)
-            : handle.unmerge(fd, v.start, v.end);
-          addOutcome(out, { ...r, holdMs: null });
-        }
-      } finally {
-        closeProcMem(fd);
-      }
-      return Promise.resolve(out);
-    },
-    close() {
-      if (own) handle.close();
-    },
-  };
-}
-
-/** Which engine to use: `auto` picks the module when it is loaded. */
-export type EngineChoice = "auto" | MarkEngine;
-
-/**
- * Resolves an engine choice: `module` and `ptrace` as given; `auto` the
- * module when /dev/mergemem opens, else ptrace. A module that is present
- * but incompatible is an error even under `auto`: silently falling back
- * would hide a broken install.
- */
-export async function openMarker(
-  choice: EngineChoice,
-  mod?: ModuleHandle,
-): Promise<Marker> {
-  if (choice === "module" || mod) return createModuleMarker(mod);
-  if (choice === "auto") {
-    try {
-      return createModuleMarker();
-    } catch (err) {
-      if (
-        !(err instanceof MergememError) || err.kind !== ErrorKind.NoModule
-      ) throw err;
-    }
-  }
-  const { createPtraceMarker } = await import("../ptrace/marker.ts");
-  return createPtraceMarker();
 }

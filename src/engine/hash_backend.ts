@@ -25,6 +25,9 @@
  * per page: a scan of millions of pages must stay within a few bytes of
  * tool memory per page.
  *
+ * This file is only the contract: the scan and the back-ends depend on it,
+ * not on one another; src/compose/engines.ts chooses the back-end.
+ *
  * @module
  */
 
