@@ -27,7 +27,8 @@
  * scan-counting rule stop early; the burst turns it off (it is restored
  * like the others), and where that fails it waits
  * {@link STALL_SCANS_SMART} scans instead. While progress() still rises,
- * only the target or the timeout end the burst.
+ * only the target or the timeout end the burst. The rule is one pure
+ * function, {@link burstStep}; the loop around it samples and sleeps.
  *
  * progress() may be expensive (a pagemap read of every chosen VMA), so it
  * is called no more often than every {@link PROGRESS_COST_FACTOR} times
@@ -187,6 +188,73 @@ const STALL_SCANS_SMART = 20;
 /** progress() runs at most once per this many times its own cost. */
 export const PROGRESS_COST_FACTOR = 5;
 
+/** The fixed inputs of the stop rule ({@link burstStep}) for one burst. */
+export interface StopRule {
+  /** Stop once progress() reaches this (none: only stall, gone, timeout). */
+  target?: number;
+  /** Full scans without a rise after which the burst has stalled. */
+  stallScans: number;
+  /** When the burst times out (performance.now() ms). */
+  deadline: number;
+}
+
+/** What the stop rule remembers between samples. */
+export interface StopState {
+  /** The highest progress() seen (-Infinity before the first sample). */
+  best: number;
+  /** full_scans when progress() last rose (at the start: before the burst). */
+  bestScans: number;
+}
+
+/** One progress() sample. */
+export interface StopSample {
+  /** progress()'s value. */
+  progress: number;
+  /** full_scans read just before progress(). */
+  scans: number;
+  /** BurstOptions.anyLeft()'s answer (true without one). */
+  anyLeft: boolean;
+}
+
+/**
+ * One decision of the stop rule: `end` when the burst ends now, else
+ * whether the sample rose above the best so far (the caller then records
+ * it, with the full_scans it reads after the sample, in its
+ * {@link StopState}).
+ */
+export type BurstStep =
+  | { end: Exclude<BurstEnd, "no-wait">; rise?: undefined }
+  | { end?: undefined; rise: boolean };
+
+/**
+ * The burst's stop rule, a pure function of its inputs: at `now`
+ * (performance.now() ms, after the sample if one was taken), with or
+ * without a new progress() sample. In this order: the sample reached the
+ * target ("target"); nothing is left to work for ("gone"); the sample
+ * rose (go on); {@link StopRule.stallScans} full scans passed since the
+ * last rise without one ("stalled"); the deadline passed ("timeout").
+ */
+export function burstStep(
+  rule: StopRule,
+  state: StopState,
+  now: number,
+  sample?: StopSample,
+): BurstStep {
+  let rise = false;
+  if (sample) {
+    if (rule.target !== undefined && sample.progress >= rule.target) {
+      return { end: "target" };
+    }
+    if (!sample.anyLeft) return { end: "gone" };
+    if (sample.progress > state.best) rise = true;
+    else if (sample.scans - state.bestScans >= rule.stallScans) {
+      return { end: "stalled" };
+    }
+  }
+  if (now >= rule.deadline) return { end: "timeout" };
+  return { rise };
+}
+
 /** Tries to set smart_scan=0; false when the kernel has none or refused. */
 function smartScanOff(before: Record<string, string>, dir: string): boolean {
   if (before.smart_scan === undefined) return false;
@@ -290,9 +358,15 @@ async function burstLocked(
     writeKsmFile("run", "1", dir);
 
     const start = performance.now();
-    const deadline = start + timeoutMs;
-    let best = Number.NEGATIVE_INFINITY;
-    let bestScans = scans0;
+    const rule: StopRule = {
+      target: opts.target,
+      stallScans,
+      deadline: start + timeoutMs,
+    };
+    let state: StopState = {
+      best: Number.NEGATIVE_INFINITY,
+      bestScans: scans0,
+    };
     let nextSample = start;
     // The hint's value at the last sample, and when that sample may repeat.
     let hintAtSample = Number.NEGATIVE_INFINITY;
@@ -305,6 +379,7 @@ async function burstLocked(
         : Number.NEGATIVE_INFINITY;
       const early = hint >= opts.target! && hint > hintAtSample &&
         now >= earliestRepeat;
+      let sample: StopSample | undefined;
       if (now >= nextSample || early) {
         hintAtSample = hint;
         // Scans completed before the sample: the sample shows their merges.
@@ -313,34 +388,30 @@ async function burstLocked(
         samples++;
         const after = performance.now();
         opts.onProgress?.(progress, after - t0);
-        if (opts.target !== undefined && progress >= opts.target) {
-          ended = "target";
-          break;
-        }
-        if (opts.anyLeft && !opts.anyLeft()) {
-          ended = "gone";
-          break;
-        }
-        if (progress > best) {
-          best = progress;
-          // The rise may have come from any scan up to now.
-          bestScans = readKsmNumber("full_scans", dir) ?? scans;
-        } else if (scans - bestScans >= stallScans) {
-          ended = "stalled";
-          break;
-        }
+        // Asked only when the target is not reached (as documented).
+        const reached = opts.target !== undefined && progress >= opts.target;
+        const left = reached || !opts.anyLeft || opts.anyLeft();
+        sample = { progress, scans, anyLeft: left };
         nextSample = after +
           Math.max(pollMs, PROGRESS_COST_FACTOR * (after - now));
         earliestRepeat = after + (after - now);
       }
-      if (performance.now() >= deadline) {
-        ended = "timeout";
+      const step = burstStep(rule, state, performance.now(), sample);
+      if (step.end !== undefined) {
+        ended = step.end;
         break;
+      }
+      if (step.rise) {
+        // The rise may have come from any scan up to now.
+        state = {
+          best: sample!.progress,
+          bestScans: readKsmNumber("full_scans", dir) ?? sample!.scans,
+        };
       }
       // With a hint, wake every pollMs to read it.
       const wake = opts.hint ? Math.min(nextSample, now + pollMs) : nextSample;
       await sleep(
-        Math.max(0, Math.min(wake, deadline) - performance.now()),
+        Math.max(0, Math.min(wake, rule.deadline) - performance.now()),
         opts.signal,
       );
     }

@@ -15,13 +15,7 @@
  *
  * @module
  */
-import {
-  allDenied,
-  errnoCode,
-  ErrorKind,
-  ErrorReason,
-  MergememError,
-} from "../errors.ts";
+import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import {
   type EngineChoice,
   openMarker,
@@ -32,9 +26,10 @@ import {
   emptyOutcome,
   type MarkEngine,
   type Marker,
-  ProcessSkipped,
   type VmaRange,
 } from "../engine/marker.ts";
+import { classifyMarkError } from "../engine/mark_error.ts";
+import type { HashBackend } from "../engine/hash_backend.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import {
   type BurstResult,
@@ -44,7 +39,13 @@ import {
 } from "../ksm/burst.ts";
 import { type KsmLockOptions, withKsmLock } from "../ksm/lock.ts";
 import { mergingPages } from "../ksm/process.ts";
-import { KSM_DIR, readKsm, readKsmNumber, requireKsm } from "../ksm/sysfs.ts";
+import {
+  KSM_DIR,
+  type KsmState,
+  readKsm,
+  readKsmNumber,
+  requireKsm,
+} from "../ksm/sysfs.ts";
 import { readComm, readUid } from "../proc/info.ts";
 import { createUserBackend } from "../scan/user_backend.ts";
 import { getChecksum } from "../hash/mod.ts";
@@ -61,10 +62,12 @@ import {
   DEFAULT_MIN_SAVING,
   type MergePlan,
   type PlanScan,
+  type ProcessPlan,
   scanForPlan,
 } from "./plan.ts";
 import {
   chooseDomain,
+  type DomainChoice,
   type DomainPolicy,
   otherUidsMergeable,
 } from "./trust.ts";
@@ -255,6 +258,591 @@ export interface MergeReport {
   processes: MergeProcessReport[];
 }
 
+/** What merge() reports besides the rows: notes and skipped processes. */
+interface Notes {
+  /** Warnings for the report, in the order they arose. */
+  warnings: string[];
+  /** Selected processes left out, with the reason. */
+  skipped: { pid: number; reason: string }[];
+}
+
+/** A process left out of the merge, for the report. */
+function skip(notes: Notes, pid: number, reason: string): void {
+  notes.skipped.push({ pid, reason });
+}
+
+/**
+ * Merges the selected processes' duplicate pages. See the module doc.
+ * The steps: {@link readUids}, {@link openEngine}, {@link planDomain},
+ * {@link measureBefore}, {@link markAndBurst} (mark, then burst, under the
+ * KSM lock; not for a dry run), {@link finalReport}. Everything opened
+ * (marker, hash back-end, signal guard, zero-page filter) is closed when
+ * merge() returns or throws.
+ *
+ * @throws MergememError NoKsm, NoModule (engine "module"), ModuleMismatch,
+ *   Refused (uids, policy "refuse"), AllDenied (no process accessible),
+ *   NothingScannable, Interrupted.
+ */
+export async function merge(opts: MergeOptions): Promise<MergeReport> {
+  const dir = opts.ksmDir ?? KSM_DIR;
+  requireKsm(dir);
+  const notes: Notes = { warnings: [], skipped: [] };
+  const uids = readUids(opts.pids, notes);
+  using open = new DisposableStack();
+  const engine = await openEngine(opts, open);
+  // By default SIGINT/SIGTERM abort the merge (with KSM restored).
+  const signal = opts.signal ??
+    open.adopt(guardSignals(), (g) => g.dispose()).signal;
+  const zero = open.adopt(new ZeroPageFilter(), (z) => z.close());
+  const ksm = readKsm(dir);
+  // With --whole-process every eligible mapping gets marked, so the
+  // prediction counts them all.
+  const minSaving = opts.wholeProcess
+    ? 0
+    : opts.minSaving ?? DEFAULT_MIN_SAVING;
+  const planned = await planDomain({
+    uids,
+    policy: opts.crossUser ? "cross-user" : opts.domainPolicy ?? "refuse",
+    minSaving,
+    backend: engine.backend,
+    signal,
+    onProgress: opts.onProgress,
+  }, notes);
+  const base = measureBefore(planned.plan, dir, zero, notes);
+  const burst = opts.dryRun
+    ? undefined
+    : await markAndBurst(opts, dir, engine.marker, planned.plan, base, {
+      notes,
+      signal,
+    });
+  return finalReport({
+    opts,
+    dir,
+    uids,
+    ksm,
+    minSaving,
+    engine,
+    planned,
+    base,
+    burst,
+    notes,
+  });
+}
+
+/**
+ * Step 1: the real uid of each selected process. A process already gone
+ * is skipped ("gone").
+ *
+ * @throws MergememError NothingScannable when none exists.
+ */
+function readUids(pids: number[], notes: Notes): Map<number, number> {
+  const uids = new Map<number, number>();
+  for (const pid of pids) {
+    const uid = readUid(pid);
+    if (uid === undefined) skip(notes, pid, "gone");
+    else uids.set(pid, uid);
+  }
+  if (uids.size === 0) {
+    throw new MergememError(
+      "no selected process exists",
+      ErrorKind.NothingScannable,
+    );
+  }
+  return uids;
+}
+
+/** The marking engine and the hash back-end of a merge. */
+interface Engine {
+  /** The marker (opts.marker, or the one src/compose/engines.ts chose). */
+  marker: Marker;
+  /** Why that marker, for the report's engine_reason. */
+  reason: string;
+  /** The hash back-end the scan uses. */
+  backend: HashBackend;
+}
+
+/**
+ * Step 2: opens the marker (unless opts.marker is given) and the hash
+ * back-end, each handed to `open` to be closed with it.
+ *
+ * @throws MergememError Usage (whole-process marking with an engine that
+ *   cannot), NoModule, ModuleMismatch.
+ */
+async function openEngine(
+  opts: MergeOptions,
+  open: DisposableStack,
+): Promise<Engine> {
+  const marker = open.adopt(
+    opts.marker ?? await openMarker(opts.engine ?? "auto", opts.module),
+    (m) => m.close(),
+  );
+  if (opts.wholeProcess && !marker.markWholeProcess) {
+    throw new MergememError(
+      `whole-process marking needs the ptrace engine (PR_SET_MEMORY_MERGE), not the ${marker.engine} engine`,
+      ErrorKind.Usage,
+      { reason: ErrorReason.WholeProcessEngine },
+    );
+  }
+  const { backend } = resolveBackend(
+    "auto",
+    () => createUserBackend({ checksum: getChecksum("xxh64") }),
+  );
+  open.defer(() => backend.dispose?.());
+  return { marker, reason: engineReason(opts, marker), backend };
+}
+
+/** Why this marker: the report's engine_reason. */
+function engineReason(opts: MergeOptions, marker: Marker): string {
+  if (opts.marker) return "given";
+  if (opts.module) return "module handle given";
+  if (opts.engine && opts.engine !== "auto") {
+    return `requested: ${opts.engine}`;
+  }
+  return marker.engine === "module"
+    ? "auto: /dev/mergemem is loaded"
+    : "auto: /dev/mergemem is not loaded";
+}
+
+/** What {@link planDomain} plans from. */
+interface DomainInput {
+  /** Uid of each selected process that exists. */
+  uids: Map<number, number>;
+  /** The trust-domain policy (src/merge/trust.ts). */
+  policy: DomainPolicy;
+  /** Minimum net saving per VMA, in pages. */
+  minSaving: number;
+  /** The hash back-end. */
+  backend: HashBackend;
+  /** Aborts the scan (Interrupted). */
+  signal: AbortSignal;
+  /** merge()'s progress callback. */
+  onProgress?: (p: MergeProgress) => void;
+}
+
+/** The chosen trust domain and its plan. */
+interface DomainPlan {
+  /** The domain choice (policy, uids, warnings). */
+  domain: DomainChoice;
+  /** The plan of the chosen domain's processes. */
+  plan: MergePlan;
+  /** Selected processes of other uids, left out by policy. */
+  skippedByPolicy: { pid: number; comm: string; uid: number }[];
+}
+
+/**
+ * The selected pids inside the trust domain `chosen` (uids), and those
+ * outside it: the one place the domain filter is written.
+ */
+function splitByDomain(
+  uids: Map<number, number>,
+  chosen: number[],
+): { inside: Set<number>; outside: [pid: number, uid: number][] } {
+  const inside = new Set<number>();
+  const outside: [number, number][] = [];
+  for (const [pid, uid] of uids) {
+    if (chosen.includes(uid)) inside.add(pid);
+    else outside.push([pid, uid]);
+  }
+  return { inside, outside };
+}
+
+/**
+ * Step 3: scans the whole selection once, chooses the trust domain
+ * (src/merge/trust.ts) and plans it: every domain is planned from the one
+ * scan, and the pages of the processes left out pin the frames they
+ * share with the merged ones (a server's root parent and its workers).
+ * Records the domain's and the plan's warnings and skipped processes.
+ *
+ * @throws MergememError Refused (policy "refuse" and several uids),
+ *   AllDenied, NothingScannable (nothing left to plan), Interrupted.
+ */
+async function planDomain(
+  input: DomainInput,
+  notes: Notes,
+): Promise<DomainPlan> {
+  const { uids, minSaving, signal } = input;
+  let scanned: PlanScan | undefined;
+  const scanAll = async () => {
+    scanned ??= await scanForPlan({
+      pids: [...uids.keys()],
+      backend: input.backend,
+      onProgress: (_n, done, total) => {
+        throwIfInterrupted(signal);
+        input.onProgress?.({ phase: "scan", done, total });
+      },
+    });
+    throwIfInterrupted(signal);
+    return scanned;
+  };
+  const plans = new Map<number, MergePlan>();
+  const domain = await chooseDomain(
+    uids,
+    input.policy,
+    async (uid, pids) => {
+      const plan = choosePlan(await scanAll(), {
+        minSaving,
+        markable: new Set(pids),
+      });
+      plans.set(uid, plan);
+      return {
+        pages: plan.predictedSaveablePages,
+        live: plan.processes.length,
+      };
+    },
+  );
+  notes.warnings.push(...domain.warnings);
+  const { inside, outside } = splitByDomain(uids, domain.chosen);
+  // The chosen domain's plan, unless choosing it already planned it.
+  const plan =
+    (domain.chosen.length === 1 ? plans.get(domain.chosen[0]) : undefined) ??
+      choosePlan(await scanAll(), { minSaving, markable: inside });
+  const skippedByPolicy = outside.map(([pid, uid]) => ({
+    pid,
+    uid,
+    comm: readComm(pid),
+  }));
+  for (const s of skippedByPolicy) {
+    skip(notes, s.pid, `uid ${s.uid}: another trust domain`);
+  }
+  notes.warnings.push(...otherUidsMergeable(domain.chosen, inside));
+  notes.warnings.push(...plan.warnings);
+  for (const s of plan.skipped) {
+    // The scan's ESRCH message names the file it met; for the report a
+    // vanished process (exited, exec'd, a zombie) is simply "exited".
+    skip(notes, s.pid, s.skip.reason === "ESRCH" ? "exited" : s.skip.message);
+  }
+  if (plan.processes.length === 0) {
+    const denied = plan.skipped.filter((s) => s.skip.reason !== "ESRCH");
+    if (denied.length > 0) throw allDenied(denied.length);
+    throw new MergememError(
+      skippedByPolicy.length === 0
+        ? "every selected process is gone"
+        : `every process of uid ${
+          domain.chosen.join(", ")
+        } is gone (the ${skippedByPolicy.length} of other uids are not merged by policy)`,
+      ErrorKind.NothingScannable,
+    );
+  }
+  return { domain, plan, skippedByPolicy };
+}
+
+/** What is measured before marking, and how to measure again. */
+interface Baseline {
+  /** One report row per planned process, by pid (marking fills them). */
+  rows: Map<number, MergeProcessReport>;
+  /** The chosen VMAs, per pid. */
+  ranges: Map<number, VmaRange[]>;
+  /** Distinct frames of the chosen VMAs; undefined without PFNs. */
+  framesBefore: FrameSets | undefined;
+  /** KSM's pages_sharing before marking. */
+  sharing0: number;
+  /** KSM's ksm_zero_pages before marking (null where absent). */
+  zero0: number | null;
+  /** KSM's general_profit before marking (null where absent). */
+  profit0: number | null;
+  /**
+   * Pages freed so far: from the selection's frames, or without PFNs from
+   * KSM's global counters (before and after are then null).
+   */
+  achievedNow(): { before: number | null; after: number | null; freed: number };
+  /** pages_sharing + ksm_zero_pages risen since the baseline (a hint). */
+  globalSince(): number;
+  /** Whether a planned process was still there at the last measure. */
+  anyLeft(): boolean;
+}
+
+/** A row of the report for a planned process, before marking. */
+function newRow(p: ProcessPlan): MergeProcessReport {
+  return {
+    pid: p.pid,
+    comm: p.comm,
+    uid: p.uid,
+    vmas_marked: 0,
+    bytes_marked: 0,
+    vmas_already_mergeable: 0,
+    vmas_skipped: 0,
+    vmas_chosen: p.vmas.length,
+    duplicate_pages: p.vmas.reduce((a, v) => a + v.pages_duplicate, 0),
+    predicted_saveable_pages: p.vmas.reduce(
+      (a, v) => a + v.saveable_pages,
+      0,
+    ),
+    merging_pages_before: mergingPages(p.pid),
+    merging_pages_after: 0,
+    hold_ms_max: null,
+  };
+}
+
+/**
+ * Step 4: the report rows (with ksm_merging_pages before), the distinct
+ * frames behind the chosen VMAs (src/merge/achieved.ts; without PFNs a
+ * warning, and KSM's global counters instead) and KSM's counters, before
+ * anything is marked.
+ */
+function measureBefore(
+  plan: MergePlan,
+  dir: string,
+  zero: ZeroPageFilter,
+  notes: Notes,
+): Baseline {
+  const rows = new Map<number, MergeProcessReport>();
+  for (const p of plan.processes) rows.set(p.pid, newRow(p));
+  const ranges = chosenRanges(plan);
+  let framesBefore: FrameSets | undefined;
+  try {
+    framesBefore = readSelectionFrames(ranges, zero);
+  } catch (err) {
+    if (!(err instanceof FramesHidden)) throw err;
+    notes.warnings.push(
+      "achieved is measured with KSM's global counters: PFNs need CAP_SYS_ADMIN",
+    );
+  }
+  const sharing0 = readKsmNumber("pages_sharing", dir) ?? 0;
+  const zero0 = readKsmNumber("ksm_zero_pages", dir) ?? null;
+  const global0 = globalSaved(dir);
+  const profit0 = readKsmNumber("general_profit", dir) ?? null;
+  const freed = framesBefore
+    ? freedSince(framesBefore, plan.pinnedFrames)
+    : undefined;
+  // Processes of the selection still there at the last measure.
+  let survivors = ranges.size;
+  return {
+    rows,
+    ranges,
+    framesBefore,
+    sharing0,
+    zero0,
+    profit0,
+    achievedNow() {
+      if (!freed) {
+        return { before: null, after: null, freed: globalSaved(dir) - global0 };
+      }
+      const now = readSelectionFrames(ranges, zero);
+      survivors = now.size;
+      return freed(now);
+    },
+    globalSince: () => globalSaved(dir) - global0,
+    anyLeft: () => survivors > 0,
+  };
+}
+
+/** The abort signal and the notes of a merge, for its steps. */
+interface RunContext {
+  /** Warnings and skipped processes. */
+  notes: Notes;
+  /** Aborts (Interrupted), with KSM's settings restored. */
+  signal: AbortSignal;
+}
+
+/**
+ * Steps 5 and 6 under the KSM lock (one run at a time marks memory and
+ * drives ksmd; taking the lock also repairs the settings a crashed run
+ * left behind): {@link markPlanned}, then {@link burstKsmd}.
+ *
+ * @throws MergememError LockBusy, Interrupted, and the burst's errors.
+ */
+async function markAndBurst(
+  opts: MergeOptions,
+  dir: string,
+  marker: Marker,
+  plan: MergePlan,
+  base: Baseline,
+  ctx: RunContext,
+): Promise<BurstResult | undefined> {
+  return await withKsmLock({
+    lockTimeoutSeconds: opts.lockTimeoutSeconds,
+    onLockWait: opts.onLockWait,
+    runDir: opts.runDir,
+    lockHolder: "mergemem merge",
+    signal: ctx.signal,
+  }, async (held) => {
+    ctx.notes.warnings.push(...held.warnings);
+    await markPlanned(opts, marker, plan, base, ctx);
+    throwIfInterrupted(ctx.signal);
+    return await burstKsmd(opts, dir, plan, base, ctx.signal);
+  });
+}
+
+/**
+ * Step 5: marks each planned process's chosen VMAs (or, with
+ * wholeProcess, the whole process) and fills its row. A process the
+ * marker cannot mark (src/engine/mark_error.ts) is skipped with its
+ * reason and its row dropped; any other error ends the merge.
+ */
+async function markPlanned(
+  opts: MergeOptions,
+  marker: Marker,
+  plan: MergePlan,
+  base: Baseline,
+  { notes, signal }: RunContext,
+): Promise<void> {
+  let done = 0;
+  for (const p of plan.processes) {
+    opts.onProgress?.({
+      phase: "mark",
+      done: done++,
+      total: plan.processes.length,
+    });
+    if (p.vmas.length === 0 && !opts.wholeProcess) continue;
+    throwIfInterrupted(signal);
+    const row = base.rows.get(p.pid)!;
+    try {
+      const out = emptyOutcome();
+      addOutcome(
+        out,
+        opts.wholeProcess
+          ? await marker.markWholeProcess!(p.pid, true, signal)
+          : await marker.markProcess(
+            p.pid,
+            base.ranges.get(p.pid)!,
+            "merge",
+            signal,
+          ),
+      );
+      row.vmas_marked = out.vmasChanged;
+      row.bytes_marked = out.bytesChanged;
+      row.vmas_already_mergeable = out.vmasUnchanged;
+      row.vmas_skipped = out.vmasSkipped;
+      row.hold_ms_max = out.holdMs;
+    } catch (err) {
+      const reason = markSkipReason(err);
+      if (reason === undefined) throw err;
+      skip(notes, p.pid, reason);
+      base.rows.delete(p.pid);
+    }
+  }
+}
+
+/**
+ * Why a process could not be marked, for the report; undefined for an
+ * error that is not about that process (a bug, an interrupt).
+ */
+function markSkipReason(err: unknown): string | undefined {
+  const f = classifyMarkError(err);
+  switch (f.kind) {
+    case "skipped":
+    case "denied":
+      return f.reason;
+    case "exited":
+      return "exited while marking";
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Step 6: when anything is mergeable now, runs ksmd in a burst
+ * (src/ksm/burst.ts) until the selection freed the predicted pages, stops
+ * freeing, is gone or the timeout passes, and restores its settings;
+ * with noWait only makes sure ksmd runs. Undefined when nothing was
+ * marked (no burst).
+ */
+async function burstKsmd(
+  opts: MergeOptions,
+  dir: string,
+  plan: MergePlan,
+  base: Baseline,
+  signal: AbortSignal,
+): Promise<BurstResult | undefined> {
+  const anything = [...base.rows.values()].some((r) =>
+    r.vmas_marked + r.vmas_already_mergeable > 0
+  );
+  if (!anything) return undefined;
+  const predicted = plan.predictedSaveablePages;
+  opts.onProgress?.({ phase: "ksmd", done: 0, total: predicted });
+  return await runBurst({
+    dir,
+    noWait: opts.noWait,
+    pagesToScan: opts.burstPagesToScan,
+    timeoutMs: (opts.timeoutSeconds ?? 60) * 1000,
+    target: predicted,
+    progress: () => base.achievedNow().freed,
+    hint: base.globalSince,
+    anyLeft: base.anyLeft,
+    signal,
+    runDir: opts.runDir,
+    onProgress: (n) =>
+      opts.onProgress?.({ phase: "ksmd", done: n, total: predicted }),
+  });
+}
+
+/** Everything {@link finalReport} reports. */
+interface ReportInput {
+  opts: MergeOptions;
+  dir: string;
+  uids: Map<number, number>;
+  /** KSM's state before anything was done. */
+  ksm: KsmState;
+  minSaving: number;
+  engine: Engine;
+  planned: DomainPlan;
+  base: Baseline;
+  /** The burst; undefined for none (dry run, nothing marked). */
+  burst: BurstResult | undefined;
+  notes: Notes;
+}
+
+/**
+ * Step 7: measures the end state (ksm_merging_pages of each row, KSM's
+ * settings and counters, the pages the selection freed) and builds the
+ * "mergemem.merge/2" report.
+ */
+function finalReport(r: ReportInput): MergeReport {
+  const { opts, dir, planned, base, burst } = r;
+  const { plan, domain } = planned;
+  for (const row of base.rows.values()) {
+    row.merging_pages_after = mergingPages(row.pid);
+  }
+  const after = readKsm(dir);
+  const end = opts.dryRun
+    ? { before: null, after: null, freed: 0 }
+    : base.achievedNow();
+  const ps = plan.page_size;
+  const frames = base.framesBefore && !opts.dryRun;
+  return {
+    schema: "mergemem.merge/2",
+    mergemem_version: VERSION,
+    dry_run: opts.dryRun ?? false,
+    no_wait: opts.noWait ?? false,
+    engine: r.engine.marker.engine,
+    engine_reason: r.engine.reason,
+    whole_process: opts.wholeProcess ?? false,
+    scan_backend: r.engine.backend.name,
+    trust_domain: {
+      policy: domain.policy,
+      uids: domain.chosen,
+      uids_selected: [...new Set(r.uids.values())].sort((a, b) => a - b),
+      skipped_by_policy: planned.skippedByPolicy,
+    },
+    min_saving_pages: r.minSaving,
+    page_size: ps,
+    pages_scanned: plan.pagesScanned,
+    predicted_saveable_pages: plan.predictedSaveablePages,
+    predicted_saveable_bytes: plan.predictedSaveablePages * ps,
+    achieved_pages: end.freed,
+    achieved_bytes: end.freed * ps,
+    achieved_method: base.framesBefore ? "selection-frames" : "global-counters",
+    frames_before: frames ? end.before : null,
+    frames_after: frames ? end.after : null,
+    pages_sharing_before: base.sharing0,
+    pages_sharing_after: after.counters.pages_sharing ?? 0,
+    ksm_zero_pages_before: base.zero0,
+    ksm_zero_pages_after: readKsmNumber("ksm_zero_pages", dir) ?? null,
+    general_profit_before: base.profit0,
+    general_profit_after: after.counters.general_profit ?? null,
+    seconds: burst?.seconds ?? 0,
+    ksmd_end: burst?.ended ?? "not-run",
+    ksmd_full_scans: burst?.fullScans ?? 0,
+    ksm_settings_before: burst?.settingsBefore ?? r.ksm.knobs,
+    ksm_settings_after: burst?.settingsAfter ?? after.knobs,
+    ksm_settings_restore_mismatch: burst?.restoreMismatch ?? {},
+    warnings: r.notes.warnings,
+    skipped: r.notes.skipped,
+    processes: [...base.rows.values()],
+  };
+}
+
+/** KSM's global saving: pages_sharing + ksm_zero_pages. */
 function globalSaved(dir: string): number {
   return (readKsmNumber("pages_sharing", dir) ?? 0) +
     (readKsmNumber("ksm_zero_pages", dir) ?? 0);
@@ -270,337 +858,4 @@ function chosenRanges(plan: MergePlan): Map<number, VmaRange[]> {
     );
   }
   return out;
-}
-
-/**
- * Merges the selected processes' duplicate pages. See the module doc.
- *
- * @throws MergememError NoKsm, NoModule (engine "module"), ModuleMismatch,
- *   Refused (uids, policy "refuse"), AllDenied (no process accessible),
- *   NothingScannable, Interrupted.
- */
-export async function merge(opts: MergeOptions): Promise<MergeReport> {
-  const dir = opts.ksmDir ?? KSM_DIR;
-  requireKsm(dir);
-  const warnings: string[] = [];
-  const skipped: { pid: number; reason: string }[] = [];
-  const skip = (pid: number, reason: string) => {
-    skipped.push({ pid, reason });
-  };
-
-  const uids = new Map<number, number>();
-  for (const pid of opts.pids) {
-    const uid = readUid(pid);
-    if (uid === undefined) skip(pid, "gone");
-    else uids.set(pid, uid);
-  }
-  if (uids.size === 0) {
-    throw new MergememError(
-      "no selected process exists",
-      ErrorKind.NothingScannable,
-    );
-  }
-
-  const marker = opts.marker ??
-    await openMarker(opts.engine ?? "auto", opts.module);
-  const engineReason = opts.marker
-    ? "given"
-    : opts.module
-    ? "module handle given"
-    : opts.engine && opts.engine !== "auto"
-    ? `requested: ${opts.engine}`
-    : marker.engine === "module"
-    ? "auto: /dev/mergemem is loaded"
-    : "auto: /dev/mergemem is not loaded";
-  if (opts.wholeProcess && !marker.markWholeProcess) {
-    marker.close();
-    throw new MergememError(
-      `whole-process marking needs the ptrace engine (PR_SET_MEMORY_MERGE), not the ${marker.engine} engine`,
-      ErrorKind.Usage,
-      { reason: ErrorReason.WholeProcessEngine },
-    );
-  }
-  const { backend, why: _ } = resolveBackend(
-    "auto",
-    () => createUserBackend({ checksum: getChecksum("xxh64") }),
-  );
-  const guard = opts.signal ? undefined : guardSignals();
-  const signal = opts.signal ?? guard!.signal;
-  const zero = new ZeroPageFilter();
-  try {
-    const ksm = readKsm(dir);
-    // With --whole-process every eligible mapping gets marked, so the
-    // prediction counts them all.
-    const minSaving = opts.wholeProcess
-      ? 0
-      : opts.minSaving ?? DEFAULT_MIN_SAVING;
-    // One scan of the whole selection: every trust domain is planned from
-    // it, and the pages of the processes left out pin the frames they
-    // share with the merged ones (a server's root parent and its workers).
-    let scanned: PlanScan | undefined;
-    const scanAll = async () => {
-      scanned ??= await scanForPlan({
-        pids: [...uids.keys()],
-        backend,
-        onProgress: (_n, done, total) => {
-          throwIfInterrupted(signal);
-          opts.onProgress?.({ phase: "scan", done, total });
-        },
-      });
-      throwIfInterrupted(signal);
-      return scanned;
-    };
-    const plans = new Map<number, MergePlan>();
-    const domain = await chooseDomain(
-      uids,
-      opts.crossUser ? "cross-user" : opts.domainPolicy ?? "refuse",
-      async (uid, pids) => {
-        const plan = choosePlan(await scanAll(), {
-          minSaving,
-          markable: new Set(pids),
-        });
-        plans.set(uid, plan);
-        return {
-          pages: plan.predictedSaveablePages,
-          live: plan.processes.length,
-        };
-      },
-    );
-    warnings.push(...domain.warnings);
-    // The chosen domain's plan, unless choosing it already planned it.
-    const plan =
-      (domain.chosen.length === 1 ? plans.get(domain.chosen[0]) : undefined) ??
-        choosePlan(await scanAll(), {
-          minSaving,
-          markable: new Set(
-            [...uids].filter(([, u]) => domain.chosen.includes(u)).map((
-              [p],
-            ) => p),
-          ),
-        });
-    const skippedByPolicy = [...uids]
-      .filter(([, u]) => !domain.chosen.includes(u))
-      .map(([pid, uid]) => ({ pid, uid, comm: readComm(pid) }));
-    for (const s of skippedByPolicy) {
-      skip(s.pid, `uid ${s.uid}: another trust domain`);
-    }
-    const merged = new Set(
-      [...uids].filter(([, u]) => domain.chosen.includes(u)).map(([p]) => p),
-    );
-    warnings.push(...otherUidsMergeable(domain.chosen, merged));
-    warnings.push(...plan.warnings);
-    for (const s of plan.skipped) {
-      // The scan's ESRCH message names the file it met; for the report a
-      // vanished process (exited, exec'd, a zombie) is simply "exited".
-      skip(s.pid, s.skip.reason === "ESRCH" ? "exited" : s.skip.message);
-    }
-    if (plan.processes.length === 0) {
-      const denied = plan.skipped.filter((s) => s.skip.reason !== "ESRCH");
-      if (denied.length > 0) throw allDenied(denied.length);
-      throw new MergememError(
-        skippedByPolicy.length === 0
-          ? "every selected process is gone"
-          : `every process of uid ${
-            domain.chosen.join(", ")
-          } is gone (the ${skippedByPolicy.length} of other uids are not merged by policy)`,
-        ErrorKind.NothingScannable,
-      );
-    }
-
-    const rows = new Map<number, MergeProcessReport>();
-    for (const p of plan.processes) {
-      rows.set(p.pid, {
-        pid: p.pid,
-        comm: p.comm,
-        uid: p.uid,
-        vmas_marked: 0,
-        bytes_marked: 0,
-        vmas_already_mergeable: 0,
-        vmas_skipped: 0,
-        vmas_chosen: p.vmas.length,
-        duplicate_pages: p.vmas.reduce((a, v) => a + v.pages_duplicate, 0),
-        predicted_saveable_pages: p.vmas.reduce(
-          (a, v) => a + v.saveable_pages,
-          0,
-        ),
-        merging_pages_before: mergingPages(p.pid),
-        merging_pages_after: 0,
-        hold_ms_max: null,
-      });
-    }
-    const ranges = chosenRanges(plan);
-    let framesBefore: FrameSets | undefined;
-    try {
-      framesBefore = readSelectionFrames(ranges, zero);
-    } catch (err) {
-      if (!(err instanceof FramesHidden)) throw err;
-      warnings.push(
-        "achieved is measured with KSM's global counters: PFNs need CAP_SYS_ADMIN",
-      );
-    }
-    const sharing0 = readKsmNumber("pages_sharing", dir) ?? 0;
-    const zero0 = readKsmNumber("ksm_zero_pages", dir) ?? null;
-    const global0 = globalSaved(dir);
-    const profit0 = readKsmNumber("general_profit", dir) ?? null;
-    const freed = framesBefore
-      ? freedSince(framesBefore, plan.pinnedFrames)
-      : undefined;
-    // Processes of the selection still there at the last measure.
-    let survivors = ranges.size;
-    const achievedNow = () => {
-      if (!freed) {
-        return { before: null, after: null, freed: globalSaved(dir) - global0 };
-      }
-      const now = readSelectionFrames(ranges, zero);
-      survivors = now.size;
-      return freed(now);
-    };
-
-    let burst: BurstResult | undefined;
-    // One run at a time marks memory and drives ksmd; taking the lock also
-    // repairs the settings a crashed run left behind.
-    if (!opts.dryRun) {
-      await withKsmLock({
-        lockTimeoutSeconds: opts.lockTimeoutSeconds,
-        onLockWait: opts.onLockWait,
-        runDir: opts.runDir,
-        lockHolder: "mergemem merge",
-        signal,
-      }, async (held) => {
-        warnings.push(...held.warnings);
-        let done = 0;
-        for (const p of plan.processes) {
-          opts.onProgress?.({
-            phase: "mark",
-            done: done++,
-            total: plan.processes.length,
-          });
-          if (p.vmas.length === 0 && !opts.wholeProcess) continue;
-          throwIfInterrupted(signal);
-          const row = rows.get(p.pid)!;
-          try {
-            const out = emptyOutcome();
-            addOutcome(
-              out,
-              opts.wholeProcess
-                ? await marker.markWholeProcess!(p.pid, true, signal)
-                : await marker.markProcess(
-                  p.pid,
-                  ranges.get(p.pid)!,
-                  "merge",
-                  signal,
-                ),
-            );
-            row.vmas_marked = out.vmasChanged;
-            row.bytes_marked = out.bytesChanged;
-            row.vmas_already_mergeable = out.vmasUnchanged;
-            row.vmas_skipped = out.vmasSkipped;
-            row.hold_ms_max = out.holdMs;
-          } catch (err) {
-            const reason = markSkipReason(err);
-            if (reason === undefined) throw err;
-            skip(p.pid, reason);
-            rows.delete(p.pid);
-          }
-        }
-        throwIfInterrupted(signal);
-        const anything = [...rows.values()].some((r) =>
-          r.vmas_marked + r.vmas_already_mergeable > 0
-        );
-        if (anything) {
-          const predicted = plan.predictedSaveablePages;
-          opts.onProgress?.({ phase: "ksmd", done: 0, total: predicted });
-          burst = await runBurst({
-            dir,
-            noWait: opts.noWait,
-            pagesToScan: opts.burstPagesToScan,
-            timeoutMs: (opts.timeoutSeconds ?? 60) * 1000,
-            target: predicted,
-            progress: () => achievedNow().freed,
-            hint: () => globalSaved(dir) - global0,
-            anyLeft: () => survivors > 0,
-            signal,
-            runDir: opts.runDir,
-            onProgress: (n) =>
-              opts.onProgress?.({ phase: "ksmd", done: n, total: predicted }),
-          });
-        }
-      });
-    }
-    for (const row of rows.values()) {
-      row.merging_pages_after = mergingPages(row.pid);
-    }
-    const after = readKsm(dir);
-    const end = opts.dryRun
-      ? { before: null, after: null, freed: 0 }
-      : achievedNow();
-    const ps = plan.page_size;
-    return {
-      schema: "mergemem.merge/2",
-      mergemem_version: VERSION,
-      dry_run: opts.dryRun ?? false,
-      no_wait: opts.noWait ?? false,
-      engine: marker.engine,
-      engine_reason: engineReason,
-      whole_process: opts.wholeProcess ?? false,
-      scan_backend: backend.name,
-      trust_domain: {
-        policy: domain.policy,
-        uids: domain.chosen,
-        uids_selected: [...new Set(uids.values())].sort((a, b) => a - b),
-        skipped_by_policy: skippedByPolicy,
-      },
-      min_saving_pages: minSaving,
-      page_size: ps,
-      pages_scanned: plan.pagesScanned,
-      predicted_saveable_pages: plan.predictedSaveablePages,
-      predicted_saveable_bytes: plan.predictedSaveablePages * ps,
-      achieved_pages: end.freed,
-      achieved_bytes: end.freed * ps,
-      achieved_method: framesBefore ? "selection-frames" : "global-counters",
-      frames_before: framesBefore && !opts.dryRun ? end.before : null,
-      frames_after: framesBefore && !opts.dryRun ? end.after : null,
-      pages_sharing_before: sharing0,
-      pages_sharing_after: after.counters.pages_sharing ?? 0,
-      ksm_zero_pages_before: zero0,
-      ksm_zero_pages_after: readKsmNumber("ksm_zero_pages", dir) ?? null,
-      general_profit_before: profit0,
-      general_profit_after: after.counters.general_profit ?? null,
-      seconds: burst?.seconds ?? 0,
-      ksmd_end: burst?.ended ?? "not-run",
-      ksmd_full_scans: burst?.fullScans ?? 0,
-      ksm_settings_before: burst?.settingsBefore ?? ksm.knobs,
-      ksm_settings_after: burst?.settingsAfter ?? after.knobs,
-      ksm_settings_restore_mismatch: burst?.restoreMismatch ?? {},
-      warnings,
-      skipped,
-      processes: [...rows.values()],
-    };
-  } finally {
-    zero.close();
-    backend.dispose?.();
-    marker.close();
-    guard?.dispose();
-  }
-}
-
-/**
- * Why a process could not be marked, for the report; undefined for an
- * error that is not about that process (a bug, an interrupt).
- */
-function markSkipReason(err: unknown): string | undefined {
-  if (err instanceof ProcessSkipped) return err.reason;
-  if (err instanceof MergememError) {
-    if (err.kind === ErrorKind.AllDenied) return err.message;
-    if (err.kind === ErrorKind.NothingScannable) {
-      return "exited while marking";
-    }
-    return undefined;
-  }
-  const code = errnoCode(err);
-  if (code === "ESRCH" || code === "ENOENT") return "exited while marking";
-  if (code === "EACCES" || code === "EPERM") {
-    return `permission denied (${code})`;
-  }
-  return undefined;
 }

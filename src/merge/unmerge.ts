@@ -10,16 +10,11 @@
  *
  * @module
  */
-import {
-  allDenied,
-  errnoCode,
-  ErrorKind,
-  ErrorReason,
-  MergememError,
-} from "../errors.ts";
+import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import { type EngineChoice, openMarker } from "../compose/engines.ts";
-import { type MarkEngine, ProcessSkipped } from "../engine/marker.ts";
+import type { MarkEngine } from "../engine/marker.ts";
+import { classifyMarkError, type MarkFailure } from "../engine/mark_error.ts";
 import { guardSignals, runBurst } from "../ksm/burst.ts";
 import { type KsmLockOptions, withKsmLock } from "../ksm/lock.ts";
 import {
@@ -111,6 +106,23 @@ export function reserveBytes(total: number): number {
   return Math.max(64 << 20, Math.floor(total * 0.02));
 }
 
+/** The report's error text of a process that could not be unmarked. */
+function unmergeErrorText(f: MarkFailure, err: unknown): string {
+  switch (f.kind) {
+    case "skipped":
+    case "denied":
+      return f.reason;
+    case "exited":
+      return f.message ?? "exited";
+    case "failed":
+      return f.message;
+    case "other":
+      return `unmerge failed: ${f.code ?? String(err)}`;
+    case "interrupted": // rethrown, never reported
+      return `unmerge failed: ${String(err)}`;
+  }
+}
+
 /**
  * Unmerges the selected processes.
  *
@@ -185,31 +197,14 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
         row.bytes_unmarked = r.bytesChanged;
         row.hold_ms_max = r.holdMs;
       } catch (err) {
-        if (err instanceof ProcessSkipped) {
-          row.error = err.reason;
-          continue;
-        }
-        if (err instanceof MergememError) {
-          if (err.kind === ErrorKind.AllDenied) denied++;
-          if (err.kind === ErrorKind.Interrupted) throw err;
-          row.error = err.message;
-          continue;
-        }
-        const code = errnoCode(err) ?? String(err);
-        if (code === "ESRCH" || code === "ENOENT") {
-          row.error = "exited";
-          continue;
-        }
-        if (code === "EACCES" || code === "EPERM") {
-          denied++;
-          row.error = `permission denied (${code})`;
-          continue;
-        }
-        row.error = `unmerge failed: ${code}`;
-        if (code === "ENOMEM" || code === "EINTR") {
+        const f = classifyMarkError(err);
+        if (f.kind === "interrupted") throw err;
+        if (f.kind === "denied") denied++;
+        row.error = unmergeErrorText(f, err);
+        if (f.kind === "other" && (f.code === "ENOMEM" || f.code === "EINTR")) {
           throw new MergememError(
-            `unmerging pid ${pid} failed: ${code}`,
-            code === "EINTR" ? ErrorKind.Interrupted : ErrorKind.Failed,
+            `unmerging pid ${pid} failed: ${f.code}`,
+            f.code === "EINTR" ? ErrorKind.Interrupted : ErrorKind.Failed,
           );
         }
       }

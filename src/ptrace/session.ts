@@ -69,48 +69,38 @@
  * dying at a syscall stop sends no SIGTRAP). bench/README.md reports
  * measured rates.
  *
+ * The parts, by concern: waiting for stops (wait.ts), the registers of a
+ * call (registers.ts), which threads may be injected (checks.ts), signal
+ * re-delivery at detach (signals.ts), the error path (leave.ts) and a
+ * tracee that went away (gone.ts).
+ *
  * @module
  */
-import { errnoCode, SyscallError } from "../errors.ts";
 import { ProcessSkipped } from "../engine/marker.ts";
 import {
-  __WALL,
-  AUDIT_ARCH_X86_64,
-  decodeStatus,
-  ERESTART_RESTARTBLOCK,
   getRegs,
-  getRseqArea,
   getSiginfo,
   getSyscallInfo,
   isRestartCode,
-  NR_RESTART_SYSCALL,
-  PR_GET_TIMERSLACK,
-  PR_SET_TIMERSLACK,
-  prctlSelf,
   ptrace,
   PTRACE_CONT,
-  PTRACE_DETACH,
-  PTRACE_EVENT_STOP,
   PTRACE_INTERRUPT,
   PTRACE_O_TRACESYSGOOD,
   PTRACE_SEIZE,
   PTRACE_SYSCALL,
   REG,
   setRegs,
-  setSiginfo,
-  SI_TKILL,
-  siginfoFields,
-  SIGTRAP,
-  tgkill,
-  USER_CS_64,
   usleep,
-  waitpid,
-  type WaitStatus,
-  WNOHANG,
 } from "./sys.ts";
-import { readMem } from "../pages/vmread.ts";
-import { parseStatus } from "../proc/info.ts";
-import { checkTarget, findSyscallInsn, threadSeccomp } from "./target.ts";
+import { checkTarget, findSyscallInsn } from "./target.ts";
+import { seizeError, TargetGone } from "./gone.ts";
+import { addUnsettled, leave, settleStragglers } from "./leave.ts";
+import { checkEntry, MINUS_ONE, restartNumber, setArgs } from "./registers.ts";
+import { whyNotInject } from "./checks.ts";
+import { detachDelivering } from "./signals.ts";
+import { MAX_SIGNAL_STOPS, SYSCALL_STOP, waitStop, waitTrap } from "./wait.ts";
+
+export { settleStragglers, TargetGone };
 
 /** Options of {@link PtraceSession.open}. */
 export interface SessionOptions {
@@ -128,50 +118,6 @@ export interface SessionOptions {
    * (default true); false always goes through the `syscall` instruction. */
   inPlace?: boolean;
 }
-
-/** The target's thread exited (or the whole process did) during a hold. */
-export class TargetGone extends SyscallError {
-  /** Builds the error for the thread that went away. */
-  constructor(tid: number, how: string) {
-    super("ptrace", 3, "ESRCH", `tid ${tid} ${how}`);
-    this.name = "TargetGone";
-  }
-}
-
-const MINUS_ONE = 0xffffffffffffffffn;
-
-const ARG_REGS = [REG.rdi, REG.rsi, REG.rdx, REG.r10, REG.r8, REG.r9];
-
-function setArgs(regs: BigUint64Array, args: readonly bigint[]): void {
-  args.forEach((a, i) => regs[ARG_REGS[i]] = BigInt.asUintN(64, a));
-}
-
-/** Signal-delivery stops one wait may pass through (see waitSyscallStop). */
-const MAX_SIGNAL_STOPS = 1000;
-
-/** Threads seized whose stop never came: detached when it does. */
-const unsettled = new Set<number>();
-
-/**
- * Detaches threads that were seized but did not stop in time, once they
- * have stopped (their registers were never changed). Called before each
- * new hold and by the marker's close().
- */
-export function settleStragglers(): void {
-  for (const tid of unsettled) {
-    try {
-      const w = waitpid(tid, __WALL | WNOHANG);
-      if (w === null) continue;
-      const s = decodeStatus(w.status);
-      if (s.kind === "stopped") ptrace(PTRACE_DETACH, tid, 0n, 0n);
-      unsettled.delete(tid);
-    } catch {
-      unsettled.delete(tid);
-    }
-  }
-}
-
-type Stop = WaitStatus & { kind: "stopped" };
 
 /** One held thread; see the module doc. */
 export class PtraceSession {
@@ -210,13 +156,7 @@ export class PtraceSession {
     this.#t0 = t0;
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 5000;
     this.#callTimeoutMs = opts.callTimeoutMs ?? 10000;
-    const orig = BigInt.asIntN(64, saved[REG.orig_rax]);
-    const rax = BigInt.asIntN(64, saved[REG.rax]);
-    if (opts.inPlace !== false && orig >= 0n && isRestartCode(rax)) {
-      this.#restartNr = rax === -BigInt(ERESTART_RESTARTBLOCK)
-        ? BigInt(NR_RESTART_SYSCALL)
-        : orig;
-    }
+    if (opts.inPlace !== false) this.#restartNr = restartNumber(saved);
   }
 
   /**
@@ -253,7 +193,7 @@ export class PtraceSession {
         if (!waitTrap(tid, stopMs, signals)) {
           // Seized, but not stopped yet (uninterruptible sleep): it cannot
           // be detached before it stops. Its registers are untouched.
-          unsettled.add(tid);
+          addUnsettled(tid);
           throw new ProcessSkipped(
             pid,
             `thread ${tid} did not stop within ${stopMs} ms`,
@@ -268,7 +208,7 @@ export class PtraceSession {
       s.#signals.push(...signals);
       let refuse: string | undefined;
       try {
-        refuse = s.#whyNot();
+        refuse = whyNotInject(pid, tid, saved);
       } catch (err) {
         throw s.#abandon(err);
       }
@@ -282,47 +222,6 @@ export class PtraceSession {
       }
       throw new ProcessSkipped(pid, refuse);
     }
-  }
-
-  /** Why the stopped thread must not be injected, or undefined. */
-  #whyNot(): string | undefined {
-    if (this.#saved[REG.cs] !== USER_CS_64) return "thread runs 32-bit code";
-    const info = getSyscallInfo(this.tid);
-    if (info.arch !== AUDIT_ARCH_X86_64) {
-      return "thread is in a 32-bit system call";
-    }
-    if (threadSeccomp(this.pid, this.tid) !== "0") return "seccomp filter";
-    const status = parseStatus(
-      Deno.readTextFileSync(`/proc/${this.pid}/task/${this.tid}/status`),
-    );
-    // TracerPid names the tracing thread, which is ours.
-    if (!ownThread(Number(status.get("TracerPid")))) return "already traced";
-    // rseq: the kernel aborts a critical section the thread was preempted
-    // in when it next returns to user space at an ip inside it. Our calls
-    // return at the vDSO ip, where the kernel would clear rseq_cs instead.
-    const area = getRseqArea(this.tid);
-    if (area !== 0n) {
-      const mem = Deno.openSync(`/proc/${this.pid}/mem`);
-      try {
-        // struct rseq's rseq_cs pointer (0 when not in a critical section).
-        const ptr = new Uint8Array(8);
-        readMem(mem, area + 8n, ptr);
-        const csPtr = new DataView(ptr.buffer).getBigUint64(0, true);
-        if (csPtr !== 0n) {
-          const cs = new Uint8Array(32);
-          if (readMem(mem, csPtr, cs) === 32) {
-            const v = new DataView(cs.buffer);
-            const start = v.getBigUint64(8, true);
-            const len = v.getBigUint64(16, true);
-            const ip = this.#saved[REG.rip];
-            if (ip >= start && ip - start < len) return "rseq";
-          }
-        }
-      } finally {
-        mem.close();
-      }
-    }
-    return undefined;
   }
 
   /** Milliseconds since the thread was asked to stop (final after close). */
@@ -388,7 +287,7 @@ export class PtraceSession {
     if (this.#atExitStop) ptrace(PTRACE_INTERRUPT, this.tid);
     this.#resume(PTRACE_SYSCALL);
     const entry = this.#waitSyscallStop(this.#stopTimeoutMs, false);
-    this.#checkEntry(this.#restartNr!, this.#saved[REG.rip], entry);
+    checkEntry(this.tid, this.#restartNr!, this.#saved[REG.rip], entry);
     const regs = getRegs(this.tid);
     regs[REG.orig_rax] = BigInt(nr);
     setArgs(regs, args);
@@ -411,20 +310,9 @@ export class PtraceSession {
     setRegs(this.tid, inj);
     this.#resume(PTRACE_SYSCALL);
     const entry = this.#waitSyscallStop(this.#stopTimeoutMs, false);
-    this.#checkEntry(BigInt(nr), this.syscallInsn + 2n, entry);
+    checkEntry(this.tid, BigInt(nr), this.syscallInsn + 2n, entry);
     this.#resume(PTRACE_SYSCALL);
     return this.#waitSyscallStop(this.#callTimeoutMs, true);
-  }
-
-  #checkEntry(nr: bigint, ip: bigint, status: unknown): void {
-    const info = getSyscallInfo(this.tid);
-    if (info.op !== "entry" || info.nr !== nr || info.ip !== ip) {
-      throw new Error(
-        `ptrace: unexpected stop before the injected call (${
-          JSON.stringify(info, (_k, v) => typeof v === "bigint" ? String(v) : v)
-        }, status ${JSON.stringify(status)})`,
-      );
-    }
   }
 
   /** Restores the thread and detaches it (idempotent); returns holdMs. */
@@ -445,7 +333,9 @@ export class PtraceSession {
         }
       }
       setRegs(this.tid, this.#saved);
-      this.#detachDelivering();
+      // Handed over: from here on, delivering them is detach's business.
+      const signals = this.#signals.splice(0);
+      detachDelivering(this.pid, this.tid, signals, this.#stopTimeoutMs);
     } catch (err) {
       throw this.#abandon(err);
     }
@@ -484,7 +374,7 @@ export class PtraceSession {
           `thread ${this.tid} did not reach the injected call within ${this.#stopTimeoutMs} ms`,
         );
       }
-      if (s.signal === (SIGTRAP | 0x80)) return { interrupted };
+      if (s.signal === SYSCALL_STOP) return { interrupted };
       if (s.event === 0) {
         // Each signal-delivery stop dequeues one signal; signals arriving
         // faster than that would hold the thread forever.
@@ -500,59 +390,6 @@ export class PtraceSession {
       // Signal-delivery stop (suppressed), PTRACE_EVENT_STOP (our own
       // late interrupt or a group stop, which detach reinstates).
       this.#resume(PTRACE_SYSCALL);
-    }
-  }
-
-  /**
-   * Detaches, first delivering the signals suppressed during the hold:
-   * each is queued again with tgkill, its siginfo restored at its
-   * signal-delivery stop, and the last one delivered by PTRACE_DETACH.
-   */
-  #detachDelivering(): void {
-    const pending: Uint8Array[] = [];
-    for (const info of this.#signals) {
-      const { signo } = siginfoFields(info);
-      // Standard signals do not queue: one pending instance is all there
-      // would have been.
-      if (
-        signo < 32 && pending.some((p) => siginfoFields(p).signo === signo)
-      ) continue;
-      pending.push(info);
-    }
-    this.#signals.length = 0;
-    if (pending.length === 0) {
-      ptrace(PTRACE_DETACH, this.tid, 0n, 0n);
-      return;
-    }
-    for (const info of pending) {
-      tgkill(this.pid, this.tid, siginfoFields(info).signo);
-    }
-    this.#resume(PTRACE_CONT);
-    const deadline = performance.now() + this.#stopTimeoutMs;
-    for (;;) {
-      const s = waitStop(this.tid, deadline);
-      if (s === null) {
-        throw new Error("ptrace: deferred signals were not delivered in time");
-      }
-      if (s.event !== 0 || s.signal === (SIGTRAP | 0x80)) {
-        this.#resume(PTRACE_CONT);
-        continue;
-      }
-      const got = siginfoFields(getSiginfo(this.tid));
-      const i = pending.findIndex((p) => {
-        const f = siginfoFields(p);
-        return f.signo === got.signo &&
-          (got.signo < 32 || (got.code === SI_TKILL && got.pid === Deno.pid));
-      });
-      if (i >= 0) {
-        setSiginfo(this.tid, pending[i]);
-        pending.splice(i, 1);
-      }
-      if (pending.length === 0) {
-        ptrace(PTRACE_DETACH, this.tid, 0n, BigInt(got.signo));
-        return;
-      }
-      ptrace(PTRACE_CONT, this.tid, 0n, BigInt(got.signo));
     }
   }
 
@@ -573,188 +410,6 @@ export class PtraceSession {
       this.#signals,
       this.#stopTimeoutMs,
     );
-  }
-}
-
-/**
- * Gets a thread out of our hands after an error: if it died, reaps it;
- * if it is in a ptrace stop, walks it to a stop where the saved registers
- * (when given) can be put back safely, restores them and detaches it; if
- * it is running, interrupts it first. Returns the error to report.
- */
-function leave(
-  pid: number,
-  tid: number,
-  err: unknown,
-  saved: BigUint64Array | undefined,
-  signals: Uint8Array[],
-  stopTimeoutMs: number,
-): unknown {
-  const deadline = performance.now() + Math.max(stopTimeoutMs, 1000);
-  const since = performance.now();
-  let interrupted = false;
-  for (;;) {
-    let op: string | undefined;
-    try {
-      op = getSyscallInfo(tid).op; // succeeds only in a ptrace stop
-    } catch {
-      op = undefined;
-    }
-    try {
-      if (op === "entry") {
-        // About to run a call: skip it (nr -1 runs nothing and returns
-        // -ENOSYS) and go on to its exit stop, where the registers can be
-        // restored. Letting it run could block (a restarted read).
-        const regs = getRegs(tid);
-        regs[REG.orig_rax] = MINUS_ONE;
-        setRegs(tid, regs);
-        ptrace(PTRACE_SYSCALL, tid, 0n, 0n);
-      } else if (op === "exit") {
-        // Restore, then stop again in get_signal() (see close()).
-        if (saved) setRegs(tid, saved);
-        ptrace(PTRACE_INTERRUPT, tid);
-        ptrace(PTRACE_CONT, tid, 0n, 0n);
-      } else if (op !== undefined) {
-        if (saved) setRegs(tid, saved);
-        let sig = 0;
-        try {
-          const f = siginfoFields(getSiginfo(tid));
-          if (f.code >> 8 !== PTRACE_EVENT_STOP) sig = f.signo;
-        } catch { /* a group stop has no siginfo */ }
-        ptrace(PTRACE_DETACH, tid, 0n, BigInt(sig));
-        // Best effort on this abnormal path: queue again what the hold
-        // suppressed (with a new siginfo).
-        for (const info of signals) {
-          try {
-            tgkill(pid, tid, siginfoFields(info).signo);
-          } catch { /* gone */ }
-        }
-        return asGone(tid, err);
-      }
-    } catch {
-      // It left the stop meanwhile (killed): fall through to waitpid.
-    }
-    let s: WaitStatus | null;
-    try {
-      const w = waitpid(tid, __WALL | WNOHANG);
-      s = w ? decodeStatus(w.status) : null;
-    } catch (e) {
-      // ECHILD: not our tracee any more (reaped, or never seized).
-      return errnoCode(e) === "ECHILD" ? asGone(tid, err) : err;
-    }
-    if (s && s.kind !== "stopped") return new TargetGone(tid, "exited");
-    if (s) continue; // a new stop: handle it above
-    if (op === undefined && !interrupted) {
-      try {
-        ptrace(PTRACE_INTERRUPT, tid);
-      } catch { /* dying */ }
-      interrupted = true;
-    }
-    if (performance.now() > deadline) {
-      unsettled.add(tid);
-      return err;
-    }
-    pause(since);
-  }
-}
-
-function ownThread(tid: number): boolean {
-  try {
-    return tid > 0 && Deno.statSync(`/proc/self/task/${tid}`).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-function asGone(tid: number, err: unknown): unknown {
-  if (err instanceof TargetGone) return err;
-  if (errnoCode(err) === "ESRCH") return new TargetGone(tid, "exited");
-  return err;
-}
-
-function seizeError(pid: number, tid: number, err: unknown): unknown {
-  const code = errnoCode(err);
-  if (code === "ESRCH") return new TargetGone(tid, "exited");
-  // Another tracer is the usual EPERM. It is read from the thread itself,
-  // whatever errno said, so that a mis-read errno (seen once in CI as
-  // EAGAIN, which PTRACE_SEIZE never returns) cannot hide it.
-  let tracer = "0";
-  try {
-    tracer = parseStatus(
-      Deno.readTextFileSync(`/proc/${pid}/task/${tid}/status`),
-    ).get("TracerPid") ?? "0";
-  } catch { /* gone */ }
-  if (tracer !== "0") {
-    return new ProcessSkipped(pid, `already traced (by pid ${tracer})`);
-  }
-  if (code === "EPERM") {
-    return new ProcessSkipped(pid, "ptrace not permitted (EPERM)");
-  }
-  return err;
-}
-
-/**
- * Sleeps between two polls of waitpid: 10 us for the first 2 ms (a stop
- * the engine asked for takes tens of microseconds), then longer. Never a
- * busy spin: on a small machine the tracee needs the CPU to reach its
- * stop. (waitpid itself has no timeout, hence the polling.)
- */
-function pause(since: number, now = performance.now()): void {
-  const waited = now - since;
-  usleep(waited < 2 ? 10 : waited < 50 ? 200 : 1000);
-}
-
-/**
- * Waits for the next stop of tid until `deadline` (performance.now()
- * ms); null on timeout. Exit or death of the thread throws TargetGone.
- */
-function waitStop(tid: number, deadline: number): Stop | null {
-  const slack = prctlSelf(PR_GET_TIMERSLACK);
-  if (slack > 1000) prctlSelf(PR_SET_TIMERSLACK, 1000n);
-  try {
-    return pollStop(tid, deadline);
-  } finally {
-    if (slack > 1000) prctlSelf(PR_SET_TIMERSLACK, BigInt(slack));
-  }
-}
-
-function pollStop(tid: number, deadline: number): Stop | null {
-  const since = performance.now();
-  for (;;) {
-    const w = waitpid(tid, __WALL | WNOHANG);
-    if (w !== null) {
-      const s = decodeStatus(w.status);
-      if (s.kind === "exited") throw new TargetGone(tid, `exited (${s.code})`);
-      if (s.kind === "killed") {
-        throw new TargetGone(tid, `killed by signal ${s.signal}`);
-      }
-      return s;
-    }
-    const now = performance.now();
-    if (now > deadline) return null;
-    pause(since, now);
-  }
-}
-
-/**
- * Waits for a PTRACE_EVENT_STOP (the interrupt trap, or a group stop)
- * within timeoutMs, recording and suppressing signal-delivery stops.
- * Returns false on timeout.
- */
-function waitTrap(tid: number, timeoutMs: number, signals: Uint8Array[]) {
-  let deadline = performance.now() + timeoutMs;
-  let signalStops = 0;
-  for (;;) {
-    const s = waitStop(tid, deadline);
-    if (s === null) return false;
-    if (s.event === PTRACE_EVENT_STOP) return true;
-    if (s.event === 0 && s.signal !== (SIGTRAP | 0x80)) {
-      // A flood of signals: give up as on a timeout (see waitSyscallStop).
-      if (++signalStops > MAX_SIGNAL_STOPS) return false;
-      signals.push(getSiginfo(tid));
-      deadline = performance.now() + timeoutMs;
-    }
-    ptrace(PTRACE_CONT, tid, 0n, 0n);
   }
 }
 
