@@ -75,9 +75,42 @@ if [ "$run_host" -eq 1 ]; then
 	echo "install.sh: ok"
 fi
 
+pkg_pid=
+if [ "$run_host" -eq 1 ]; then
+	step "Debian packages: build (with lintian), and the previous version for the upgrade test"
+	debdir=$(mktemp -d /tmp/mergemem-deb.XXXXXX)
+	./scripts/build-deb.sh -o "$debdir/new"
+	MERGEMEM_DEB_VERSION="$ver~prev1" ./scripts/build-deb.sh --no-lintian -o "$debdir/prev"
+	# The fresh-chroot test (install, upgrade from the previous version,
+	# purge) spends its time on downloads and two DKMS builds: it runs
+	# beside the VM suite and is waited for at the end.
+	./scripts/test-deb.sh "$debdir/prev" "$debdir/new" >"$debdir/test-deb.log" 2>&1 &
+	pkg_pid=$!
+fi
+
 if [ "$run_vm" -eq 1 ]; then
+	if [ "$run_host" -eq 1 ]; then
+		step "the packages on this host for the VM suite (t_60_package: modules-load.d, the packaged mergemem)"
+		# shellcheck source=scripts/host-packages.sh
+		. ./scripts/host-packages.sh
+		host_packages_install "$debdir/new"
+		trap host_packages_purge EXIT
+	fi
 	step "VM suite (QEMU TCG, Debian kernels)"
 	./tests/vm/run.sh
+	if [ "$run_host" -eq 1 ]; then
+		host_packages_purge
+		trap - EXIT
+	fi
+fi
+
+if [ -n "$pkg_pid" ]; then
+	step "Debian packages in a fresh Debian 12 chroot (scripts/test-deb.sh)"
+	rc=0
+	wait "$pkg_pid" || rc=$?
+	cat "$debdir/test-deb.log"
+	[ "$rc" -eq 0 ] || { echo "test.sh: scripts/test-deb.sh failed (exit $rc)" >&2; exit 1; }
+	rm -rf "$debdir"
 fi
 
 step "all tests passed"
