@@ -10,6 +10,7 @@ import {
 import { assertCleanError } from "../helpers/assert.ts";
 import { denoRunAs, testUser, type User } from "../helpers/run_as.ts";
 import { startWorker } from "../helpers/workers.ts";
+import { procState, waitUntil } from "../helpers/wait.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -108,37 +109,27 @@ Deno.test("nothing matched or nothing left exits 3", async () => {
   );
 });
 
-/** The state letter of /proc/PID/stat ("Z" for a zombie), or undefined. */
-function procState(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0];
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Runs `fn` with the pid of a real zombie: a shell forks `sleep 0`, then
- * execs `sleep 30`, which never reaps its inherited child.
+ * execs `sleep 3600` (killed at the end), which never reaps its inherited
+ * child.
  */
 async function withZombie(fn: (pid: number) => Promise<void>): Promise<void> {
   const parent = new Deno.Command("sh", {
-    args: ["-c", "sleep 0 & exec sleep 30"],
+    args: ["-c", "sleep 0 & exec sleep 3600"],
   }).spawn();
   try {
     let zombie: number | undefined;
-    for (let i = 0; i < 500 && zombie === undefined; i++) {
+    // Until the shell has exec'd, its child may still be running.
+    await waitUntil(() => {
       const tasks = `/proc/${parent.pid}/task`;
       const children = [...Deno.readDirSync(tasks)].flatMap((t) =>
         Deno.readTextFileSync(`${tasks}/${t.name}/children`).trim().split(/\s+/)
       ).filter((c) => c !== "").map(Number);
-      // Until the shell has exec'd, its child may still be running.
       zombie = children.find((c) => procState(c) === "Z");
-      if (zombie === undefined) await new Promise((r) => setTimeout(r, 10));
-    }
-    assert(zombie !== undefined, "no zombie child appeared");
-    await fn(zombie);
+      return zombie !== undefined;
+    }, `a child of pid ${parent.pid} (sh, then sleep) is a zombie`);
+    await fn(zombie!);
   } finally {
     parent.kill();
     await parent.status;

@@ -19,6 +19,7 @@ import { assertIntact } from "../helpers/assert.ts";
 import { haveGcc } from "../helpers/gcc.ts";
 import { ksmFile, ksmUsable, setKsm } from "../helpers/ksm_sysfs.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
+import { hasExited, procState, waitUntil } from "../helpers/wait.ts";
 
 const ignore = !ksmUsable() || !haveGcc();
 if (ignore) console.warn("ksm_burst_cli_test: skipped (needs root, KSM, gcc)");
@@ -63,38 +64,56 @@ function withHostKsm(fn: () => Promise<void>): () => Promise<void> {
   };
 }
 
-/** `mergemem ARGS` as a child process. */
+/** `mergemem ARGS` as a child process; its stderr is read as it comes. */
 function mergemem(args: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", main, ...args],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  let err = "";
+  const stderr = (async () => {
+    for await (const s of child.stderr.pipeThrough(new TextDecoderStream())) {
+      err += s;
+    }
+  })();
+  const stdout = new Response(child.stdout).text();
   return {
     child,
+    /** Whether `text` has appeared on its stderr so far. */
+    said: (text: string) => err.includes(text),
     async done() {
-      const r = await child.output();
-      return {
-        code: r.code,
-        signal: r.signal,
-        out: new TextDecoder().decode(r.stdout),
-        err: new TextDecoder().decode(r.stderr),
-      };
+      const [st, out] = await Promise.all([child.status, stdout]);
+      await stderr;
+      return { code: st.code, signal: st.signal, out, err };
     },
   };
 }
 
 /**
- * Waits until `pid` bursts (its journal exists). Up to 300 s: on a shared
- * machine another mergemem may hold the KSM lock for a while.
+ * Stops pid (SIGSTOP) while it bursts: it keeps the KSM lock and ksmd its
+ * burst settings, and nothing it does can end the burst meanwhile. Fails
+ * if its burst was over (or had not begun) once it stood still.
  */
-async function burstOf(pid: number): Promise<boolean> {
-  const end = Date.now() + 300_000;
-  while (Date.now() < end) {
-    if (readJournal()?.pid === pid) return true;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return false;
+async function holdBursting(pid: number): Promise<void> {
+  await waitUntil(
+    () => {
+      assert(!hasExited(pid), `pid ${pid} exited before its burst`);
+      return readJournal()?.pid === pid && ksmFile("run") === "1";
+    },
+    `pid ${pid} bursts (its journal written, run=1)`,
+    300_000, // on a shared machine another mergemem may hold the KSM lock
+    5,
+  );
+  Deno.kill(pid, "SIGSTOP");
+  await waitUntil(
+    () => procState(pid) === "T",
+    `pid ${pid} is stopped (SIGSTOP)`,
+  );
+  assert(
+    readJournal()?.pid === pid && ksmFile("run") === "1",
+    `pid ${pid} still bursts once stopped`,
+  );
 }
 
 async function workers(n: number, pages: number, seed: number) {
@@ -112,8 +131,10 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: withHostKsm(async () => {
-    // A's burst is long (4 x 256 MiB), B's scan short, so that B reaches
-    // the lock while A bursts.
+    // A is stopped (SIGSTOP) in the middle of its burst until B says that
+    // it waits for A's lock: the bursts overlap on a machine of any
+    // speed. A's burst is long (4 x 256 MiB) so that it is still on when
+    // the test stops it.
     const NA = 65536, NB = 1000;
     const a = await workers(4, NA, 31);
     const b = await workers(2, NB, 32);
@@ -128,7 +149,7 @@ Deno.test({
         "300", // full scans are slow on a busy shared host
         "--json",
       ]);
-      assert(await burstOf(ma.child.pid), "A is bursting");
+      await holdBursting(ma.child.pid);
       const mb = mergemem([
         "merge",
         "--pid",
@@ -139,6 +160,19 @@ Deno.test({
         "300", // full scans are slow on a busy shared host
         "--json",
       ]);
+      const waits = `mergemem: waiting for pid ${ma.child.pid} `;
+      try {
+        await waitUntil(
+          () => {
+            assert(!hasExited(mb.child.pid), "B exited before waiting for A");
+            return mb.said(waits);
+          },
+          `B says "${waits}..." on stderr`,
+          300_000,
+        );
+      } finally {
+        Deno.kill(ma.child.pid, "SIGCONT");
+      }
       const ra = await ma.done();
       const rb = await mb.done();
       assertEquals(ra.code, 0, ra.err);
@@ -186,7 +220,9 @@ Deno.test({
         "300", // full scans are slow on a busy shared host
         "--json",
       ]);
-      assert(await burstOf(m.child.pid), "bursting");
+      // Stopped mid-burst first, so that the kill cannot come after the
+      // burst ended, however fast this machine merges.
+      await holdBursting(m.child.pid);
       m.child.kill("SIGKILL");
       const r = await m.done();
       assertEquals(r.signal, "SIGKILL");

@@ -64,10 +64,21 @@ const ORIG: Record<string, string> = Object.fromEntries(
   }).filter(([k]) => KNOBS.includes(k)),
 );
 
-/** A burst child process with a line reader. */
-function child(timeoutMs: number, name: string) {
+/**
+ * A burst child process with a line reader. With `held`, its burst ends
+ * (target reached) only when {@link tell} is called.
+ */
+function child(timeoutMs: number, name: string, held = false) {
   const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", childScript, String(timeoutMs), name],
+    args: [
+      "run",
+      "-A",
+      childScript,
+      String(timeoutMs),
+      name,
+      ...(held ? ["stdin"] : []),
+    ],
+    stdin: held ? "piped" : "null",
     stdout: "piped",
   }).spawn();
   const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -75,6 +86,10 @@ function child(timeoutMs: number, name: string) {
   return {
     pid: proc.pid,
     proc,
+    /** Ends a held burst: its target is then reached. */
+    async tell() {
+      if (held) await proc.stdin.close().catch(() => {});
+    },
     /** Reads until `text` appears (or the child ends); returns all output. */
     async until(text: string): Promise<string> {
       while (!out.includes(text)) {
@@ -100,6 +115,7 @@ function child(timeoutMs: number, name: string) {
       } catch {
         // gone
       }
+      await this.tell();
       await this.end();
     },
   };
@@ -124,7 +140,10 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: withHostKsm(async () => {
-    const a = child(1500, "burst A");
+    // A bursts until told to stop, which the test does only once B has
+    // said that it waits for A: the bursts overlap on a machine of any
+    // speed.
+    const a = child(600_000, "burst A", true);
     assert((await a.until("bursting")).includes("bursting"));
     // B starts while A bursts, waits for A, then bursts itself.
     const b = child(300, "burst B");
@@ -136,11 +155,12 @@ Deno.test({
         ),
         outB,
       );
+      await a.tell();
       const ra = await a.end();
       const rb = await b.end();
       assertEquals(ra.code, 0, ra.out);
       assertEquals(rb.code, 0, rb.out);
-      assertEquals(a.result().ended, "timeout");
+      assertEquals(a.result().ended, "target");
       assertEquals(b.result().ended, "timeout");
       // B saw the original settings, not A's burst settings.
       for (const [k, v] of Object.entries(ORIG)) {

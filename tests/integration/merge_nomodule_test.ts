@@ -37,7 +37,7 @@ Deno.test({
   name: "merge --engine module without the module: NoModule with a hint",
   ignore: hasModule || !hasKsm,
   async fn() {
-    const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    const child = new Deno.Command("sleep", { args: ["3600"] }).spawn();
     try {
       await rejects(
         () => merge({ pids: [child.pid], engine: "module" }),
@@ -68,7 +68,7 @@ Deno.test({
       console.warn("CLI part skipped: src/cli/scan.ts not there yet");
       return;
     }
-    const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    const child = new Deno.Command("sleep", { args: ["3600"] }).spawn();
     try {
       const r = await new Deno.Command(Deno.execPath(), {
         args: [

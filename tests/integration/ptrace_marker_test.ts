@@ -27,6 +27,7 @@ import {
   startTarget,
   type Target,
 } from "../ptrace/targets.ts";
+import { procState, waitUntil } from "../helpers/wait.ts";
 
 const ignore = Deno.build.arch !== "x86_64" || Deno.uid() !== 0 || !haveGcc();
 const hasKsm = (() => {
@@ -235,7 +236,11 @@ Deno.test({
       const s = PtraceSession.open(t.pid, { tid: r.sleeper });
       assertEquals(s.call(39), BigInt(t.pid)); // getpid
       await t.send("exit 7"); // main exits while the sleeper is held
-      await new Promise((res) => setTimeout(res, 100));
+      // The exit kills the held thread: it leaves its ptrace stop ("t").
+      await waitUntil(
+        () => procState(t.pid, r.sleeper) !== "t",
+        `the held thread ${r.sleeper} is killed by its process's exit`,
+      );
       throws(() => s.call(39), (e: unknown) => e instanceof TargetGone);
       s.close(); // nothing left to do
       assertEquals((await t.status).code, 7);

@@ -41,9 +41,15 @@ Deno.test({
       for (let i = 0; i < N; i++) {
         const advice = BigInt(i % 2 === 0 ? MADV_MERGEABLE : MADV_UNMERGEABLE);
         // Every thread, both ways of injecting (vDSO-only on odd pairs).
+        // The engine's own time limits (a stop within 5 s, a call within
+        // 10 s) are what mergemem needs in production, not what is tested
+        // here: generous ones, so that a slow or loaded machine (a TCG
+        // guest) cannot fail an injection that is only late.
         const s = PtraceSession.open(t.pid, {
           tid: tids[i % tids.length],
           inPlace: (i >> 1) % 2 === 0,
+          stopTimeoutMs: 120_000,
+          callTimeoutMs: 120_000,
         });
         try {
           for (const r of regions) {

@@ -16,6 +16,7 @@ import {
   Z,
 } from "../helpers/workers.ts";
 import { denoRunAs, testUser, type User } from "../helpers/run_as.ts";
+import { hasExited, waitUntil } from "../helpers/wait.ts";
 
 const SPEC = STANDARD_SPEC;
 
@@ -241,7 +242,12 @@ Deno.test("a process that exits mid-scan is skipped, the scan goes on", async ()
         if (p.pid === a.pid && !killed) {
           killed = true;
           Deno.kill(a.pid, "SIGKILL");
-          await new Promise((res) => setTimeout(res, 50));
+          // Until its memory is gone (a zombie or reaped), however long
+          // the kill takes on this machine.
+          await waitUntil(
+            () => hasExited(a.pid),
+            `pid ${a.pid} has exited after SIGKILL`,
+          );
         }
       },
     });

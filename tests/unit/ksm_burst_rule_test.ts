@@ -179,38 +179,51 @@ Deno.test("an expensive progress() is sampled at most every 5x its cost", async 
 });
 
 Deno.test("a cheap hint that reaches the target makes the burst notice it at once", async () => {
-  // progress() costs 200 ms, so it is sampled every 1.2 s; the selection
-  // reaches its target 300 ms into the burst. Without the hint the burst
-  // ends with the second sample (1.2 + 0.2 s); with it, one cost after the
-  // first sample ended (0.4 + 0.2 s).
+  // progress() costs 200 ms, so the burst samples it only every
+  // PROGRESS_COST_FACTOR costs; the selection reaches its target as soon as
+  // the first sample is taken. Without the hint the second sample waits
+  // for its regular time; with it, it comes one cost after the first, when
+  // the hint says the target may be reached. Counted in samples and in the
+  // burst's own spacing rule, not in wall time: a slow or loaded machine
+  // only stretches both runs.
   const COST_MS = 200;
-  const endAt = async (withHint: boolean) => {
+  const run = async (withHint: boolean) => {
     const ksm = fakeKsm();
     try {
-      const t0 = performance.now();
-      const reached = () => performance.now() - t0 >= 300;
+      const starts: number[] = [], ends: number[] = [];
       const r = await runBurst({
         dir: ksm.dir,
         runDir: Deno.makeTempDirSync(),
         progress: () => {
           const start = performance.now();
           while (performance.now() - start < COST_MS) { /* busy */ }
-          return reached() ? 100 : 0;
+          starts.push(start);
+          ends.push(performance.now());
+          return starts.length > 1 ? 100 : 0;
         },
-        hint: withHint ? () => (reached() ? 100 : 0) : undefined,
+        hint: withHint ? () => (starts.length >= 1 ? 100 : 0) : undefined,
         target: 100,
-        timeoutMs: 30000,
+        timeoutMs: 120000,
       });
       assertEquals(r.ended, "target");
-      return r.seconds * 1000;
+      assertEquals(starts.length, 2, "the second sample ends the burst");
+      return { gap: starts[1] - ends[0], cost: ends[0] - starts[0] };
     } finally {
       ksm.stop();
     }
   };
-  const without = await endAt(false);
-  const withHint = await endAt(true);
-  assert(without >= COST_MS * (1 + PROGRESS_COST_FACTOR), `${without} ms`);
-  assert(withHint < without - 2 * COST_MS, `${withHint} vs ${without} ms`);
+  const without = await run(false);
+  assert(
+    without.gap >= PROGRESS_COST_FACTOR * without.cost,
+    `without a hint the second sample came ${without.gap} ms after the ` +
+      `first, before ${PROGRESS_COST_FACTOR} × its cost ${without.cost} ms`,
+  );
+  const withHint = await run(true);
+  assert(
+    withHint.gap < PROGRESS_COST_FACTOR * withHint.cost,
+    `with the hint the second sample still waited ${withHint.gap} ms ` +
+      `(${PROGRESS_COST_FACTOR} × its cost ${withHint.cost} ms)`,
+  );
 });
 
 Deno.test("a burst whose marked processes have all exited ends as gone, not at the timeout", async () => {
@@ -218,10 +231,12 @@ Deno.test("a burst whose marked processes have all exited ends as gone, not at t
   // not advance and the stall rule could never fire.
   const ksm = fakeKsm();
   try {
-    // Progress rises for 100 ms; then the last process exits, and ksmd,
-    // with no process left to scan, completes no more full scans.
+    // Progress rises with every sample for 100 ms (by one: far from the
+    // target, however late a slow machine runs the timer); then the last
+    // process exits, and ksmd, with no process left to scan, completes no
+    // more full scans.
     let alive = true;
-    const t0 = performance.now();
+    let rises = 0;
     setTimeout(() => {
       alive = false;
       ksm.stop();
@@ -229,7 +244,7 @@ Deno.test("a burst whose marked processes have all exited ends as gone, not at t
     const r = await runBurst({
       dir: ksm.dir,
       runDir: Deno.makeTempDirSync(),
-      progress: () => alive ? Math.floor((performance.now() - t0) / 5) : 20,
+      progress: () => alive ? ++rises : rises,
       anyLeft: () => alive,
       target: 100,
       timeoutMs: 5000,

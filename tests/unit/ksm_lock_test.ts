@@ -17,6 +17,7 @@ import {
 import { journalPath, readJournal } from "../../src/ksm/journal.ts";
 import { exitCodeOf } from "../../src/cli/exit_codes.ts";
 import { ErrorKind, MergememError } from "../../src/errors.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const holderScript = new URL("../helpers/ksm_lock_holder.ts", import.meta.url)
   .pathname;
@@ -164,7 +165,11 @@ Deno.test("a waiter gets the lock when the holder releases it", async () => {
     { runDir, lockTimeoutSeconds: 60, onLockWait: (n) => notices.push(n) },
     () => readLockHolder(runDir)?.pid,
   );
-  await new Promise((res) => setTimeout(res, 300));
+  // Released only once the waiter has found the lock busy and said so.
+  await waitUntil(
+    () => notices.length > 0,
+    "the waiter reports waiting for the holder",
+  );
   await h.release();
   assertEquals(await waiting, Deno.pid);
   assertEquals(notices.length, 1);

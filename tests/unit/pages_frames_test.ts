@@ -19,6 +19,7 @@ import {
   U,
   Z,
 } from "../helpers/workers.ts";
+import { procState, waitUntil } from "../helpers/wait.ts";
 
 const SPEC = STANDARD_SPEC;
 const PAGES = D + U + C + Z + R + T;
@@ -64,21 +65,19 @@ Deno.test("presentFrames: a process that is gone gives undefined", async () => {
 });
 
 Deno.test("presentFrames: a zombie (exited, not reaped) gives undefined", async () => {
-  // sh forks a short sleep and execs a long one that never reaps it.
+  // sh forks a short sleep and execs a long one (killed at the end) that
+  // never reaps it.
   const p = new Deno.Command("sh", {
-    args: ["-c", "sleep 0.1 & exec sleep 30"],
+    args: ["-c", "sleep 0.1 & exec sleep 3600"],
   }).spawn();
   try {
     let kid = 0;
-    for (let i = 0; i < 100 && !kid; i++) {
-      await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => {
       const k = Deno.readTextFileSync(`/proc/${p.pid}/task/${p.pid}/children`)
         .trim();
-      if (k && Deno.readTextFileSync(`/proc/${k}/stat`).includes(") Z ")) {
-        kid = Number(k);
-      }
-    }
-    eq(kid > 0, true);
+      if (k && procState(Number(k)) === "Z") kid = Number(k);
+      return kid > 0;
+    }, `the child of pid ${p.pid} (sh, then sleep) is a zombie`);
     eq(
       presentFrames(
         kid,

@@ -22,6 +22,14 @@ function ksm(name: string): string {
 function setKsm(name: string, v: string) {
   Deno.writeTextFileSync(`${KSM}/${name}`, v);
 }
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 function merging(pid: number): number {
   return Number(Deno.readTextFileSync(`/proc/${pid}/ksm_merging_pages`).trim());
 }
@@ -34,6 +42,22 @@ function check(cond: boolean, what: string): void {
 }
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
+}
+/**
+ * Polls until cond() holds, up to ms (a bound against a hang, generous for
+ * a TCG guest on a slow machine); returns whether it did.
+ */
+async function waitFor(
+  cond: () => boolean,
+  ms: number,
+  stepMs = 10,
+): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await sleep(stepMs);
+  }
+  return cond();
 }
 
 /**
@@ -222,12 +246,13 @@ async function scenarioMerge() {
       ),
       "unmerge unmarked VMAs",
     );
-    // Counters follow when ksmd next visits; give it a moment if it runs.
+    // Counters follow when ksmd next visits; give it time if it runs.
     let left = ws.map((w) => merging(w.pid));
-    for (let i = 0; i < 100 && left.some((n) => n > 0); i++) {
-      await sleep(100);
-      left = ws.map((w) => merging(w.pid));
-    }
+    await waitFor(
+      () => (left = ws.map((w) => merging(w.pid))).every((n) => n === 0),
+      60_000,
+      100,
+    );
     check(
       left.every((n) => n === 0),
       `ksm_merging_pages -> 0 after unmerge (${left.join(",")})`,
@@ -267,14 +292,14 @@ async function scenarioSigint() {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    // Wait for the burst to start (run=1), then interrupt it.
-    let started = false;
-    for (let i = 0; i < 1200 && !started; i++) {
-      started = ksm("run") === "1";
-      if (!started) await sleep(25);
-    }
-    check(started, "burst started (run=1)");
-    await sleep(200);
+    // Wait for the burst to start (run=1, written last), then interrupt it
+    // at once: the burst needs two full scans of 2 x 30000 pages to reach
+    // its target, so the SIGINT lands in the middle of it on a machine of
+    // any speed.
+    check(
+      await waitFor(() => ksm("run") === "1", 240_000),
+      "burst started (run=1)",
+    );
     const mid = Number(ksm("pages_sharing"));
     child.kill("SIGINT");
     const r = await child.output();
@@ -393,10 +418,7 @@ async function scenarioOtherKsmUser() {
     setKsm("pages_to_scan", "10000");
     setKsm("sleep_millisecs", "0");
     setKsm("run", "1");
-    const t0 = Date.now();
-    while (Number(ksm("pages_sharing")) < N && Date.now() - t0 < 60000) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(() => Number(ksm("pages_sharing")) >= N, 240_000, 50);
     setKsm("run", "0");
     setKsm("pages_to_scan", "100");
     setKsm("sleep_millisecs", "20");
@@ -416,13 +438,42 @@ async function scenarioOtherKsmUser() {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    // Free the other user's merged memory as soon as the burst starts.
-    const t1 = Date.now();
-    while (ksm("pages_to_scan") !== "10000" && Date.now() - t1 < 60000) {
-      await new Promise((r) => setTimeout(r, 5));
+    // Free the other user's merged memory during the burst: once it runs
+    // (run=1, written last), the merge is held still (SIGSTOP) while the
+    // other user's processes exit and ksmd, still at the burst's rate,
+    // completes two full scans, which drop their pages from
+    // pages_sharing; then it goes on. So the burst sees the drop on a
+    // machine of any speed, and cannot end before it.
+    check(
+      await waitFor(
+        () => ksm("run") === "1" && ksm("pages_to_scan") === "10000",
+        240_000,
+        5,
+      ),
+      "the merge's burst runs (run=1, pages_to_scan=10000)",
+    );
+    Deno.kill(run.pid, "SIGSTOP");
+    let held = false, scanned = false;
+    try {
+      held = ksm("run") === "1" && exists("/run/mergemem/journal.json");
+      if (held) {
+        for (const o of others) await o.stop();
+        others.length = 0;
+        const scans = Number(ksm("full_scans"));
+        scanned = await waitFor(
+          () => Number(ksm("full_scans")) >= scans + 2,
+          240_000,
+        );
+      }
+    } finally {
+      // Before any check: a failed check exits at once.
+      Deno.kill(run.pid, "SIGCONT");
     }
-    for (const o of others) await o.stop();
-    others.length = 0;
+    check(
+      held,
+      "the merge is held in the middle of its burst (journal, run=1)",
+    );
+    check(scanned, "ksmd completes two full scans after the other user exited");
     const r = await run.output();
     const err = new TextDecoder().decode(r.stderr);
     if (err.trim()) console.log(err.trimEnd());
@@ -581,10 +632,11 @@ async function scenarioNoWait() {
       "ksmd keeps its own rate",
     );
     let n = 0;
-    for (let i = 0; i < 600 && n < 2 * N; i++) {
-      await sleep(100);
-      n = merging(ws[0].pid) + merging(ws[1].pid);
-    }
+    await waitFor(
+      () => (n = merging(ws[0].pid) + merging(ws[1].pid)) >= 2 * N,
+      150_000,
+      100,
+    );
     check(n === 2 * N, `ksmd merges in the background (${n} merging pages)`);
     for (const w of ws) {
       check(

@@ -88,24 +88,62 @@ function show(s: Record<string, string>): string {
   return Object.entries(s).map(([k, v]) => `${k}=${v}`).join(" ");
 }
 
-/** `mergemem ARGS` as a child process, output collected. */
+/** `mergemem ARGS` as a child process, output collected (stderr as it comes). */
 function spawn(args: string[]) {
   const child = new Deno.Command(deno, {
     args: ["run", "-A", MAIN, ...args],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  let err = "";
+  let ended = false;
+  const stderr = (async () => {
+    for await (const s of child.stderr.pipeThrough(new TextDecoderStream())) {
+      err += s;
+    }
+  })();
+  const stdout = new Response(child.stdout).text();
+  child.status.then(() => ended = true);
   return {
     child,
+    /** Whether `text` has appeared on its stderr so far. */
+    said: (text: string) => err.includes(text),
+    /** Whether it has exited. */
+    ended: () => ended,
     async done() {
-      const r = await child.output();
-      const out = new TextDecoder().decode(r.stdout);
-      const err = new TextDecoder().decode(r.stderr);
+      const [r, out] = await Promise.all([child.status, stdout]);
+      await stderr;
       console.log(`$ mergemem ${args.join(" ")} -> ${r.code}`);
       if (err.trim()) console.log(err.trimEnd());
       return { code: r.code, signal: r.signal, out, err };
     },
   };
+}
+
+/**
+ * Stops a merge (SIGSTOP) in the middle of its burst: it keeps the KSM
+ * lock and ksmd the burst's settings, and nothing it does can end the
+ * burst meanwhile. Returns whether it was caught bursting (journal
+ * written, run=1, written last); if not, it is continued again.
+ */
+async function holdBursting(pid: number): Promise<boolean> {
+  const bursting = () => exists(JOURNAL) && ksm("run") === "1";
+  if (!await waitFor(bursting, 240000)) return false;
+  Deno.kill(pid, "SIGSTOP");
+  await waitFor(() => procState(pid) === "T", 60000);
+  if (procState(pid) === "T" && bursting()) return true;
+  Deno.kill(pid, "SIGCONT");
+  return false;
+}
+
+/** The state letter of /proc/PID/stat, or undefined. */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0];
+  } catch {
+    return undefined;
+  }
 }
 
 /** Waits until cond() holds (polling), up to ms; returns whether it did. */
@@ -128,9 +166,11 @@ async function workers(n: number, pages: number, seed: number) {
 const pidList = (ws: Worker[]) => ws.map((w) => w.pid).join(",");
 
 async function overlap() {
-  // A's burst is long (4 x 128 MiB) and B's scan short, so that B reaches
-  // the lock while A still bursts.
-  const NA = 32768, NB = 2000;
+  // A is stopped (SIGSTOP) in the middle of its burst until B says that it
+  // waits for A's lock: the bursts overlap on a machine of any speed. A's
+  // burst (4 x 32 MiB, two full scans at least) only has to outlast the
+  // test's polling.
+  const NA = 8192, NB = 2000;
   const a = await workers(4, NA, 21);
   const b = await workers(2, NB, 22);
   try {
@@ -142,20 +182,32 @@ async function overlap() {
       "--timeout",
       "120",
     ]);
-    check(
-      await waitFor(() => exists(JOURNAL), 120000),
-      "first merge is bursting (journal written)",
-    );
-    const mb = spawn([
-      "merge",
-      "--pid",
-      pidList(b),
-      "--json",
-      "--timeout",
-      "120",
-    ]);
+    const held = await holdBursting(ma.child.pid);
+    let waited = false;
+    let mb: ReturnType<typeof spawn> | undefined;
+    try {
+      if (held) {
+        mb = spawn([
+          "merge",
+          "--pid",
+          pidList(b),
+          "--json",
+          "--timeout",
+          "120",
+        ]);
+        const waits = `mergemem: waiting for pid ${ma.child.pid} `;
+        const m = mb;
+        waited = await waitFor(() => m.said(waits) || m.ended(), 240000) &&
+          m.said(waits);
+      }
+    } finally {
+      // Before any check: a failed check throws.
+      Deno.kill(ma.child.pid, "SIGCONT");
+    }
+    check(held, "first merge held in the middle of its burst (journal, run=1)");
+    check(waited, "the second merge reports waiting for the first's lock");
     const ra = await ma.done();
-    const rb = await mb.done();
+    const rb = await mb!.done();
     check(ra.code === 0 && rb.code === 0, "both merges exit 0");
     const ja = JSON.parse(ra.out), jb = JSON.parse(rb.out);
     check(
@@ -240,7 +292,7 @@ async function lockTimeout() {
 }
 
 async function killed() {
-  const N = 16384;
+  const N = 8192;
   const ws = await workers(3, N, 24);
   try {
     const m = spawn([
@@ -252,10 +304,11 @@ async function killed() {
       "120",
     ]);
     // The journal is written before the settings change (so that a crash
-    // in between is repaired too); run=1 is written last.
+    // in between is repaired too); run=1 is written last. Stopped there
+    // first, so that the kill cannot come after the burst ended.
     check(
-      await waitFor(() => exists(JOURNAL) && ksm("run") === "1", 120000),
-      "merge is bursting (journal written, run=1)",
+      await holdBursting(m.child.pid),
+      "merge is bursting (journal written, run=1), held there",
     );
     m.child.kill("SIGKILL");
     const r = await m.done();

@@ -65,20 +65,25 @@ check_scan_merge() { "$DENO" run -A "$G/servers_check.ts" both "$@"; }
 # count_procs COMM: how many processes run COMM.
 count_procs() { pgrep -x "$1" | wc -l; }
 
-# wait_procs COMM N: until exactly N processes run COMM (30 s).
+# Bounds of the waits below, in seconds: against a hang, generous for a TCG
+# guest on a slow, loaded machine (each ends as soon as its condition holds).
+WAIT_LIMIT=120
+PG_LIMIT=360
+
+# wait_procs COMM N: until exactly N processes run COMM (WAIT_LIMIT).
 wait_procs() {
-	local i
-	for i in $(seq 300); do
+	local end=$((SECONDS + WAIT_LIMIT))
+	while ((SECONDS < end)); do
 		[[ $(count_procs "$1") -eq $2 ]] && return 0
 		sleep 0.1
 	done
-	fail "$2 $1 processes expected, $(count_procs "$1") running"
+	fail "$2 $1 processes expected, $(count_procs "$1") running after ${WAIT_LIMIT} s"
 }
 
-# wait_gone PID...: until these processes have exited (30 s).
+# wait_gone PID...: until these processes have exited (WAIT_LIMIT).
 wait_gone() {
-	local i p alive
-	for i in $(seq 300); do
+	local p alive end=$((SECONDS + WAIT_LIMIT))
+	while ((SECONDS < end)); do
 		alive=0
 		for p; do kill -0 "$p" 2>/dev/null && alive=1; done
 		((alive)) || return 0
@@ -256,9 +261,10 @@ pg_sessions() {
 }
 
 # pg_all FILE TAG: runs the SQL of FILE in every session, waits until each
-# has printed its results; session i's results go to $ST/TAG.i.
+# has printed its results (all of them within PG_LIMIT: the sessions run at
+# once); session i's results go to $ST/TAG.i.
 pg_all() {
-	local i n=0 fd
+	local i fd t0=$SECONDS end=$((SECONDS + PG_LIMIT))
 	for i in $(seq "$PG_SESSIONS"); do
 		fd=${PG_FDS[i - 1]}
 		printf '\\echo ==begin %s==\n' "$2" >&"$fd"
@@ -266,11 +272,12 @@ pg_all() {
 		printf '\\echo ==end %s==\n' "$2" >&"$fd"
 	done
 	for i in $(seq "$PG_SESSIONS"); do
-		for n in $(seq 1200); do
-			grep -q "^==end $2==\$" "$ST/pg$i.out" && break
+		until grep -q "^==end $2==\$" "$ST/pg$i.out" || ((SECONDS >= end)); do
 			sleep 0.1
 		done
-		grep -q "^==end $2==\$" "$ST/pg$i.out" || fail "session $i: no results for $2: $(tail -n 5 "$ST/pg$i.out")"
+		grep -q "^==end $2==\$" "$ST/pg$i.out" ||
+			fail "session $i: no results for $2 after ${PG_LIMIT} s: $(tail -n 5 "$ST/pg$i.out")"
 		sed -n "/^==begin $2==\$/,/^==end $2==\$/{/^==/d;p}" "$ST/pg$i.out" >"$ST/$2.$i"
 	done
+	echo "  $PG_SESSIONS sessions ran $1 in $((SECONDS - t0)) s"
 }
