@@ -24,6 +24,9 @@ done
 
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
+# Each part's log, for the closing count.
+counts=$(mktemp -d /tmp/mergemem-test-counts.XXXXXX)
+
 step "dependencies"
 if [ "$run_vm" -eq 1 ]; then
 	./scripts/vm-deps.sh
@@ -42,7 +45,7 @@ if [ "$run_host" -eq 1 ]; then
 	./scripts/build-wasm.sh --check
 
 	step "unit and host integration tests"
-	"$deno" task test
+	"$deno" task test 2>&1 | tee "$counts/host.log"
 
 	step "install.sh round trip into a temporary prefix"
 	prefix=$(mktemp -d)
@@ -109,8 +112,22 @@ if [ -n "$pkg_pid" ]; then
 	rc=0
 	wait "$pkg_pid" || rc=$?
 	cat "$debdir/test-deb.log"
+	cp "$debdir/test-deb.log" "$counts/test-deb.log"
 	[ "$rc" -eq 0 ] || { echo "test.sh: scripts/test-deb.sh failed (exit $rc)" >&2; exit 1; }
 	rm -rf "$debdir"
 fi
 
+# The closing line counts every test and check that ran: the host's Deno
+# tests, the VM suite's guest tests (on every kernel), the package checks.
+passed=0 skipped=0
+n=$(sed 's/\x1b\[[0-9;]*m//g' "$counts/host.log" 2>/dev/null | sed -n 's/^ok | \([0-9]*\) passed.*/\1/p' | tail -n1 || true)
+passed=$((passed + ${n:-0}))
+if [ "$run_vm" -eq 1 ] && [ -f .vm-work/summary.txt ]; then
+	passed=$((passed + $(awk '$3 == "PASS" && $2 ~ /^t_/' .vm-work/summary.txt | wc -l)))
+	skipped=$((skipped + $(awk '$3 == "SKIP" && $2 ~ /^t_/' .vm-work/summary.txt | wc -l)))
+fi
+n=$(sed -n 's/^\([0-9]*\) passed, 0 failed$/\1/p' "$counts/test-deb.log" 2>/dev/null | tail -n1 || true)
+passed=$((passed + ${n:-0}))
+rm -rf "$counts"
 step "all tests passed"
+echo "test.sh: $passed passed, 0 failed, $skipped skipped"
