@@ -70,5 +70,18 @@ grep -q '"engine": *"module"' "$d/merge.json" || fail "merge did not use the mod
 achieved=$(sed -n 's/^  "achieved_pages": *\([0-9]*\).*/\1/p' "$d/merge.json" | head -n1)
 [[ ${achieved:-0} -gt 0 ]] || fail "nothing merged: $(head -c 2000 "$d/merge.json")"
 ok "the packaged mergemem merged $achieved pages with the module"
+
+# Removing mergemem-dkms unloads nothing and says so while the module is
+# in use: its prerm's own part (before dh_dkms's, which needs a writable
+# root) runs with /dev/mergemem held open, as by a merge.
+prerm=/var/lib/dpkg/info/mergemem-dkms.prerm
+[[ -f $prerm ]] || fail "no $prerm"
+sed '/^#DEBHELPER#/,$d' "$prerm" >"$d/prerm-own.sh"
+exec {dev}</dev/mergemem
+msg=$(sh "$d/prerm-own.sh" remove 2>&1) || fail "prerm's own part failed: $msg"
+grep -q '^mergemem ' /proc/modules || fail "prerm unloaded the module"
+[[ $msg == *"stays loaded (in use by 1)"* ]] || fail "prerm did not say the module stays loaded: $msg"
+exec {dev}<&-
+ok "removal leaves the module in use loaded and says so: ${msg%%$'\n'*}"
 rmmod mergemem || fail "rmmod mergemem failed"
 ok "rmmod"
