@@ -72,11 +72,13 @@ achieved=$(sed -n 's/^  "achieved_pages": *\([0-9]*\).*/\1/p' "$d/merge.json" | 
 ok "the packaged mergemem merged $achieved pages with the module"
 
 # Removing mergemem-dkms unloads nothing and says so while the module is
-# in use: its prerm's own part (before dh_dkms's, which needs a writable
-# root) runs with /dev/mergemem held open, as by a merge.
+# in use: its prerm's own part (before the section dh_dkms added, whose
+# `dkms remove` needs a writable root) runs with /dev/mergemem held open,
+# as by a merge.
 prerm=/var/lib/dpkg/info/mergemem-dkms.prerm
 [[ -f $prerm ]] || fail "no $prerm"
-sed '/^#DEBHELPER#/,$d' "$prerm" >"$d/prerm-own.sh"
+sed '/^# Automatically added by/,$d' "$prerm" >"$d/prerm-own.sh"
+! grep -q 'dkms remove' "$d/prerm-own.sh" || fail "could not cut dh_dkms's section out of $prerm"
 exec {dev}</dev/mergemem
 msg=$(sh "$d/prerm-own.sh" remove 2>&1) || fail "prerm's own part failed: $msg"
 grep -q '^mergemem ' /proc/modules || fail "prerm unloaded the module"
