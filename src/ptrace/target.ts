@@ -243,6 +243,10 @@ export function findSyscallInsn(pid: number): bigint {
       try {
         n = readMem(mem, m.start, bytes);
       } catch {
+        n = 0;
+      }
+      // Nothing read: an error, or end of file once the mm is gone.
+      if (n === 0) {
         unreadable++;
         continue;
       }
