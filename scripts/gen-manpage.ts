@@ -21,7 +21,7 @@ const epoch = Deno.env.get("SOURCE_DATE_EPOCH");
 const date = epoch && /^\d+$/.test(epoch)
   ? new Date(Number(epoch) * 1000)
   : new Date();
-const docs = await collectDocs();
+const docs = collectDocs();
 Deno.mkdirSync(out, { recursive: true });
 Deno.writeTextFileSync(`${out}/mergemem.8`, manPage(docs, date));
 Deno.writeTextFileSync(

@@ -19,6 +19,10 @@ import * as unmergeCmd from "./unmerge.ts";
 /** A subcommand: a one-line summary and a runner returning the exit code. */
 export interface Command {
   summary: string;
+  /** Its own options, declared once for parsing and `--help`. */
+  OPTIONS: DocumentedOptions;
+  /** Its whole `--help` text. */
+  HELP: string;
   run(args: string[]): Promise<number>;
 }
 
@@ -45,7 +49,8 @@ function isOption(arg: string | undefined, name: keyof typeof OPTIONS) {
   return arg === `--${name}` || arg === `-${OPTIONS[name].short}`;
 }
 
-function usage(): string {
+/** The dispatcher's `--help` text (also the source of mergemem(8)). */
+export function usage(): string {
   const names = Object.keys(COMMANDS);
   const width = Math.max(...names.map((n) => n.length));
   const list = names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n].summary}`)

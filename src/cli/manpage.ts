@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { COMMANDS, main, OPTIONS as MAIN_OPTIONS } from "./main.ts";
+import { COMMANDS, OPTIONS as MAIN_OPTIONS, usage } from "./main.ts";
 import { SELECTOR_HELP, SELECTOR_OPTIONS } from "./args.ts";
 import { type DocumentedOptions, optionHelp } from "./options.ts";
 import { VERSION } from "../version.ts";
@@ -50,21 +50,6 @@ export interface Docs {
   exitCodes: string[];
 }
 
-/** Runs `fn` with console.log captured; returns what it printed. */
-async function captureLog(fn: () => Promise<unknown>): Promise<string> {
-  const out: string[] = [];
-  const log = console.log;
-  console.log = (...args: unknown[]) => {
-    out.push(args.map(String).join(" "));
-  };
-  try {
-    await fn();
-  } finally {
-    console.log = log;
-  }
-  return out.join("\n");
-}
-
 /** Splits help text into paragraphs (arrays of lines) at blank lines. */
 function paragraphs(text: string): string[][] {
   const paras: string[][] = [];
@@ -88,13 +73,6 @@ function labelled(para: string[], label: string): string[] {
 /** Example lines "  cmd   comment" to "cmd   comment", trimmed. */
 function exampleLines(para: string[]): string[] {
   return para.slice(1).map((l) => l.trim()).filter((l) => l !== "");
-}
-
-/** The options a command module declares (every subcommand exports OPTIONS). */
-function optionsOf(name: string): DocumentedOptions {
-  const mod = COMMANDS[name] as unknown as { OPTIONS?: DocumentedOptions };
-  if (!mod.OPTIONS) throw new Error(`command ${name} exports no OPTIONS`);
-  return mod.OPTIONS;
 }
 
 /**
@@ -158,16 +136,13 @@ export function parseCommandHelp(
 }
 
 /** Gathers the documentation of every command from the CLI itself. */
-export async function collectDocs(): Promise<Docs> {
-  const mainHelp = await captureLog(() => main(["--help"]));
+export function collectDocs(): Docs {
+  const mainHelp = usage();
   const mainParas = paragraphs(mainHelp);
   const tagline = mainParas[0][0].replace(/^mergemem [^:]*: /, "");
   const commands: CommandDoc[] = [];
   for (const [name, cmd] of Object.entries(COMMANDS)) {
-    const help = await captureLog(() => cmd.run(["--help"]));
-    commands.push(
-      parseCommandHelp(name, cmd.summary, help, optionsOf(name)),
-    );
+    commands.push(parseCommandHelp(name, cmd.summary, cmd.HELP, cmd.OPTIONS));
   }
   const ex = mainParas.find((p) => p[0] === "Examples:");
   const codes = mainParas.find((p) => p[0].startsWith("Exit codes:"));

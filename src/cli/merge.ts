@@ -69,7 +69,8 @@ export const OPTIONS = {
   ...HELP_OPTION,
 } as const satisfies DocumentedOptions;
 
-const HELP = `Usage: mergemem merge [selection] [options]
+/** The whole `--help` text (also the source of mergemem(8)). */
+export const HELP = `Usage: mergemem merge [selection] [options]
 
 Scans the selected processes, marks every mapping whose duplicate pages are
 worth it (whole mappings: KSM cannot do less), runs ksmd in a short burst

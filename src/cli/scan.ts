@@ -90,7 +90,8 @@ export const OPTIONS = {
   ...HELP_OPTION,
 } as const satisfies DocumentedOptions;
 
-const HELP = `Usage: mergemem scan [selection] [options]
+/** The whole `--help` text (also the source of mergemem(8)). */
+export const HELP = `Usage: mergemem scan [selection] [options]
 
 Reads the present pages of the selected processes (never faulting any in),
 finds pages with identical content and reports what KSM could save, per

@@ -33,7 +33,8 @@ export const OPTIONS = {
   ...HELP_OPTION,
 } as const satisfies DocumentedOptions;
 
-const HELP = `Usage: mergemem status [options]
+/** The whole `--help` text (also the source of mergemem(8)). */
+export const HELP = `Usage: mergemem status [options]
 
 Shows whether /dev/mergemem is loaded (and its API version), ksmd's
 settings and counters, and merged pages and profit per process. When a

@@ -38,7 +38,8 @@ export const OPTIONS = {
   ...HELP_OPTION,
 } as const satisfies DocumentedOptions;
 
-const HELP = `Usage: mergemem unmerge [selection] [options]
+/** The whole `--help` text (also the source of mergemem(8)). */
+export const HELP = `Usage: mergemem unmerge [selection] [options]
 
 Unmarks every mergeable mapping of the selected processes; each merged page
 becomes private again, which needs memory. mergemem refuses when

@@ -21,7 +21,7 @@ import { OPTIONS as STATUS } from "../../src/cli/status.ts";
 import type { DocumentedOptions } from "../../src/cli/options.ts";
 import { VERSION } from "../../src/version.ts";
 
-const docs: Docs = await collectDocs();
+const docs: Docs = collectDocs();
 const man = manPage(docs, new Date(Date.UTC(2026, 0, 2)));
 const completion = bashCompletion(docs);
 
