@@ -55,3 +55,13 @@ export function hasExited(pid: number): boolean {
   const s = procState(pid);
   return s === undefined || s === "Z" || s === "X";
 }
+
+/** Whether `path` exists (a journal or lock file a test waits on). */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

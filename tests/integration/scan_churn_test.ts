@@ -22,6 +22,7 @@ import {
   Z,
 } from "../helpers/workers.ts";
 import { type ChurnServer, startChurnServer } from "../helpers/churn.ts";
+import { hasExited, waitUntil } from "../helpers/wait.ts";
 
 const SPEC = STANDARD_SPEC;
 const P = D + U + C + Z + R;
@@ -83,9 +84,9 @@ export async function churn(
       }
       // Both held children run (the server replaces killed ones within
       // 250 ms), so that the selection finds them.
-      await waitFor(
+      await waitUntil(
         () => server.held().length >= HELD,
-        "the churn server to start its held children",
+        "the churn server has started its held children",
       );
       // The server's children are found by comm, the workers by pid.
       const backend = kernel ? createKernelBackend() : undefined;
@@ -146,14 +147,6 @@ export async function churn(
   );
 }
 
-/** Polls `cond` every 10 ms; throws naming `what` after 30 s. */
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  for (let t = 0; !cond(); t++) {
-    if (t >= 3000) throw new Error(`waited 30 s for ${what}`);
-    await new Promise((res) => setTimeout(res, 10));
-  }
-}
-
 /**
  * Kills a held child of the server and waits until it is a zombie (its
  * memory gone), so that the scan that comes to it finds it vanished.
@@ -161,14 +154,10 @@ async function waitFor(cond: () => boolean, what: string): Promise<void> {
 async function killToZombie(server: ChurnServer, pid: number): Promise<number> {
   server.takeHeld(pid);
   Deno.kill(pid, "SIGKILL");
-  await waitFor(() => {
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      return /^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
-    } catch {
-      return true; // reaped already
-    }
-  }, `held child ${pid} to exit after SIGKILL`);
+  await waitUntil(
+    () => hasExited(pid),
+    `held child ${pid} has exited after SIGKILL`,
+  );
   return pid;
 }
 

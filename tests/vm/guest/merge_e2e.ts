@@ -11,6 +11,7 @@
  * @module
  */
 import { startWorker, type Worker } from "../../helpers/workers.ts";
+import { pathExists } from "../../helpers/wait.ts";
 
 const repo = new URL("../../../", import.meta.url).pathname;
 const deno = Deno.execPath();
@@ -21,14 +22,6 @@ function ksm(name: string): string {
 }
 function setKsm(name: string, v: string) {
   Deno.writeTextFileSync(`${KSM}/${name}`, v);
-}
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 function merging(pid: number): number {
   return Number(Deno.readTextFileSync(`/proc/${pid}/ksm_merging_pages`).trim());
@@ -455,7 +448,7 @@ async function scenarioOtherKsmUser() {
     Deno.kill(run.pid, "SIGSTOP");
     let held = false, scanned = false;
     try {
-      held = ksm("run") === "1" && exists("/run/mergemem/journal.json");
+      held = ksm("run") === "1" && pathExists("/run/mergemem/journal.json");
       if (held) {
         for (const o of others) await o.stop();
         others.length = 0;

@@ -16,6 +16,7 @@
  * @module
  */
 import { startWorker, type Worker } from "../../helpers/workers.ts";
+import { pathExists, procState } from "../../helpers/wait.ts";
 
 const repo = new URL("../../../", import.meta.url).pathname;
 const deno = Deno.execPath();
@@ -43,14 +44,6 @@ function setKsm(name: string, v: string) {
 }
 function merging(pid: number): number {
   return Number(Deno.readTextFileSync(`/proc/${pid}/ksm_merging_pages`).trim());
-}
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 class Failed extends Error {}
 /** Fails by throwing, so that the cleanup at the end still runs. */
@@ -127,7 +120,7 @@ function spawn(args: string[]) {
  * written, run=1, written last); if not, it is continued again.
  */
 async function holdBursting(pid: number): Promise<boolean> {
-  const bursting = () => exists(JOURNAL) && ksm("run") === "1";
+  const bursting = () => pathExists(JOURNAL) && ksm("run") === "1";
   if (!await waitFor(bursting, 240000)) return false;
   Deno.kill(pid, "SIGSTOP");
   await waitFor(() => procState(pid) === "T", 60000);
@@ -137,15 +130,6 @@ async function holdBursting(pid: number): Promise<boolean> {
 }
 
 /** The state letter of /proc/PID/stat, or undefined. */
-function procState(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0];
-  } catch {
-    return undefined;
-  }
-}
-
 /** Waits until cond() holds (polling), up to ms; returns whether it did. */
 async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
@@ -223,7 +207,7 @@ async function overlap() {
       })`,
     );
     check(same(settings(), ORIG), `settings restored: ${show(settings())}`);
-    check(!exists(JOURNAL), "no journal left");
+    check(!pathExists(JOURNAL), "no journal left");
     for (const w of [...a, ...b]) {
       const n = a.includes(w) ? NA : NB;
       check(merging(w.pid) >= n, `pid ${w.pid} merged ${merging(w.pid)}`);
@@ -336,7 +320,7 @@ async function killed() {
     );
     check(same(settings(), ORIG), `settings restored: ${show(settings())}`);
     check(same(s.ksm.settings, ORIG), "status reports the restored settings");
-    check(!exists(JOURNAL), "journal removed");
+    check(!pathExists(JOURNAL), "journal removed");
     for (const w of ws) {
       check(
         (await w.command("sum")) === `sum ${w.checksum}`,
@@ -363,7 +347,7 @@ try {
 } finally {
   // A failed step may leave a killed merge's journal: repair it (status
   // does) so that later tests start clean, then put back the host's values.
-  if (exists(JOURNAL)) await spawn(["status", "--json"]).done();
+  if (pathExists(JOURNAL)) await spawn(["status", "--json"]).done();
   setOrig();
   for (const k of ["pages_to_scan", "sleep_millisecs", "smart_scan", "run"]) {
     if (k in host) setKsm(k, host[k]);
