@@ -16,6 +16,9 @@ import {
   MergememError,
 } from "../errors.ts";
 
+/** How the module is installed: the Debian package, or install.sh elsewhere. */
+const INSTALL_MODULE = "apt-get install mergemem-dkms, or sudo ./install.sh";
+
 /** The hint for each reason; a function where the hint needs its data. */
 const BY_REASON: {
   [R in ErrorReasonValue]:
@@ -26,10 +29,10 @@ const BY_REASON: {
     "the module creates /dev/mergemem with mode 0666: look for a chmod " +
     "of it or a security module (AppArmor, SELinux) that denies it",
   [ErrorReason.PtraceUnsupported]:
-    "load the mergemem module instead (sudo ./install.sh)",
+    `load the mergemem module instead (${INSTALL_MODULE})`,
   [ErrorReason.NotMergemem]:
-    "is another driver using that name? reinstall: sudo ./install.sh",
-  [ErrorReason.ModuleTooOld]: "upgrade the module: sudo ./install.sh",
+    `is another driver using that name? reinstall: ${INSTALL_MODULE}`,
+  [ErrorReason.ModuleTooOld]: `upgrade the module: ${INSTALL_MODULE}`,
   [ErrorReason.NoMemoryMerge]:
     "mark the chosen mappings instead (without --whole-process)",
   [ErrorReason.WholeProcessEngine]:
@@ -60,9 +63,9 @@ const BY_KIND: Partial<Record<ErrorKindValue, string>> = {
   [ErrorKind.AllDenied]:
     "run as root (sudo) or as the processes' owner; Yama ptrace_scope or an LSM may also forbid it",
   [ErrorKind.NoModule]:
-    "install it: sudo ./install.sh (DKMS), then sudo modprobe mergemem",
+    `install it (${INSTALL_MODULE}), then sudo modprobe mergemem`,
   [ErrorKind.ModuleMismatch]:
-    "install matching versions of the module and the tool (sudo ./install.sh)",
+    `install matching versions of the module and the tool (${INSTALL_MODULE})`,
   [ErrorKind.NoKsm]:
     "the kernel was built without CONFIG_KSM; mergemem needs it to merge pages",
   [ErrorKind.LockBusy]:

@@ -29,17 +29,17 @@ const cases: [ErrorKindValue, ErrorDetail | undefined, string | undefined][] = [
   [
     K.NoModule,
     { reason: R.PtraceUnsupported },
-    "load the mergemem module instead (sudo ./install.sh)",
+    "load the mergemem module instead (apt-get install mergemem-dkms, or sudo ./install.sh)",
   ],
   [
     K.ModuleMismatch,
     { reason: R.NotMergemem },
-    "is another driver using that name? reinstall: sudo ./install.sh",
+    "is another driver using that name? reinstall: apt-get install mergemem-dkms, or sudo ./install.sh",
   ],
   [
     K.ModuleMismatch,
     { reason: R.ModuleTooOld },
-    "upgrade the module: sudo ./install.sh",
+    "upgrade the module: apt-get install mergemem-dkms, or sudo ./install.sh",
   ],
   [
     K.Usage,
@@ -108,12 +108,12 @@ const cases: [ErrorKindValue, ErrorDetail | undefined, string | undefined][] = [
   [
     K.NoModule,
     undefined,
-    "install it: sudo ./install.sh (DKMS), then sudo modprobe mergemem",
+    "install it (apt-get install mergemem-dkms, or sudo ./install.sh), then sudo modprobe mergemem",
   ],
   [
     K.ModuleMismatch,
     undefined,
-    "install matching versions of the module and the tool (sudo ./install.sh)",
+    "install matching versions of the module and the tool (apt-get install mergemem-dkms, or sudo ./install.sh)",
   ],
   [
     K.NoKsm,
