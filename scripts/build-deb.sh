@@ -105,33 +105,10 @@ if [ -z "${MERGEMEM_DEB_VERSION:-}" ]; then
 fi
 
 # ------------------------------------------------------ the build tools
-# tool package: each tool from its Debian package, installed only when the
-# tool is missing (a tool may come from elsewhere: NodeSource's nodejs
-# bundles npm and conflicts with Debian's npm).
-missing=
-need() {
-	command -v "$1" >/dev/null 2>&1 && return 0
-	case " $missing " in *" $2 "*) ;; *) missing="$missing $2" ;; esac
-}
-need dpkg-buildpackage dpkg-dev
-need dh debhelper
-need dh_dkms dh-dkms
-need lintian lintian
-if ! [ -x "$root/tools/deno/node_modules/deno/deno" ]; then
-	need npm npm
-fi
-missing=${missing# }
-if [ -n "$missing" ]; then
-	[ "$(id -u)" -eq 0 ] || die "missing build tools; as root: apt-get install $missing"
-	say "installing $missing"
-	apt_install() {
-		# shellcheck disable=SC2086 # one word per package
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			-o DPkg::Lock::Timeout=600 $missing
-	}
-	apt_install || { apt-get update -q -o DPkg::Lock::Timeout=600 && apt_install; } ||
-		die "could not install $missing"
-fi
+# Each missing tool from its Debian package, none whose tool is there.
+"$root/scripts/host-deps.sh" dpkg-buildpackage=dpkg-dev dh=debhelper \
+	dh_dkms=dh-dkms lintian=lintian npm=npm ||
+	die "could not install the build tools (above)"
 deno=$("$root/scripts/ensure-deno.sh")
 say "using $("$deno" --version | head -1)"
 

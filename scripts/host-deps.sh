@@ -7,7 +7,16 @@
 #
 #   scripts/host-deps.sh            install what is missing
 #   scripts/host-deps.sh --list     print the missing tools' packages
+#   scripts/host-deps.sh TOOL=PACKAGE...
+#                                   the same for these tools instead of
+#                                   the tests' list (scripts/build-deb.sh)
 set -eu
+
+list=0
+if [ "${1:-}" = --list ]; then
+	list=1
+	shift
+fi
 
 # tool package: one line per tool; the package is Debian's provider.
 tools='gcc gcc
@@ -18,6 +27,9 @@ setpriv util-linux
 wat2wasm wabt
 dpkg-buildpackage dpkg-dev
 debootstrap debootstrap'
+if [ $# -gt 0 ]; then
+	tools=$(for p; do echo "${p%%=*} ${p#*=}"; done)
+fi
 
 missing=
 while read -r tool pkg; do
@@ -36,7 +48,7 @@ $tools
 EOT
 missing=${missing# }
 
-if [ "${1:-}" = --list ]; then
+if [ "$list" -eq 1 ]; then
 	[ -z "$missing" ] || echo "$missing"
 	exit 0
 fi
