@@ -10,8 +10,9 @@
  * prints the median and the first (cold) milliseconds of each step:
  * "scan tail (+smaps)" from the scan's last progress callback to
  * scanForPlan's return (the scan's own analysis and the smaps read of
- * the mergeable mappings); then choosePlan, chooseDomain,
- * otherUidsMergeable (every process on the host), readSelectionFrames
+ * the mergeable mappings); then choosePlan, the selection's tenancy and
+ * trust domains, chooseDomain, ksmHolders (every process on the host:
+ * ksm_stat, and smaps where ksm_stat cannot decide), readSelectionFrames
  * (before), their sum ("scan end to marking"), one burst progress sample
  * (achievedNow: readSelectionFrames + freedSince, after a first one as in
  * the burst), the smaps read alone, and merge({ dryRun: true }) from its
@@ -23,7 +24,13 @@
 import { parseArgs } from "node:util";
 import { startWorker, type Worker } from "../tests/helpers/workers.ts";
 import { choosePlan, scanForPlan } from "../src/merge/plan.ts";
-import { chooseDomain, otherUidsMergeable } from "../src/merge/trust.ts";
+import {
+  chooseDomain,
+  DEFAULT_TRUST_LEVEL,
+  domainOf,
+} from "../src/merge/trust.ts";
+import { TenancyReader } from "../src/proc/tenant.ts";
+import { ksmHolders } from "../src/ksm/holders.ts";
 import {
   freedSince,
   readSelectionFrames,
@@ -85,17 +92,28 @@ try {
     ]);
     const t0 = performance.now();
     const plan = time("choosePlan", () => choosePlan(s, { minSaving: 16 }));
-    const domain = await timeAsync(
+    const tenancy = new TenancyReader();
+    const domains = time(
+      "tenancy+domainOf",
+      () =>
+        new Map(
+          [...uids].map(([pid, uid]) => [
+            pid,
+            domainOf(uid, tenancy.read(pid), {
+              level: DEFAULT_TRUST_LEVEL,
+              crossUser: false,
+            }),
+          ]),
+        ),
+    );
+    await timeAsync(
       "chooseDomain",
       () =>
-        chooseDomain(uids, "refuse", () => {
-          throw new Error("one uid");
+        chooseDomain(domains, "refuse", () => {
+          throw new Error("one domain");
         }),
     );
-    time(
-      "otherUidsMergeable",
-      () => otherUidsMergeable(domain.chosen, new Set(pids)),
-    );
+    time("ksmHolders", () => ksmHolders(new Set([Deno.pid])));
     const zero = new ZeroPageFilter();
     const ranges = new Map(
       plan.processes.map((p) => [

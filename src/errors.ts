@@ -65,8 +65,11 @@ export const ErrorReason = {
   WholeProcessEngine: "whole-process-engine",
   /** Refused: KSM is unmerging everything (run=2). */
   KsmUnmerging: "ksm-unmerging",
-  /** Refused: the selection spans several users. */
-  CrossUser: "cross-user",
+  /** Refused: explicit pids span several trust domains (uids, containers,
+   * pods, namespaces). */
+  CrossDomain: "cross-domain",
+  /** Refused: another trust domain holds mergeable memory on the host. */
+  KsmHeld: "ksm-held",
   /** Refused: unmerging could exhaust memory. */
   LowMemory: "low-memory",
   /** Failed: the KSM journal could not be written; nothing was changed. */
@@ -79,6 +82,9 @@ export const ErrorReason = {
   NoCgroup2: "no-cgroup2",
   /** NothingScannable: the named cgroup does not exist. */
   NoSuchCgroup: "no-such-cgroup",
+  /** NothingScannable: no container, pod or namespace of that name; the
+   * message lists those there are. */
+  NoSuchContainer: "no-such-container",
   /** NothingScannable: a systemd unit has no cgroup; carries the `unit`. */
   UnitNotRunning: "unit-not-running",
   /** NothingScannable: a caller without root selected every process and

@@ -84,10 +84,25 @@ export {
 } from "./merge/plan.ts";
 export {
   chooseDomain,
+  DEFAULT_TRUST_LEVEL,
   type DomainChoice,
+  domainOf,
   type DomainPolicy,
+  type DomainRules,
   type DomainSaving,
+  type HeldDomain,
+  TRUST_LEVELS,
+  type TrustDomain,
+  type TrustLevel,
 } from "./merge/trust.ts";
+export {
+  type ContainerRef,
+  type PodRef,
+  type Tenancy,
+  TenancyReader,
+} from "./proc/tenant.ts";
+export { readTenancies, type TenantSelectors } from "./proc/containers.ts";
+export { type KsmHolder, ksmHolders } from "./ksm/holders.ts";
 export {
   type MarkAdvice,
   type MarkEngine,

@@ -1,7 +1,8 @@
 /**
  * Command-line parsing shared by every subcommand: a strict wrapper around
  * node:util's parseArgs that turns every mistake into a usage error, and the
- * process selectors (--comm, --pid, --user, --all).
+ * process selectors (--comm, --pid, --user, --cgroup, --unit, --container,
+ * --pod, --k8s-namespace, --all).
  *
  * @module
  */
@@ -46,6 +47,27 @@ export const SELECTOR_OPTIONS = {
     help: "every process of a systemd unit, through its cgroup\n" +
       "(apache2 means apache2.service; repeatable)",
   },
+  container: {
+    type: "string",
+    multiple: true,
+    arg: "NAME|ID",
+    help: "every process of a container: podman or Docker name,\n" +
+      "id or id prefix, nspawn or LXC machine (repeatable)",
+  },
+  pod: {
+    type: "string",
+    multiple: true,
+    arg: "NAME",
+    help: "every process of a pod: Kubernetes NAME or NS/NAME,\n" +
+      "podman pod name, or pod UID prefix (repeatable)",
+  },
+  "k8s-namespace": {
+    type: "string",
+    multiple: true,
+    arg: "NS",
+    help: "every process of the Kubernetes pods of namespace NS\n" +
+      "(from the kubelet's /var/log/pods; repeatable)",
+  },
   all: { type: "boolean", help: "every process the caller may read" },
 } as const satisfies DocumentedOptions;
 
@@ -62,6 +84,9 @@ export interface SelectorArgs {
   all: boolean;
   cgroups: string[];
   units: string[];
+  containers: string[];
+  pods: string[];
+  k8sNamespaces: string[];
 }
 
 /**
@@ -171,6 +196,9 @@ export function parseSelectors(values: {
   all?: boolean;
   cgroup?: string[];
   unit?: string[];
+  container?: string[];
+  pod?: string[];
+  "k8s-namespace"?: string[];
 }): SelectorArgs {
   const pids: number[] = [];
   for (const item of values.pid ?? []) {
@@ -199,6 +227,12 @@ export function parseSelectors(values: {
       throw usageError(`--unit: '${u}' is not a unit name`);
     }
   }
+  const named = (flag: string, xs: string[] | undefined, re: RegExp) => {
+    for (const x of xs ?? []) {
+      if (!re.test(x)) throw usageError(`--${flag}: '${x}' is not a name`);
+    }
+    return xs ?? [];
+  };
   return {
     comms,
     pids,
@@ -206,11 +240,35 @@ export function parseSelectors(values: {
     all: values.all ?? false,
     cgroups: values.cgroup ?? [],
     units: values.unit ?? [],
+    containers: named("container", values.container, /^[\w][\w.-]*$/),
+    pods: named("pod", values.pod, /^[\w][\w.-]*(\/[\w][\w.-]*)?$/),
+    k8sNamespaces: named(
+      "k8s-namespace",
+      values["k8s-namespace"],
+      /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+    ),
+  };
+}
+
+/** The library's Selection of parsed selectors. */
+export function selectionOf(s: SelectorArgs) {
+  return {
+    comms: s.comms,
+    pids: s.pids,
+    users: s.users,
+    all: s.all,
+    cgroups: s.cgroups,
+    units: s.units,
+    containers: s.containers,
+    pods: s.pods,
+    k8sNamespaces: s.k8sNamespaces,
   };
 }
 
 /** True when no selector was given at all. */
 export function noSelector(s: SelectorArgs): boolean {
   return !s.all && s.comms.length === 0 && s.pids.length === 0 &&
-    s.users.length === 0 && s.cgroups.length === 0 && s.units.length === 0;
+    s.users.length === 0 && s.cgroups.length === 0 && s.units.length === 0 &&
+    s.containers.length === 0 && s.pods.length === 0 &&
+    s.k8sNamespaces.length === 0;
 }

@@ -38,8 +38,12 @@ const BY_REASON: {
   [ErrorReason.WholeProcessEngine]:
     "pass --engine ptrace with --whole-process, or leave --whole-process out",
   [ErrorReason.KsmUnmerging]: "set /sys/kernel/mm/ksm/run to 0 or 1 first",
-  [ErrorReason.CrossUser]:
-    "select processes of one user (--user), or pass --cross-user if they trust each other",
+  [ErrorReason.CrossDomain]:
+    "select one domain (--user, --container, --pod, --k8s-namespace), or widen it (--cross-user, --trust-domain) if they trust each other",
+  [ErrorReason.KsmHeld]:
+    "unmerge the other domain first (mergemem unmerge --pid PIDS), or widen the domain (--cross-user, --trust-domain host) if they trust each other",
+  [ErrorReason.NoSuchContainer]:
+    "see 'podman ps', 'docker ps' or /var/log/pods for the names there are",
   [ErrorReason.LowMemory]: "free memory first, or pass --force",
   [ErrorReason.JournalUnwritable]:
     "nothing was changed; the journal lets a later run repair a crash",
@@ -77,7 +81,7 @@ const BY_KIND: Partial<Record<ErrorKindValue, string>> = {
  * (the report lists them, flag-free, in trust_domain.skipped_by_policy).
  */
 export const SKIPPED_BY_POLICY_NOTE =
-  "processes of other uids were left out: --cross-user includes them";
+  "processes of other trust domains were left out: --cross-user (uids) or --trust-domain (containers, pods, namespaces) widens the domain";
 
 /** The hint after an internal error (a bug, not a MergememError). */
 const INTERNAL_ERROR_HINT =

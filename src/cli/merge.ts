@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { merge, type MergeReport } from "../merge/merge.ts";
+import { merge, MERGE_SCHEMA, type MergeReport } from "../merge/merge.ts";
+import { DEFAULT_TRUST_LEVEL, TRUST_LEVELS } from "../merge/trust.ts";
 import { DEFAULT_MIN_SAVING } from "../merge/plan.ts";
 import {
   parseChoice,
@@ -54,8 +55,15 @@ export const OPTIONS = {
   },
   "cross-user": {
     type: "boolean",
-    help: "merge across all uids of the selection (dedup side\n" +
-      "channels between them: only within one trust domain)",
+    help: "one trust domain across the uids of a tenant (dedup\n" +
+      "side channels between them: only if they trust each other)",
+  },
+  "trust-domain": {
+    type: "string",
+    arg: "LEVEL",
+    help: `${TRUST_LEVELS.join("|")}: how wide a tenant is (default\n` +
+      "namespace: a Kubernetes namespace, else a pod, else a\n" +
+      "container, else the host; host: one tenant, warned)",
   },
   ...ENGINE_OPTION,
   "whole-process": {
@@ -65,7 +73,7 @@ export const OPTIONS = {
       "children too) instead of the chosen mappings",
   },
   ...LOCK_TIMEOUT_OPTION,
-  ...jsonOption("mergemem.merge/2"),
+  ...jsonOption(MERGE_SCHEMA),
   ...HELP_OPTION,
 } as const satisfies DocumentedOptions;
 
@@ -79,10 +87,17 @@ restores ksmd's settings exactly (also on Ctrl-C). Marking uses the
 /dev/mergemem module when it is loaded, else the ptrace engine (the target
 itself calls madvise, as under a debugger). Needs root (or ptrace rights).
 
-A selection by name, user, cgroup or unit that spans several uids (a root
-master and www-data workers) merges the uid holding the most saveable memory
-and skips the others, with a notice; explicit --pid lists spanning uids are
-refused (exit 9). --cross-user merges across them.
+Merged pages leak through copy-on-write timing, so mergemem merges within
+one trust domain: a tenant (a Kubernetes namespace, else a pod, else a
+container, else the host) and, within it, one uid. KSM has one stable tree
+per host and marks stay until unmerged, so while one domain holds mergeable
+memory on the host (marked by any run, or by systemd's MemoryKSM=, QEMU...)
+no other domain is marked: merge refuses (exit 9) and names it. A selection
+by name, user, cgroup, unit or container spanning domains (a root master and
+www-data workers) merges the domain already holding KSM, else the one with
+the most saveable memory, and names the others it skipped; explicit --pid
+lists spanning domains are refused (exit 9). --cross-user and --trust-domain
+widen the domain.
 
 ${SELECTOR_HELP}
 
@@ -95,10 +110,13 @@ Examples:
   sudo mergemem merge --comm php-fpm8.2 --no-wait   from cron
   sudo mergemem merge --pid 1234,1240 --json
   sudo mergemem merge --unit php8.2-fpm --engine ptrace
+  sudo mergemem merge --k8s-namespace shop          the replicas of one namespace
+  sudo mergemem merge --container php-customer-a    one podman or Docker container
 
 Exit codes: 0 ok, 2 usage, 3 nothing matched, 4 permission denied for
 all, 6 no module (--engine module), 7 module mismatch, 8 no KSM, 9 refused
-(explicit pids of several uids without --cross-user), 10 failed,
+(explicit pids of several trust domains, or another domain holds mergeable
+memory on the host), 10 failed,
 11 another mergemem run held the lock past --lock-timeout, 130 interrupted
 (ksmd settings restored first).
 
@@ -149,6 +167,12 @@ export async function run(args: string[]): Promise<number> {
       dryRun: values["dry-run"],
       noWait: values["no-wait"],
       crossUser: values["cross-user"],
+      trustLevel: parseChoice(
+        "trust-domain",
+        values["trust-domain"],
+        TRUST_LEVELS,
+        DEFAULT_TRUST_LEVEL,
+      ),
       domainPolicy: onlyPids ? "refuse" : "largest",
       engine: values["whole-process"] && engine === "auto" ? "ptrace" : engine,
       wholeProcess: values["whole-process"],

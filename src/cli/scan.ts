@@ -26,6 +26,7 @@ import {
   parseIntOption,
   parseSelectors,
   parseStrict,
+  selectionOf,
   SELECTOR_HELP,
   SELECTOR_OPTIONS,
   type SelectorArgs,
@@ -185,14 +186,7 @@ export async function run(args: string[]): Promise<number> {
   let result: ScanResult;
   try {
     result = await scan({
-      selection: {
-        comms: selection.comms,
-        pids: selection.pids,
-        users: selection.users,
-        all: selection.all,
-        cgroups: selection.cgroups,
-        units: selection.units,
-      },
+      selection: selectionOf(selection),
       strategy: a.strategy,
       backend,
       ...(a.verify ? { confirm: true } : {}),

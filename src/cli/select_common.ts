@@ -11,7 +11,7 @@ import {
   usageError,
 } from "../errors.ts";
 import { selectProcesses } from "../proc/select.ts";
-import { noSelector, type SelectorArgs } from "./args.ts";
+import { noSelector, selectionOf, type SelectorArgs } from "./args.ts";
 
 /** How many skipped processes an error names before "and N more". */
 const NAMED_SKIPS = 5;
@@ -46,24 +46,16 @@ export function selectPids(
 ): { pids: number[]; warnings: string[]; onlyPids: boolean } {
   if (noSelector(sel)) {
     throw usageError(
-      `${cmd} needs a process selection: --comm, --pid, --user, --cgroup, --unit or --all`,
+      `${cmd} needs a process selection: --comm, --pid, --user, --cgroup, --unit, --container, --pod, --k8s-namespace or --all`,
     );
   }
-  const r = selectProcesses({
-    comms: sel.comms,
-    pids: sel.pids,
-    users: sel.users,
-    all: sel.all,
-    cgroups: sel.cgroups,
-    units: sel.units,
-  });
+  const r = selectProcesses(selectionOf(sel));
   const warnings = [...r.warnings, ...r.skipped.map((s) => s.message)];
   const pids = r.processes.map((p) => p.pid);
   if (pids.length === 0) throw nothingSelected(r.skipped);
   // Named pids are a deliberate choice: merge refuses them across uids
   // rather than choosing a trust domain for the user.
-  const onlyPids = sel.pids.length > 0 && sel.comms.length === 0 &&
-    sel.users.length === 0 && !sel.all && sel.cgroups.length === 0 &&
-    sel.units.length === 0;
+  const onlyPids = sel.pids.length > 0 &&
+    noSelector({ ...sel, pids: [] });
   return { pids, warnings, onlyPids };
 }

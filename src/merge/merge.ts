@@ -5,7 +5,7 @@
  * worth marking (src/merge/plan.ts), marks them with the module or the
  * ptrace engine (chosen in src/compose/engines.ts), runs ksmd in a burst that restores
  * its settings exactly (src/ksm/burst.ts), and reports predicted against
- * achieved savings as "mergemem.merge/2" (docs/json-schema.md).
+ * achieved savings as "mergemem.merge/3" (docs/json-schema.md).
  *
  * Achieved pages are measured on the selection itself
  * (src/merge/achieved.ts): the distinct frames behind the chosen VMAs'
@@ -47,6 +47,7 @@ import {
   requireKsm,
 } from "../ksm/sysfs.ts";
 import { readComm, readUid } from "../proc/info.ts";
+import { errnoCode } from "../errors.ts";
 import { createUserBackend } from "../scan/user_backend.ts";
 import { getChecksum } from "../hash/mod.ts";
 import { VERSION } from "../version.ts";
@@ -66,11 +67,20 @@ import {
   scanForPlan,
 } from "./plan.ts";
 import {
+  assertSoleHolder,
   chooseDomain,
+  DEFAULT_TRUST_LEVEL,
   type DomainChoice,
+  domainOf,
   type DomainPolicy,
-  otherUidsMergeable,
+  type DomainRules,
+  type HeldDomain,
+  type TrustDomain,
+  type TrustLevel,
+  wideningWarnings,
 } from "./trust.ts";
+import { ksmHolders } from "../ksm/holders.ts";
+import { type Tenancy, TenancyReader } from "../proc/tenant.ts";
 
 /**
  * Progress of a merge: `done` of `total` units of the current phase.
@@ -96,15 +106,18 @@ export interface MergeOptions
   /** The selected process ids. */
   pids: number[];
   /**
-   * A selection spanning several uids without crossUser: "refuse" it
-   * (exit 9; the default, right for explicit pids), or merge the
-   * "largest" domain, the uid holding the most saveable memory, and skip
-   * the others (right for --comm/--user/--all on servers whose master
-   * runs as root and whose workers as www-data).
+   * A selection spanning several trust domains (src/merge/trust.ts):
+   * "refuse" it (the default, right for explicit pids), or merge one
+   * domain, the one already holding KSM or else the one with the most
+   * saveable memory, and skip the others ("largest": right for
+   * --comm/--user/--all on servers whose master runs as root and whose
+   * workers as www-data).
    */
   domainPolicy?: DomainPolicy;
-  /** Allow a selection spanning several uids (one merge across them). */
+  /** One domain across the uids of a tenant (warned). */
   crossUser?: boolean;
+  /** The tenant level of trust domains (default "namespace"). */
+  trustLevel?: TrustLevel;
   /** Marking engine (default "auto": the module if loaded, else ptrace). */
   engine?: EngineChoice;
   /**
@@ -142,6 +155,10 @@ export interface MergeProcessReport {
   comm: string;
   /** Real uid of the process. */
   uid: number | null;
+  /** Its container, or null (src/proc/tenant.ts). */
+  container: Tenancy["container"];
+  /** Its pod (Kubernetes: with namespace and name when known), or null. */
+  pod: Tenancy["pod"];
   /** VMAs newly marked mergeable. */
   vmas_marked: number;
   /** Total size of the newly marked VMAs, in bytes. */
@@ -166,21 +183,37 @@ export interface MergeProcessReport {
 
 /** The trust domain the merge kept to. */
 export interface TrustDomainReport {
-  /** How it was chosen: one uid in the selection, the largest of several
-   * (others skipped), or all of them (--cross-user). */
-  policy: "single-uid" | "largest-domain" | "cross-user";
+  /** The tenant level ("namespace": namespaces, pods, containers). */
+  level: TrustLevel;
+  /** Whether the domain spans the uids of its tenant (--cross-user). */
+  cross_user: boolean;
+  /** How it was chosen: the selection's only domain, or one of several
+   * (the one holding KSM already, else the largest; others skipped). */
+  policy: DomainChoice["policy"];
+  /** The domain merged, for people ("container web-1, uid 33"). */
+  domain: string;
   /** The uids whose processes were merged. */
   uids: number[];
   /** Every uid in the selection. */
   uids_selected: number[];
+  /** Every domain in the selection. */
+  domains_selected: string[];
   /** Processes left out because they belong to another domain. */
-  skipped_by_policy: { pid: number; comm: string; uid: number }[];
+  skipped_by_policy: {
+    pid: number;
+    comm: string;
+    uid: number;
+    domain: string;
+  }[];
 }
 
-/** The "mergemem.merge/2" report (docs/json-schema.md). */
+/** The merge report's schema identifier (docs/json-schema.md). */
+export const MERGE_SCHEMA = "mergemem.merge/3";
+
+/** The "mergemem.merge/3" report (docs/json-schema.md). */
 export interface MergeReport {
   /** The schema identifier. */
-  schema: "mergemem.merge/2";
+  schema: typeof MERGE_SCHEMA;
   /** The mergemem version that made the report. */
   mergemem_version: string;
   /** Planned only (--dry-run): nothing marked, ksmd untouched. */
@@ -264,6 +297,8 @@ interface Notes {
   warnings: string[];
   /** Selected processes left out, with the reason. */
   skipped: { pid: number; reason: string }[];
+  /** The warning on unreadable KSM states was given. */
+  holdersWarned?: boolean;
 }
 
 /** A process left out of the merge, for the report. */
@@ -287,7 +322,12 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   const dir = opts.ksmDir ?? KSM_DIR;
   requireKsm(dir);
   const notes: Notes = { warnings: [], skipped: [] };
-  const uids = readUids(opts.pids, notes);
+  const rules: DomainRules = {
+    level: opts.trustLevel ?? DEFAULT_TRUST_LEVEL,
+    crossUser: opts.crossUser ?? false,
+  };
+  const tenancy = new TenancyReader();
+  const members = readMembers(opts.pids, rules, tenancy, notes);
   using open = new DisposableStack();
   const engine = await openEngine(opts, open);
   // By default SIGINT/SIGTERM abort the merge (with KSM restored).
@@ -300,25 +340,31 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   const minSaving = opts.wholeProcess
     ? 0
     : opts.minSaving ?? DEFAULT_MIN_SAVING;
+  const held = () => heldDomains(rules, tenancy, notes);
   const planned = await planDomain({
-    uids,
-    policy: opts.crossUser ? "cross-user" : opts.domainPolicy ?? "refuse",
+    members,
+    rules,
+    held: held(),
+    policy: opts.domainPolicy ?? "refuse",
     minSaving,
     backend: engine.backend,
     signal,
     onProgress: opts.onProgress,
   }, notes);
-  const base = measureBefore(planned.plan, dir, zero, notes);
+  const base = measureBefore(planned.plan, members, dir, zero, notes);
   const burst = opts.dryRun
     ? undefined
     : await markAndBurst(opts, dir, engine.marker, planned.plan, base, {
       notes,
       signal,
+      // Another run may have marked another domain since the plan.
+      beforeMark: () => assertSoleHolder(held(), planned.domain.chosen),
     });
   return finalReport({
     opts,
     dir,
-    uids,
+    members,
+    rules,
     ksm,
     minSaving,
     engine,
@@ -329,26 +375,104 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   });
 }
 
+/** A selected process: its uid, where it runs, and its trust domain. */
+interface Member {
+  /** Real uid. */
+  uid: number;
+  /** Container, pod, user namespace. */
+  tenancy: Tenancy;
+  /** Its trust domain under the merge's rules. */
+  domain: TrustDomain;
+}
+
 /**
- * Step 1: the real uid of each selected process. A process already gone
- * is skipped ("gone").
+ * Step 1: the real uid, tenancy and trust domain of each selected
+ * process. A process already gone is skipped ("gone"); one whose cgroup
+ * or user namespace cannot be read is skipped too: with its tenant
+ * unknown, it must not be merged with anyone.
  *
- * @throws MergememError NothingScannable when none exists.
+ * @throws MergememError NothingScannable when none is left.
  */
-function readUids(pids: number[], notes: Notes): Map<number, number> {
-  const uids = new Map<number, number>();
+function readMembers(
+  pids: number[],
+  rules: DomainRules,
+  reader: TenancyReader,
+  notes: Notes,
+): Map<number, Member> {
+  const members = new Map<number, Member>();
   for (const pid of pids) {
     const uid = readUid(pid);
-    if (uid === undefined) skip(notes, pid, "gone");
-    else uids.set(pid, uid);
+    if (uid === undefined) {
+      skip(notes, pid, "gone");
+      continue;
+    }
+    let tenancy: Tenancy;
+    try {
+      tenancy = reader.read(pid);
+    } catch (err) {
+      const code = errnoCode(err);
+      skip(
+        notes,
+        pid,
+        code === "ENOENT" || code === "ESRCH"
+          ? "gone"
+          : `its trust domain is unknown: /proc/${pid}/cgroup or ns/user: ${
+            code ?? String(err)
+          }`,
+      );
+      continue;
+    }
+    members.set(pid, { uid, tenancy, domain: domainOf(uid, tenancy, rules) });
   }
-  if (uids.size === 0) {
+  if (members.size === 0) {
     throw new MergememError(
-      "no selected process exists",
+      notes.skipped.some((s) => s.reason !== "gone")
+        ? `no selected process could be placed in a trust domain: ${
+          notes.skipped[0].reason
+        }`
+        : "no selected process exists",
       ErrorKind.NothingScannable,
     );
   }
-  return uids;
+  return members;
+}
+
+/**
+ * The trust domains that hold mergeable memory on the host now
+ * (src/ksm/holders.ts), each with its processes. A holder whose tenancy
+ * cannot be read is a domain of its own.
+ */
+function heldDomains(
+  rules: DomainRules,
+  reader: TenancyReader,
+  notes: Notes,
+): HeldDomain[] {
+  const scan = ksmHolders(new Set([Deno.pid]));
+  if (scan.unreadable > 0 && !notes.holdersWarned) {
+    notes.holdersWarned = true;
+    notes.warnings.push(
+      `the KSM state of ${scan.unreadable} process(es) could not be read ` +
+        "(not root): the trust boundary is checked against the others only",
+    );
+  }
+  const byKey = new Map<string, HeldDomain>();
+  for (const h of scan.holders) {
+    let domain: TrustDomain;
+    try {
+      domain = domainOf(h.uid, reader.read(h.pid), rules);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === "ENOENT" || code === "ESRCH") continue; // gone
+      domain = {
+        key: `unknown:${h.pid}`,
+        label: `process ${h.pid} (${h.comm}) of unknown tenancy`,
+      };
+    }
+    const d = byKey.get(domain.key) ?? { domain, processes: [] };
+    d.processes.push({ pid: h.pid, comm: h.comm });
+    byKey.set(domain.key, d);
+  }
+  return [...byKey.values()];
 }
 
 /** The marking engine and the hash back-end of a merge. */
@@ -405,9 +529,13 @@ function engineReason(opts: MergeOptions, marker: Marker): string {
 
 /** What {@link planDomain} plans from. */
 interface DomainInput {
-  /** Uid of each selected process that exists. */
-  uids: Map<number, number>;
-  /** The trust-domain policy (src/merge/trust.ts). */
+  /** The selected processes that exist, with their domains. */
+  members: Map<number, Member>;
+  /** How domains are drawn. */
+  rules: DomainRules;
+  /** The domains holding mergeable memory on the host. */
+  held: HeldDomain[];
+  /** The policy for a selection spanning domains (src/merge/trust.ts). */
   policy: DomainPolicy;
   /** Minimum net saving per VMA, in pages. */
   minSaving: number;
@@ -421,29 +549,12 @@ interface DomainInput {
 
 /** The chosen trust domain and its plan. */
 interface DomainPlan {
-  /** The domain choice (policy, uids, warnings). */
+  /** The domain choice (policy, domain, warnings). */
   domain: DomainChoice;
   /** The plan of the chosen domain's processes. */
   plan: MergePlan;
-  /** Selected processes of other uids, left out by policy. */
-  skippedByPolicy: { pid: number; comm: string; uid: number }[];
-}
-
-/**
- * The selected pids inside the trust domain `chosen` (uids), and those
- * outside it: the one place the domain filter is written.
- */
-function splitByDomain(
-  uids: Map<number, number>,
-  chosen: number[],
-): { inside: Set<number>; outside: [pid: number, uid: number][] } {
-  const inside = new Set<number>();
-  const outside: [number, number][] = [];
-  for (const [pid, uid] of uids) {
-    if (chosen.includes(uid)) inside.add(pid);
-    else outside.push([pid, uid]);
-  }
-  return { inside, outside };
+  /** Selected processes of other domains, left out by policy. */
+  skippedByPolicy: TrustDomainReport["skipped_by_policy"];
 }
 
 /**
@@ -453,18 +564,18 @@ function splitByDomain(
  * share with the merged ones (a server's root parent and its workers).
  * Records the domain's and the plan's warnings and skipped processes.
  *
- * @throws MergememError Refused (policy "refuse" and several uids),
+ * @throws MergememError Refused (domains, KSM held by another domain),
  *   AllDenied, NothingScannable (nothing left to plan), Interrupted.
  */
 async function planDomain(
   input: DomainInput,
   notes: Notes,
 ): Promise<DomainPlan> {
-  const { uids, minSaving, signal } = input;
+  const { members, minSaving, signal } = input;
   let scanned: PlanScan | undefined;
   const scanAll = async () => {
     scanned ??= await scanForPlan({
-      pids: [...uids.keys()],
+      pids: [...members.keys()],
       backend: input.backend,
       onProgress: (_n, done, total) => {
         throwIfInterrupted(signal);
@@ -474,37 +585,49 @@ async function planDomain(
     throwIfInterrupted(signal);
     return scanned;
   };
-  const plans = new Map<number, MergePlan>();
+  const plans = new Map<string, MergePlan>();
   const domain = await chooseDomain(
-    uids,
+    new Map([...members].map(([pid, m]) => [pid, m.domain])),
     input.policy,
-    async (uid, pids) => {
+    async (key, pids) => {
       const plan = choosePlan(await scanAll(), {
         minSaving,
         markable: new Set(pids),
       });
-      plans.set(uid, plan);
+      plans.set(key, plan);
       return {
         pages: plan.predictedSaveablePages,
         live: plan.processes.length,
       };
     },
+    input.held,
   );
   notes.warnings.push(...domain.warnings);
-  const { inside, outside } = splitByDomain(uids, domain.chosen);
-  // The chosen domain's plan, unless choosing it already planned it.
-  const plan =
-    (domain.chosen.length === 1 ? plans.get(domain.chosen[0]) : undefined) ??
-      choosePlan(await scanAll(), { minSaving, markable: inside });
-  const skippedByPolicy = outside.map(([pid, uid]) => ({
-    pid,
-    uid,
-    comm: readComm(pid),
-  }));
-  for (const s of skippedByPolicy) {
-    skip(notes, s.pid, `uid ${s.uid}: another trust domain`);
+  const inside = new Set<number>();
+  const skippedByPolicy: DomainPlan["skippedByPolicy"] = [];
+  for (const [pid, m] of members) {
+    if (m.domain.key === domain.chosen.key) inside.add(pid);
+    else {
+      skippedByPolicy.push({
+        pid,
+        uid: m.uid,
+        comm: readComm(pid),
+        domain: m.domain.label,
+      });
+    }
   }
-  notes.warnings.push(...otherUidsMergeable(domain.chosen, inside));
+  notes.warnings.push(
+    ...wideningWarnings(
+      [...inside].map((pid) => members.get(pid)!),
+      input.rules,
+    ),
+  );
+  // The chosen domain's plan, unless choosing it already planned it.
+  const plan = plans.get(domain.chosen.key) ??
+    choosePlan(await scanAll(), { minSaving, markable: inside });
+  for (const s of skippedByPolicy) {
+    skip(notes, s.pid, `${s.domain}: another trust domain`);
+  }
   notes.warnings.push(...plan.warnings);
   for (const s of plan.skipped) {
     // The scan's ESRCH message names the file it met; for the report a
@@ -517,9 +640,7 @@ async function planDomain(
     throw new MergememError(
       skippedByPolicy.length === 0
         ? "every selected process is gone"
-        : `every process of uid ${
-          domain.chosen.join(", ")
-        } is gone (the ${skippedByPolicy.length} of other uids are not merged by policy)`,
+        : `every process of ${domain.chosen.label} is gone (the ${skippedByPolicy.length} of other trust domains are not merged by policy)`,
       ErrorKind.NothingScannable,
     );
   }
@@ -552,11 +673,13 @@ interface Baseline {
 }
 
 /** A row of the report for a planned process, before marking. */
-function newRow(p: ProcessPlan): MergeProcessReport {
+function newRow(p: ProcessPlan, t: Tenancy | undefined): MergeProcessReport {
   return {
     pid: p.pid,
     comm: p.comm,
     uid: p.uid,
+    container: t?.container ?? null,
+    pod: t?.pod ?? null,
     vmas_marked: 0,
     bytes_marked: 0,
     vmas_already_mergeable: 0,
@@ -581,12 +704,15 @@ function newRow(p: ProcessPlan): MergeProcessReport {
  */
 function measureBefore(
   plan: MergePlan,
+  members: Map<number, Member>,
   dir: string,
   zero: ZeroPageFilter,
   notes: Notes,
 ): Baseline {
   const rows = new Map<number, MergeProcessReport>();
-  for (const p of plan.processes) rows.set(p.pid, newRow(p));
+  for (const p of plan.processes) {
+    rows.set(p.pid, newRow(p, members.get(p.pid)?.tenancy));
+  }
   const ranges = chosenRanges(plan);
   let framesBefore: FrameSets | undefined;
   try {
@@ -632,6 +758,8 @@ interface RunContext {
   notes: Notes;
   /** Aborts (Interrupted), with KSM's settings restored. */
   signal: AbortSignal;
+  /** Runs under the lock before anything is marked; throws to refuse. */
+  beforeMark?: () => void;
 }
 
 /**
@@ -657,6 +785,7 @@ async function markAndBurst(
     signal: ctx.signal,
   }, async (held) => {
     ctx.notes.warnings.push(...held.warnings);
+    ctx.beforeMark?.();
     await markPlanned(opts, marker, plan, base, ctx);
     throwIfInterrupted(ctx.signal);
     return await burstKsmd(opts, dir, plan, base, ctx.signal);
@@ -770,7 +899,8 @@ async function burstKsmd(
 interface ReportInput {
   opts: MergeOptions;
   dir: string;
-  uids: Map<number, number>;
+  members: Map<number, Member>;
+  rules: DomainRules;
   /** KSM's state before anything was done. */
   ksm: KsmState;
   minSaving: number;
@@ -785,11 +915,11 @@ interface ReportInput {
 /**
  * Step 7: measures the end state (ksm_merging_pages of each row, KSM's
  * settings and counters, the pages the selection freed) and builds the
- * "mergemem.merge/2" report.
+ * "mergemem.merge/3" report.
  */
 function finalReport(r: ReportInput): MergeReport {
   const { opts, dir, planned, base, burst } = r;
-  const { plan, domain } = planned;
+  const { plan } = planned;
   for (const row of base.rows.values()) {
     row.merging_pages_after = mergingPages(row.pid);
   }
@@ -800,7 +930,7 @@ function finalReport(r: ReportInput): MergeReport {
   const ps = plan.page_size;
   const frames = base.framesBefore && !opts.dryRun;
   return {
-    schema: "mergemem.merge/2",
+    schema: MERGE_SCHEMA,
     mergemem_version: VERSION,
     dry_run: opts.dryRun ?? false,
     no_wait: opts.noWait ?? false,
@@ -808,12 +938,7 @@ function finalReport(r: ReportInput): MergeReport {
     engine_reason: r.engine.reason,
     whole_process: opts.wholeProcess ?? false,
     scan_backend: r.engine.backend.name,
-    trust_domain: {
-      policy: domain.policy,
-      uids: domain.chosen,
-      uids_selected: [...new Set(r.uids.values())].sort((a, b) => a - b),
-      skipped_by_policy: planned.skippedByPolicy,
-    },
+    trust_domain: trustReport(r),
     min_saving_pages: r.minSaving,
     page_size: ps,
     pages_scanned: plan.pagesScanned,
@@ -839,6 +964,24 @@ function finalReport(r: ReportInput): MergeReport {
     warnings: r.notes.warnings,
     skipped: r.notes.skipped,
     processes: [...base.rows.values()],
+  };
+}
+
+/** The report's trust_domain section. */
+function trustReport(r: ReportInput): TrustDomainReport {
+  const { domain } = r.planned;
+  const all = [...r.members.values()];
+  const inside = all.filter((m) => m.domain.key === domain.chosen.key);
+  const sorted = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
+  return {
+    level: r.rules.level,
+    cross_user: r.rules.crossUser,
+    policy: domain.policy,
+    domain: domain.chosen.label,
+    uids: sorted(inside.map((m) => m.uid)),
+    uids_selected: sorted(all.map((m) => m.uid)),
+    domains_selected: [...new Set(all.map((m) => m.domain.label))].sort(),
+    skipped_by_policy: r.planned.skippedByPolicy,
   };
 }
 

@@ -1,34 +1,119 @@
 /**
  * Trust domains. Merged pages leak information through copy-on-write
- * timing (CAIN, Dedup Est Machina, Flip Feng Shui, VUsion), and Linux KSM
- * merges globally without salting, so mergemem merges within one uid by
- * default. The uid stays the boundary even inside one server: Apache's
- * mpm-itk and suexec run one uid per customer. A broad selection
- * (--comm, --user, --all) spanning several uids merges the uid holding the
- * most saveable memory and skips the others; explicit pids spanning uids
- * are refused; --cross-user merges across them, warned. It also warns when
- * processes of other uids already have mergeable memory that the marked
- * pages may be merged with.
+ * timing and reads (CAIN, Dedup Est Machina, Flip Feng Shui, VUsion), and
+ * Linux KSM merges globally without salting: mergemem merges only within
+ * one trust domain.
+ *
+ * A domain is a tenant and, within it, a uid:
+ * - the tenant, at the level chosen (`--trust-domain`, default
+ *   "namespace"): the Kubernetes namespace of a pod whose namespace is
+ *   known, else its pod (a Kubernetes pod, a podman pod), else its
+ *   container, else its user namespace when that is not the host's, else
+ *   the host. Level "pod" stops at the pod, "container" at the container,
+ *   "host" puts every process in one tenant (warned). A process in a
+ *   user namespace of its own is apart from everyone at every level but
+ *   "host".
+ * - the uid, unless `--cross-user` (warned): apache's mpm-itk, suexec and
+ *   shared hosting run one uid per customer, and a compromised web
+ *   application must not probe the database's memory.
+ *
+ * KSM has one stable tree per host, and a marked VMA stays marked until it
+ * is unmerged: whatever is marked now can merge with whatever any other
+ * domain marked before, by mergemem or not. So a boundary holds across
+ * runs only if no two domains ever have mergeable memory at the same time:
+ * mergemem marks a domain only while no other domain holds mergeable
+ * memory on the host (src/ksm/holders.ts), and refuses otherwise (exit 9),
+ * naming the domain that holds it. A broad selection (--comm, --user,
+ * --all) spanning domains merges the domain that already holds KSM, if
+ * any, else the one with the most saveable memory, and names those it
+ * skipped; explicit pids spanning domains are refused.
  *
  * @module
  */
 import { ErrorKind, ErrorReason, MergememError } from "../errors.ts";
-import { listPids, readComm, readUid } from "../proc/info.ts";
+import { containerLabel, podLabel, type Tenancy } from "../proc/tenant.ts";
 
-/** The warning given when merging across uids (policy "cross-user"). */
-const CROSS_USER_WARNING = "merging across uids lets their processes observe " +
-  "each other's memory through copy-on-write timing (dedup side channels: " +
-  "CAIN, Dedup Est Machina, Flip Feng Shui, VUsion); do this only within " +
-  "one trust domain";
+/** How wide a tenant is: see the module documentation. */
+export type TrustLevel = "container" | "pod" | "namespace" | "host";
+
+/** The levels, narrowest first (for --help and parsing). */
+export const TRUST_LEVELS: readonly TrustLevel[] = [
+  "container",
+  "pod",
+  "namespace",
+  "host",
+];
+
+/** The default level: Kubernetes namespaces, pods, containers, the host. */
+export const DEFAULT_TRUST_LEVEL: TrustLevel = "namespace";
+
+/** One trust domain. */
+export interface TrustDomain {
+  /** Identifies the domain ("container:podman:<id>|uid:33"). */
+  key: string;
+  /** For people ("container web-1, uid 33"). */
+  label: string;
+}
+
+/** How domains are drawn. */
+export interface DomainRules {
+  /** The tenant level. */
+  level: TrustLevel;
+  /** One domain across the uids of a tenant. */
+  crossUser: boolean;
+}
+
+/** The tenant part of a process's domain at `level`: key and label. */
+export function tenantOf(t: Tenancy, level: TrustLevel): TrustDomain {
+  if (level === "host") return { key: "host", label: "host" };
+  let tenant: TrustDomain | undefined;
+  if (
+    level === "namespace" && t.pod?.kind === "kubernetes" && t.pod.namespace
+  ) {
+    tenant = {
+      key: `k8s-namespace:${t.pod.namespace}`,
+      label: `Kubernetes namespace ${t.pod.namespace}`,
+    };
+  } else if (level !== "container" && t.pod) {
+    tenant = { key: `pod:${t.pod.kind}:${t.pod.uid}`, label: podLabel(t.pod) };
+    if (t.pod.kind === "podman") tenant.label = `pod ${tenant.label}`;
+  } else if (t.container) {
+    tenant = {
+      key: `container:${t.container.runtime}:${t.container.id}`,
+      label: `container ${containerLabel(t.container)}`,
+    };
+  }
+  if (t.userns === null) return tenant ?? { key: "host", label: "host" };
+  // Another user namespace: apart from every other one, inside any tenant.
+  return tenant
+    ? {
+      key: `${tenant.key}+${t.userns}`,
+      label: `${tenant.label} (${t.userns})`,
+    }
+    : { key: t.userns, label: `user namespace ${t.userns}` };
+}
+
+/** The trust domain of a process of `uid` with tenancy `t`. */
+export function domainOf(
+  uid: number,
+  t: Tenancy,
+  rules: DomainRules,
+): TrustDomain {
+  const tenant = tenantOf(t, rules.level);
+  if (rules.crossUser) return tenant;
+  return {
+    key: `${tenant.key}|uid:${uid}`,
+    label: tenant.key === "host" ? `uid ${uid}` : `${tenant.label}, uid ${uid}`,
+  };
+}
 
 /**
- * What to do with a selection whose processes belong to several uids:
- * "refuse" it, merge the "largest" domain alone, or merge across all of
- * them ("cross-user", warned).
+ * What to do with a selection spanning domains: "refuse" it (explicit
+ * pids), or merge one domain and skip the others ("largest").
  */
-export type DomainPolicy = "refuse" | "largest" | "cross-user";
+export type DomainPolicy = "refuse" | "largest";
 
-/** What planning one trust domain alone gives (see {@link chooseDomain}). */
+/** What planning one domain alone gives (see {@link chooseDomain}). */
 export interface DomainSaving {
   /** Saveable pages. */
   pages: number;
@@ -36,137 +121,178 @@ export interface DomainSaving {
   live: number;
 }
 
+/** A domain that holds mergeable memory on the host. */
+export interface HeldDomain {
+  /** The domain. */
+  domain: TrustDomain;
+  /** Its processes with mergeable memory (pid and comm, a few suffice). */
+  processes: { pid: number; comm: string }[];
+}
+
 /** The outcome of {@link chooseDomain}. */
 export interface DomainChoice {
-  /** How the domain was chosen (for the report). */
-  policy: "single-uid" | "largest-domain" | "cross-user";
-  /** The uids to merge. */
-  chosen: number[];
+  /** How the domain was chosen: the selection's only one, or one of
+   * several (the holder of KSM, or the largest). */
+  policy: "single-domain" | "largest-domain";
+  /** The domain to merge. */
+  chosen: TrustDomain;
   /** Notices for the user. */
   warnings: string[];
 }
 
 /**
- * Chooses the trust domain to merge. One uid: that one. Several: refused
- * (policy "refuse"), all of them with the side-channel warning
- * ("cross-user"), or the uid whose processes hold the most saveable
- * memory ("largest"): on a server the workers, not the root master.
- * `saveable(uid, pids)` plans one domain and returns its saveable pages
- * and how many of its processes were still there to scan; it is called
- * once per uid, and only for "largest". Ties go to the uid with more live
- * processes: the workers, unless they have all exited meanwhile (a
- * server whose children come and go), when the live master wins.
+ * Chooses the trust domain to merge from the selection's processes and
+ * their domains. Refused when another domain holds mergeable memory on
+ * the host (`held`: the domains of the host's mergeable processes, other
+ * than the selection's own), when two or more do, or for several domains
+ * under "refuse". Under "largest", the one domain that holds KSM already
+ * if the selection has it, else the domain whose processes hold the most
+ * saveable memory: on a server the workers, not the root master.
+ * `saveable(key, pids)` plans one domain; it is called once per domain,
+ * only when sizes decide. Ties go to the domain with more live processes.
  *
- * @throws MergememError Refused for several uids under "refuse".
+ * @throws MergememError Refused (reason cross-domain or ksm-held).
  */
 export async function chooseDomain(
-  uids: Map<number, number>,
+  members: ReadonlyMap<number, TrustDomain>,
   policy: DomainPolicy,
-  saveable: (uid: number, pids: number[]) => Promise<DomainSaving>,
+  saveable: (key: string, pids: number[]) => Promise<DomainSaving>,
+  held: readonly HeldDomain[] = [],
 ): Promise<DomainChoice> {
-  const byUid = new Map<number, number[]>();
-  for (const [pid, uid] of uids) {
-    byUid.set(uid, [...(byUid.get(uid) ?? []), pid]);
+  const byKey = new Map<string, { domain: TrustDomain; pids: number[] }>();
+  for (const [pid, domain] of members) {
+    const g = byKey.get(domain.key) ?? { domain, pids: [] };
+    g.pids.push(pid);
+    byKey.set(domain.key, g);
   }
-  const distinct = [...byUid.keys()].sort((a, b) => a - b);
-  if (distinct.length === 1) {
-    return { policy: "single-uid", chosen: distinct, warnings: [] };
-  }
-  if (policy === "cross-user") {
-    return {
-      policy: "cross-user",
-      chosen: distinct,
-      warnings: [CROSS_USER_WARNING],
-    };
+  const keys = [...byKey.keys()].sort();
+  if (held.length > 1) throw heldByOthers(held, undefined);
+  const holder = held[0];
+  if (keys.length === 1) {
+    const only = byKey.get(keys[0])!.domain;
+    if (holder && holder.domain.key !== only.key) {
+      throw heldByOthers(held, only);
+    }
+    return { policy: "single-domain", chosen: only, warnings: [] };
   }
   if (policy === "refuse") {
     throw new MergememError(
-      `the selection spans ${distinct.length} uids (${
-        distinct.join(", ")
-      }); merging across users opens dedup side channels between them`,
+      `the selection spans ${keys.length} trust domains (${
+        keys.map((k) => byKey.get(k)!.domain.label).join("; ")
+      }); merging across them opens dedup side channels between them`,
       ErrorKind.Refused,
-      { reason: ErrorReason.CrossUser },
+      { reason: ErrorReason.CrossDomain },
     );
   }
-  let best = distinct[0], bestPages = -1, bestLive = -1;
-  for (const uid of distinct) {
-    const { pages, live } = await saveable(uid, byUid.get(uid)!);
-    if (pages > bestPages || (pages === bestPages && live > bestLive)) {
-      best = uid;
-      bestPages = pages;
-      bestLive = live;
+  let best: string;
+  let why: string;
+  if (holder) {
+    if (!byKey.has(holder.domain.key)) {
+      throw heldByOthers(held, byKey.get(keys[0])!.domain);
     }
+    best = holder.domain.key;
+    why = "it already holds mergeable memory on this host";
+  } else {
+    best = keys[0];
+    let bestPages = -1, bestLive = -1;
+    for (const key of keys) {
+      const { pages, live } = await saveable(key, byKey.get(key)!.pids);
+      if (pages > bestPages || (pages === bestPages && live > bestLive)) {
+        best = key;
+        bestPages = pages;
+        bestLive = live;
+      }
+    }
+    why = bestPages > 0
+      ? `${bestPages} saveable pages, the most`
+      : "nothing is saveable in any of them; the one with most processes";
   }
-  const others = distinct.filter((u) => u !== best);
-  const left = others.reduce((a, u) => a + byUid.get(u)!.length, 0);
+  const others = keys.filter((k) => k !== best);
+  const left = others.reduce((a, k) => a + byKey.get(k)!.pids.length, 0);
+  const chosen = byKey.get(best)!.domain;
   return {
     policy: "largest-domain",
-    chosen: [best],
+    chosen,
     warnings: [
-      `the selection spans uids ${distinct.join(", ")}: merging uid ${best} ` +
-      `(${bestPages} saveable pages, the most); ${left} process(es) of uid ` +
-      `${others.join(", ")} skipped by policy (another trust domain)`,
+      `the selection spans ${keys.length} trust domains: merging ${chosen.label} ` +
+      `(${why}); ${left} process(es) of ${
+        others.map((k) => byKey.get(k)!.domain.label).join("; ")
+      } skipped by policy`,
     ],
   };
 }
 
 /**
- * Finds processes of other uids that already have KSM activity
- * (ksm_merging_pages > 0 or rmap items, meaning mergeable VMAs ksmd has
- * scanned) and returns one warning for them, or none.
+ * Checked again right before marking, under the KSM lock: another run may
+ * have marked another domain since the plan was made.
+ *
+ * @throws MergememError Refused (ksm-held) when a domain other than
+ *   `chosen` holds mergeable memory.
  */
-export function otherUidsMergeable(
-  ownUids: number[],
-  selected: Set<number>,
-  proc = "/proc",
-): string[] {
-  const found: string[] = [];
-  let count = 0;
-  for (const pid of listPids(proc)) {
-    if (selected.has(pid) || !hasKsmActivity(pid, proc)) continue;
-    const uid = readUid(pid, proc);
-    if (uid === undefined || ownUids.includes(uid)) continue;
-    count++;
-    if (found.length < 5) {
-      found.push(`${pid} (${readComm(pid, proc)}, uid ${uid})`);
-    }
-  }
-  if (count === 0) return [];
-  return [
-    `${count} process(es) of other uids already have mergeable memory: ` +
-    `${found.join(", ")}${count > found.length ? ", ..." : ""}; KSM may ` +
-    "merge the marked pages with theirs (a cross-user side channel)",
-  ];
+export function assertSoleHolder(
+  held: readonly HeldDomain[],
+  chosen: TrustDomain,
+): void {
+  const others = held.filter((h) => h.domain.key !== chosen.key);
+  if (others.length > 0) throw heldByOthers(others, chosen);
 }
+
+/** How many holder processes a refusal names. */
+const NAMED_HOLDERS = 3;
 
 /**
- * Whether a process has KSM activity: ksm_merging_pages or ksm_rmap_items
- * above 0; false when gone or unreadable. This runs for every process on
- * the host, so it reads one file where it can: ksm_stat, which has both
- * counters since 6.12, and is empty for kernel threads (no mm). On 6.1 to
- * 6.11 it has only ksm_rmap_items, and ksm_merging_pages is read from its
- * own file (5.19+), as it is when ksm_stat cannot be read.
+ * The refusal when other domains hold mergeable memory on the host:
+ * names them, a few of their processes, and the ways out.
  */
-function hasKsmActivity(pid: number, proc: string): boolean {
-  let stat: string | undefined;
-  try {
-    stat = Deno.readTextFileSync(`${proc}/${pid}/ksm_stat`);
-  } catch {
-    // older kernels or no access: ksm_merging_pages alone may tell
-  }
-  if (stat === "") return false;
-  const rmap = stat === undefined ? undefined : RMAP_ITEMS.exec(stat);
-  if (rmap && Number(rmap[1]) > 0) return true;
-  const merging = stat === undefined ? undefined : MERGING_PAGES.exec(stat);
-  if (merging) return Number(merging[1]) > 0;
-  try {
-    return Number(
-      Deno.readTextFileSync(`${proc}/${pid}/ksm_merging_pages`).trim(),
-    ) > 0;
-  } catch {
-    return false;
-  }
+function heldByOthers(
+  held: readonly HeldDomain[],
+  wanted: TrustDomain | undefined,
+): MergememError {
+  const who = held.map((h) =>
+    `${h.domain.label} (${
+      h.processes.slice(0, NAMED_HOLDERS).map((p) => `${p.pid} ${p.comm}`)
+        .join(", ")
+    }${h.processes.length > NAMED_HOLDERS ? ", ..." : ""})`
+  ).join("; ");
+  const what = wanted ? `merging ${wanted.label}` : "merging any domain";
+  return new MergememError(
+    `KSM on this host already holds mergeable memory of ${
+      held.length > 1 ? "other trust domains" : "another trust domain"
+    }: ${who}; ${what} would let KSM merge their pages with it`,
+    ErrorKind.Refused,
+    { reason: ErrorReason.KsmHeld },
+  );
 }
 
-const RMAP_ITEMS = /^\s*ksm_rmap_items:?\s+(\d+)\s*$/m;
-const MERGING_PAGES = /^\s*ksm_merging_pages:?\s+(\d+)\s*$/m;
+/** The warning given when a merge spans uids of one tenant. */
+export const CROSS_USER_WARNING =
+  "merging across uids lets their processes observe " +
+  "each other's memory through copy-on-write timing (dedup side channels: " +
+  "CAIN, Dedup Est Machina, Flip Feng Shui, VUsion); do this only within " +
+  "one trust domain";
+
+/** The warning given when a merge spans tenants (--trust-domain host, ...). */
+export const CROSS_TENANT_WARNING =
+  "merging across containers, pods or namespaces lets " +
+  "their tenants observe each other's memory through dedup side channels; " +
+  "do this only when they trust each other";
+
+/**
+ * The warnings for a chosen domain that the rules widened: several uids
+ * (--cross-user), or several tenants of the default level (--trust-domain
+ * host).
+ */
+export function wideningWarnings(
+  members: readonly { uid: number; tenancy: Tenancy }[],
+  rules: DomainRules,
+): string[] {
+  const warnings: string[] = [];
+  if (rules.crossUser && new Set(members.map((m) => m.uid)).size > 1) {
+    warnings.push(CROSS_USER_WARNING);
+  }
+  const tenants = new Set(
+    members.map((m) => tenantOf(m.tenancy, DEFAULT_TRUST_LEVEL).key),
+  );
+  if (tenants.size > 1) warnings.push(CROSS_TENANT_WARNING);
+  return warnings;
+}

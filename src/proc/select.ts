@@ -2,7 +2,7 @@
  * Choosing the processes to scan.
  *
  * Criteria combine as a union: a process matching any given comm, pid,
- * user, cgroup or unit is selected (`{comms: ["httpd"], pids: [42]}` is every httpd plus
+ * user, cgroup, unit, container, pod or Kubernetes namespace is selected (`{comms: ["httpd"], pids: [42]}` is every httpd plus
  * process 42). An empty selection, or `all: true`, means
  * every process the caller may read: all of them for root (or anyone with
  * CAP_SYS_PTRACE), otherwise those whose real uid is the caller's.
@@ -23,14 +23,29 @@ import {
 } from "./info.ts";
 import { resolveUsers } from "./users.ts";
 import { cgroupPids, resolveCgroup, unitCgroup } from "./cgroup.ts";
+import { readTenancies, tenantPids } from "./containers.ts";
 
-/** The processes of the selection's cgroups and units. */
+/** The processes of the selection's cgroups, units, containers, pods
+ * and Kubernetes namespaces. */
 function servicePids(sel: Selection): Set<number> {
   const dirs = [
     ...(sel.cgroups ?? []).map((c) => resolveCgroup(c)),
     ...(sel.units ?? []).map((u) => unitCgroup(u)),
   ];
-  return new Set(dirs.flatMap((d) => cgroupPids(d)));
+  const pids = new Set(dirs.flatMap((d) => cgroupPids(d)));
+  if (hasTenantSelector(sel)) {
+    const names = (sel.containers?.length ?? 0) > 0 ||
+      (sel.pods?.length ?? 0) > 0;
+    for (const pid of tenantPids(sel, readTenancies(undefined, { names }))) {
+      pids.add(pid);
+    }
+  }
+  return pids;
+}
+
+function hasTenantSelector(sel: Selection): boolean {
+  return !!(sel.containers?.length || sel.pods?.length ||
+    sel.k8sNamespaces?.length);
 }
 
 /** Which processes to scan. */
@@ -47,6 +62,12 @@ export interface Selection {
   cgroups?: string[];
   /** systemd units: every process in the unit's cgroup. */
   units?: string[];
+  /** Containers: names, ids or id prefixes (src/proc/containers.ts). */
+  containers?: string[];
+  /** Pods: Kubernetes (NAME, NAMESPACE/NAME) or podman, or UID prefixes. */
+  pods?: string[];
+  /** Kubernetes namespaces: every process of their pods. */
+  k8sNamespaces?: string[];
 }
 
 /** The reasons a process can be skipped. */
@@ -115,7 +136,8 @@ export function selectProcesses(sel: Selection = {}): SelectionResult {
   const uids = sel.users?.length ? new Set(resolveUsers(sel.users)) : null;
   const comms = sel.comms?.length ? new Set(sel.comms) : null;
   const explicit = sel.pids?.length ? [...new Set(sel.pids)] : null;
-  const inCgroups = sel.cgroups?.length || sel.units?.length
+  const inCgroups = sel.cgroups?.length || sel.units?.length ||
+      hasTenantSelector(sel)
     ? servicePids(sel)
     : null;
   const everything = !sel.all && !uids && !comms && !explicit && !inCgroups;

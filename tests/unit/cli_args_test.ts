@@ -39,6 +39,9 @@ const none: SelectorArgs = {
   all: false,
   cgroups: [],
   units: [],
+  containers: [],
+  pods: [],
+  k8sNamespaces: [],
 };
 const selectors: {
   argv: string[];
@@ -58,6 +61,27 @@ const selectors: {
   {
     argv: ["--cgroup", "system.slice/a.service", "--unit", "php8.2-fpm"],
     want: { cgroups: ["system.slice/a.service"], units: ["php8.2-fpm"] },
+  },
+  {
+    argv: [
+      "--container",
+      "php-a",
+      "--pod",
+      "shop/web-1",
+      "--k8s-namespace",
+      "shop",
+    ],
+    want: {
+      containers: ["php-a"],
+      pods: ["shop/web-1"],
+      k8sNamespaces: ["shop"],
+    },
+  },
+  { argv: ["--container", "a/b"], error: /--container: 'a\/b' is not a name/ },
+  { argv: ["--pod", "../x"], error: /--pod: '..\/x' is not a name/ },
+  {
+    argv: ["--k8s-namespace", "Shop"],
+    error: /--k8s-namespace: 'Shop' is not a name/,
   },
   { argv: ["--pid", "0"], error: /--pid: '0' is not a process id/ },
   { argv: ["--pid", "12,x"], error: /--pid: 'x'/ },
@@ -191,6 +215,17 @@ const scanCases: {
     argv: ["--cgroup", "system.slice", "--unit", "apache2"],
     want: {
       selection: { ...none, cgroups: ["system.slice"], units: ["apache2"] },
+    },
+  },
+  {
+    argv: ["--container", "a", "--pod", "b", "--k8s-namespace", "c"],
+    want: {
+      selection: {
+        ...none,
+        containers: ["a"],
+        pods: ["b"],
+        k8sNamespaces: ["c"],
+      },
     },
   },
   // Only the module's xxh64 runs in the kernel: another checksum is user's.

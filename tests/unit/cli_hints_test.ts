@@ -58,8 +58,18 @@ const cases: [ErrorKindValue, ErrorDetail | undefined, string | undefined][] = [
   ],
   [
     K.Refused,
-    { reason: R.CrossUser },
-    "select processes of one user (--user), or pass --cross-user if they trust each other",
+    { reason: R.CrossDomain },
+    "select one domain (--user, --container, --pod, --k8s-namespace), or widen it (--cross-user, --trust-domain) if they trust each other",
+  ],
+  [
+    K.Refused,
+    { reason: R.KsmHeld },
+    "unmerge the other domain first (mergemem unmerge --pid PIDS), or widen the domain (--cross-user, --trust-domain host) if they trust each other",
+  ],
+  [
+    K.NothingScannable,
+    { reason: R.NoSuchContainer },
+    "see 'podman ps', 'docker ps' or /var/log/pods for the names there are",
   ],
   [K.Refused, { reason: R.LowMemory }, "free memory first, or pass --force"],
   [
@@ -164,7 +174,7 @@ function assertRealFlags(line: string): string[] {
       Object.keys(o)
     ),
   );
-  const flags = [...line.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)].map((m) =>
+  const flags = [...line.matchAll(/(?<![\w-])--[a-z][a-z0-9-]*/g)].map((m) =>
     m[0]
   );
   for (const flag of flags) {
@@ -179,6 +189,9 @@ Deno.test("every flag a hint names is an option of some command", () => {
   }
 });
 
-Deno.test("the note on processes skipped by policy names --cross-user", () => {
-  assertEquals(assertRealFlags(SKIPPED_BY_POLICY_NOTE), ["--cross-user"]);
+Deno.test("the note on processes skipped by policy names the widening flags", () => {
+  assertEquals(assertRealFlags(SKIPPED_BY_POLICY_NOTE), [
+    "--cross-user",
+    "--trust-domain",
+  ]);
 });

@@ -34,7 +34,11 @@ import { STALL_SCANS } from "../../src/ksm/burst.ts";
 import { readJournal } from "../../src/ksm/journal.ts";
 import { createUserBackend } from "../../src/scan/user_backend.ts";
 import { getChecksum } from "../../src/hash/mod.ts";
-import { ErrorKind } from "../../src/errors.ts";
+import {
+  ErrorKind,
+  ErrorReason,
+  type MergememError,
+} from "../../src/errors.ts";
 import { isMergememError } from "../helpers/assert.ts";
 import { haveGcc } from "../helpers/gcc.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
@@ -257,7 +261,7 @@ Deno.test({
 
       // The report's counts: the whole plan's prediction (the skipped pid
       // was planned too), the trust domain, the engine.
-      assertEquals(r.schema, "mergemem.merge/2");
+      assertEquals(r.schema, "mergemem.merge/3");
       assertEquals(r.dry_run, false);
       assertEquals(r.engine, "ptrace");
       assertEquals(r.engine_reason, "given");
@@ -278,9 +282,13 @@ Deno.test({
         r.predicted_saveable_pages * r.page_size,
       );
       assertEquals(r.trust_domain, {
-        policy: "single-uid",
+        level: "namespace",
+        cross_user: false,
+        policy: "single-domain",
+        domain: `uid ${Deno.uid()}`,
         uids: [Deno.uid()],
         uids_selected: [Deno.uid()],
+        domains_selected: [`uid ${Deno.uid()}`],
         skipped_by_policy: [],
       });
       assertEquals([...phases].sort(), ["ksmd", "mark", "scan"]);
@@ -538,7 +546,7 @@ Deno.test({
       assertEquals(r.trust_domain.uids, [65534]);
       assertEquals(r.trust_domain.uids_selected, [0, 65534]);
       assertEquals(r.trust_domain.skipped_by_policy, [
-        { pid: own.pid, uid: 0, comm: "worker" },
+        { pid: own.pid, uid: 0, comm: "worker", domain: "uid 0" },
       ]);
       assertEquals(r.skipped, [
         { pid: own.pid, reason: "uid 0: another trust domain" },
@@ -549,6 +557,90 @@ Deno.test({
       );
       assertEquals(r.ksmd_end, "stalled");
       assertEquals(ksm.settings(), SETTINGS);
+    } finally {
+      ksm.stop();
+      for (const w of workers) await w.stop();
+      Deno.removeSync(ksm.dir, { recursive: true });
+      Deno.removeSync(runDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "merge while another uid holds mergeable memory: refused and nothing marked; the holder's domain is chosen; --cross-user joins them",
+  // A worker of another uid needs root to start (and to be scanned).
+  ignore: !haveGcc() || Deno.uid() !== 0,
+  async fn() {
+    const ksm = fakeKsm();
+    const runDir = Deno.makeTempDirSync({ prefix: "merge_steps_run_" });
+    const workers: Worker[] = [];
+    try {
+      // uid 65534 marked its own memory (MADV_MERGEABLE): it holds KSM.
+      const holder = await startWorker({
+        dup: DUP,
+        unique: 8,
+        optin: true,
+        user: { uid: 65534, gid: 65534 },
+      });
+      workers.push(holder);
+      const own: Worker[] = [];
+      for (let i = 0; i < 2; i++) {
+        const w = await startWorker({ dup: 2 * DUP, unique: 8 });
+        workers.push(w);
+        own.push(w);
+      }
+      const marker = new FakeMarker();
+      await rejects(
+        () =>
+          merge({
+            pids: own.map((w) => w.pid),
+            marker,
+            ksmDir: ksm.dir,
+            runDir,
+            signal: noSignals(),
+          }),
+        (e: unknown) =>
+          isMergememError(e, ErrorKind.Refused) &&
+          (e as MergememError).detail?.reason === ErrorReason.KsmHeld &&
+          (e as Error).message.includes(`uid 65534 (${holder.pid} worker)`) &&
+          (e as Error).message.includes("merging uid 0 would let KSM"),
+      );
+      assertEquals(marker.calls, []);
+      assertEquals(ksm.settings(), SETTINGS);
+
+      // A broad selection of both: the holder's domain, though smaller.
+      const r = await merge({
+        pids: workers.map((w) => w.pid),
+        marker,
+        ksmDir: ksm.dir,
+        runDir,
+        domainPolicy: "largest",
+        dryRun: true,
+        signal: noSignals(),
+      });
+      assertEquals(r.trust_domain.domain, "uid 65534");
+      assertEquals(
+        r.trust_domain.skipped_by_policy.map((s) => s.pid).sort(),
+        own.map((w) => w.pid).sort(),
+      );
+      assert(
+        r.warnings.some((w) => w.includes("already holds mergeable memory")),
+        r.warnings.join("; "),
+      );
+
+      // One domain across the uids: allowed, and warned.
+      const x = await merge({
+        pids: own.map((w) => w.pid),
+        marker,
+        ksmDir: ksm.dir,
+        runDir,
+        crossUser: true,
+        dryRun: true,
+        signal: noSignals(),
+      });
+      assertEquals(x.trust_domain.domain, "host");
+      assertEquals(x.trust_domain.cross_user, true);
     } finally {
       ksm.stop();
       for (const w of workers) await w.stop();
