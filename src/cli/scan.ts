@@ -7,6 +7,7 @@
 import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { nothingSelected } from "./select_common.ts";
+import { DEFAULT_TRUST_LEVEL, tenantOf } from "../merge/trust.ts";
 import { type BackendChoice, resolveBackend } from "../compose/engines.ts";
 import { CHECKSUM_NAMES, type ChecksumName, getChecksum } from "../hash/mod.ts";
 import {
@@ -308,6 +309,35 @@ function printReport(r: ScanResult, top: number, grouped: boolean): void {
     }
     if (groupRows.length > Math.max(top, 20)) {
       rows.push([`(${groupRows.length - Math.max(top, 20)} more)`]);
+    }
+    console.log(renderTable(rows));
+  }
+
+  // On a container host: per container, pod or Kubernetes namespace (the
+  // default trust domain's tenant), host processes together.
+  if (scanned.some((p) => p.container || p.pod)) {
+    const tenants = new Map<string, { procs: number; totals: Totals }>();
+    for (const p of scanned) {
+      const label = tenantOf(
+        { container: p.container, pod: p.pod, userns: null },
+        DEFAULT_TRUST_LEVEL,
+      ).label;
+      const g = tenants.get(label) ??
+        { procs: 0, totals: emptyTotals(r.pfns_available, false) };
+      g.procs++;
+      addTotals(g.totals, p.totals);
+      tenants.set(label, g);
+    }
+    console.log(`\n${s.bold("By container, pod or namespace")}`);
+    const rows = [["TENANT", "PROCS", ...COUNT_HEADERS]];
+    const sorted = [...tenants.entries()].sort((a, b) =>
+      b[1].totals.saveable_pages - a[1].totals.saveable_pages
+    );
+    for (const [label, g] of sorted.slice(0, Math.max(top, 20))) {
+      rows.push([label, String(g.procs), ...countCells(g.totals, ps)]);
+    }
+    if (sorted.length > Math.max(top, 20)) {
+      rows.push([`(${sorted.length - Math.max(top, 20)} more)`]);
     }
     console.log(renderTable(rows));
   }

@@ -7,6 +7,7 @@
  */
 import { messageOf } from "../errors.ts";
 import type { MappingKind } from "../pages/maps.ts";
+import type { Tenancy } from "../proc/tenant.ts";
 import { type SkipReason, skipReasonOf } from "../proc/select.ts";
 
 /** The schema identifier. */
@@ -95,6 +96,10 @@ export interface ProcessResult {
   uid: number;
   /** Executable path; null if unreadable. */
   exe: string | null;
+  /** Its container, or null (src/proc/tenant.ts). */
+  container: Tenancy["container"];
+  /** Its pod (Kubernetes: with namespace and name when known), or null. */
+  pod: Tenancy["pod"];
   /** null when scanned; otherwise why not (its counts are then all 0). */
   skipped: Skip | null;
   /** The process's totals over its mappings (all 0 when skipped). */

@@ -21,6 +21,7 @@ import type { HashBackend } from "../engine/hash_backend.ts";
 import { classifyFrames, framesMayMatter } from "./classify.ts";
 import { collectPages, type ScanProgress } from "./collect.ts";
 import { readLayouts } from "./layouts.ts";
+import { readTenancies } from "../proc/containers.ts";
 import { createTableReader } from "./page_reader.ts";
 import { lap, type ScanProfile } from "./profile.ts";
 import { buildResults } from "./report.ts";
@@ -197,6 +198,12 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   let tp = performance.now();
   // Phase 1: read layouts (smaps of every process).
   const { states, results, expected } = readLayouts(sel, ps, pfns, root);
+  const tenancies = readTenancies(results.map((r) => r.pid), { names: true });
+  for (const r of results) {
+    const t = tenancies.byPid.get(r.pid);
+    r.container = t?.container ?? null;
+    r.pod = t?.pod ?? null;
+  }
   tp = lap(prof, "1.smaps", tp);
 
   // Phase 2: collect pages (pagemap and hashes) into the page table.
