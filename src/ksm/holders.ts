@@ -6,10 +6,10 @@
  * domain while another one holds mergeable memory.
  *
  * Per process, the cheapest source that decides: /proc/PID/ksm_stat's
- * `ksm_mergeable`/`ksm_merge_any` (6.18+); else ksmd's traces
- * (`ksm_rmap_items`, `ksm_merging_pages` above 0: a mergeable VMA ksmd has
- * scanned); else, on older kernels, the VmFlags `mg` of /proc/PID/smaps,
- * which also sees a VMA marked while ksmd was stopped.
+ * `ksm_mergeable`/`ksm_merge_any` (6.18+); else merged pages
+ * (`ksm_merging_pages` above 0, in ksm_stat from 6.12, its own file
+ * before); else the VmFlags `mg` of /proc/PID/smaps, which also sees a
+ * VMA marked while ksmd was stopped, and not one unmerged since.
  *
  * @module
  */
@@ -80,6 +80,15 @@ export function mergeableState(pid: number, proc = "/proc"): Answer {
     const answer = fromKsmStat(stat);
     if (answer !== undefined) return answer;
   }
+  if (stat === undefined || !/ksm_merging_pages/.test(stat)) {
+    // 6.1 to 6.11: ksm_merging_pages has its own file (5.19+).
+    try {
+      const merging = Deno.readTextFileSync(`${proc}/${pid}/ksm_merging_pages`);
+      if (Number(merging.trim()) > 0) return "ksmd";
+    } catch {
+      // older, unreadable or gone: smaps decides
+    }
+  }
   return fromSmaps(pid, proc, stat !== undefined);
 }
 
@@ -88,10 +97,11 @@ export function fromKsmStat(stat: string): Answer {
   if (/^ksm_merge_any:\s+yes$/m.test(stat)) return "ksm_stat";
   const mergeable = /^ksm_mergeable:\s+(yes|no)$/m.exec(stat);
   if (mergeable) return mergeable[1] === "yes" ? "ksm_stat" : false;
-  for (const name of ["ksm_rmap_items", "ksm_merging_pages"]) {
-    const m = new RegExp(`^\\s*${name}:?\\s+(\\d+)\\s*$`, "m").exec(stat);
-    if (m && Number(m[1]) > 0) return "ksmd";
-  }
+  // Merged pages: mergeable now (unmerging breaks them all). ksmd's rmap
+  // items alone do not tell: they outlive an unmerge until ksmd's next
+  // pass, and after a burst ksmd is stopped.
+  const m = /^\s*ksm_merging_pages:?\s+(\d+)\s*$/m.exec(stat);
+  if (m && Number(m[1]) > 0) return "ksmd";
   return undefined;
 }
 

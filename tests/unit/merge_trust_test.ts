@@ -301,10 +301,14 @@ Deno.test("ksmHolders: every ksm_stat format, smaps VmFlags, kernel threads", ()
     `ksm_process_profit 0\n`;
   const smaps = (flags: string) =>
     `7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nSize: 4 kB\nVmFlags: ${flags}\n`;
-  const pids: Record<number, { uid: number; stat?: string; smaps?: string }> = {
-    // 6.12+: ksmd's counters in ksm_stat.
+  const pids: Record<
+    number,
+    { uid: number; stat?: string; smaps?: string; merging?: string }
+  > = {
+    // 6.12+: merged pages in ksm_stat; rmap items alone (left by an
+    // unmerge until ksmd's next pass) are not mergeable memory.
     100: { uid: 1000, stat: K612(0, 3) },
-    101: { uid: 1000, stat: K612(9, 0) },
+    101: { uid: 1000, stat: K612(9, 0), smaps: smaps("rd wr") },
     // 6.12, marked while ksmd was stopped: only smaps tells.
     102: { uid: 1001, stat: K612(0, 0), smaps: smaps("rd wr mr mw me ac mg") },
     103: { uid: 1001, stat: K612(0, 0), smaps: smaps("rd wr mr mw me ac") },
@@ -322,8 +326,20 @@ Deno.test("ksmHolders: every ksm_stat format, smaps VmFlags, kernel threads", ()
       uid: 1003,
       stat: K612(0, 0) + "ksm_merge_any: yes\nksm_mergeable: no\n",
     },
-    // 6.1: only ksm_rmap_items.
-    107: { uid: 1004, stat: "ksm_rmap_items 7\n" },
+    // 6.1: only ksm_rmap_items; ksm_merging_pages in its own file.
+    107: { uid: 1004, stat: "ksm_rmap_items 7\n", merging: "5\n" },
+    111: {
+      uid: 1004,
+      stat: "ksm_rmap_items 7\n",
+      merging: "0\n",
+      smaps: smaps("rd wr mg"),
+    },
+    112: {
+      uid: 1004,
+      stat: "ksm_rmap_items 7\n",
+      merging: "0\n",
+      smaps: smaps("rd wr"),
+    },
     // No ksm_stat (5.19 to 6.0): smaps.
     108: { uid: 1005, smaps: smaps("rd mg wr") },
     // A kernel thread: ksm_stat empty.
@@ -346,18 +362,21 @@ Deno.test("ksmHolders: every ksm_stat format, smaps VmFlags, kernel threads", ()
       if (p.smaps !== undefined) {
         Deno.writeTextFileSync(`${dir}/smaps`, p.smaps);
       }
+      if (p.merging !== undefined) {
+        Deno.writeTextFileSync(`${dir}/ksm_merging_pages`, p.merging);
+      }
     }
     const r = ksmHolders(new Set([110]), proc);
     assertEquals(
       r.holders.map((h) => [h.pid, h.uid, h.seen]),
       [
         [100, 1000, "ksmd"],
-        [101, 1000, "ksmd"],
         [102, 1001, "smaps"],
         [104, 1002, "ksm_stat"],
         [106, 1003, "ksm_stat"],
         [107, 1004, "ksmd"],
         [108, 1005, "smaps"],
+        [111, 1004, "smaps"],
       ],
     );
     assertEquals(r.unreadable, 0);

@@ -144,7 +144,7 @@ async function scenarioMerge() {
         } end=${m.ksmd_end} scans=${m.ksmd_full_scans} ` +
         `scanned=${m.pages_scanned} profit=${m.general_profit_before}->${m.general_profit_after}`,
     );
-    check(m.schema === "mergemem.merge/2", "schema mergemem.merge/2");
+    check(m.schema === "mergemem.merge/3", "schema mergemem.merge/3");
     check(
       m.achieved_method === "selection-frames" && m.engine === "module",
       `achieved from the selection's frames, module engine (${m.achieved_method}, ${m.engine})`,
@@ -337,8 +337,9 @@ async function scenarioCrossUser() {
     const r = await cli(["merge", "--pid", pids]);
     check(r.code === 9, `two uids refused with exit 9 (got ${r.code})`);
     check(
-      r.err.includes("uids") && r.err.includes("--cross-user"),
-      "message names uids and --cross-user",
+      r.err.includes("spans 2 trust domains (uid 0; uid 65534)") &&
+        r.err.includes("--cross-user"),
+      "message names both uids' domains, the hint --cross-user",
     );
     check(
       merging(a.pid) === 0 && ksm("run") === "0",
@@ -377,9 +378,30 @@ async function scenarioCrossUser() {
     check(
       byName.err.includes("skipped by policy") &&
         byName.err.includes(
-          "mergemem: note: processes of other uids were left out: --cross-user includes them",
+          "mergemem: note: processes of other trust domains were left out: --cross-user (uids) or --trust-domain (containers, pods, namespaces) widens the domain",
         ),
       "the warning names the policy, the CLI's note --cross-user",
+    );
+    // Across runs: once uid 0's memory is marked, uid 65534 is not marked
+    // (its pages would meet uid 0's in KSM's one stable tree) until uid 0
+    // is unmerged.
+    const first = await cli(["merge", "--pid", String(a.pid), "--json"]);
+    check(first.code === 0, `uid 0 merged alone (got ${first.code})`);
+    const second = await cli(["merge", "--pid", String(b.pid)]);
+    check(
+      second.code === 9 &&
+        second.err.includes(
+          `another trust domain: uid 0 (${a.pid} ${comm})`,
+        ) && second.err.includes("merging uid 65534 would let KSM"),
+      `the next run for uid 65534 is refused, naming uid 0 (exit ${second.code}: ${second.err.trim()})`,
+    );
+    check(merging(b.pid) === 0, "nothing of uid 65534 marked");
+    const un = await cli(["unmerge", "--pid", String(a.pid)]);
+    check(un.code === 0, `uid 0 unmerged (got ${un.code})`);
+    const third = await cli(["merge", "--pid", String(b.pid), "--dry-run"]);
+    check(
+      third.code === 0,
+      `after the unmerge uid 65534 may be merged (got ${third.code}: ${third.err.trim()})`,
     );
   } finally {
     await stopAll([a, b]);
