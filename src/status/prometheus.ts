@@ -77,7 +77,10 @@ export function formatPrometheus(r: StatusReport): string {
     ]]);
   }
   const lab = (p: StatusReport["processes"][number]) =>
-    `{pid="${p.pid}",comm="${escapeLabel(p.comm)}",uid="${p.uid ?? ""}"}`;
+    `{pid="${p.pid}",comm="${escapeLabel(p.comm)}",uid="${p.uid ?? ""}",` +
+    `container="${escapeLabel(p.container ?? "")}",pod="${
+      escapeLabel(p.pod ?? "")
+    }",namespace="${escapeLabel(p.namespace ?? "")}"}`;
   metric(
     "mergemem_process_ksm_merging_pages",
     "Pages of the process mapped onto KSM pages (/proc/PID/ksm_merging_pages).",

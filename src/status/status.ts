@@ -14,6 +14,7 @@ import { MergememError, messageOf } from "../errors.ts";
 import { featureNames, openModule } from "../kmod/client.ts";
 import { readProcessKsm } from "../ksm/process.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
+import { containerLabel, TenancyReader } from "../proc/tenant.ts";
 import { KSM_DIR, ksmAvailable, readKsm } from "../ksm/sysfs.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
 import { VERSION } from "../version.ts";
@@ -49,6 +50,12 @@ export interface ProcessStatus {
   comm: string;
   /** Real uid; null when unreadable. */
   uid: number | null;
+  /** Its container's name (or short id), or null for a host process. */
+  container: string | null;
+  /** Its pod's name (podman or Kubernetes), or null. */
+  pod: string | null;
+  /** Its Kubernetes namespace, when known; else null. */
+  namespace: string | null;
   /** /proc/PID/ksm_merging_pages, in pages. */
   merging_pages: number;
   /** KSM rmap items (ksm_stat ksm_rmap_items); null when not reported. */
@@ -244,6 +251,14 @@ export function status(opts: StatusOptions = {}): StatusReport {
     : [];
   const ksm = available ? readKsm(dir) : { knobs: {}, counters: {} };
   const processes: ProcessStatus[] = [];
+  const reader = new TenancyReader({ proc });
+  const tenancy = (pid: number) => {
+    try {
+      return reader.read(pid);
+    } catch {
+      return undefined;
+    }
+  };
   for (const pid of listPids(proc)) {
     const k = readProcessKsm(pid, proc);
     if (!k) continue;
@@ -251,10 +266,14 @@ export function status(opts: StatusOptions = {}): StatusReport {
       typeof k.stat[key] === "number" ? k.stat[key] as number : null;
     const rmap = num("ksm_rmap_items");
     if (k.mergingPages <= 0 && !(rmap && rmap > 0)) continue;
+    const t = tenancy(pid);
     processes.push({
       pid,
       comm: readComm(pid, proc),
       uid: readUid(pid, proc) ?? null,
+      container: t?.container ? containerLabel(t.container) : null,
+      pod: t?.pod?.name ?? t?.pod?.uid ?? null,
+      namespace: t?.pod?.namespace ?? null,
       merging_pages: k.mergingPages,
       rmap_items: rmap,
       zero_pages: num("ksm_zero_pages"),

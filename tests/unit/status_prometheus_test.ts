@@ -34,6 +34,9 @@ const REPORT: StatusReport = {
       pid: 42,
       comm: 'we"ird\\name',
       uid: 33,
+      container: "php-a-1",
+      pod: "web-1",
+      namespace: "shop",
       merging_pages: 4000,
       rmap_items: 4300,
       zero_pages: 0,
@@ -43,6 +46,9 @@ const REPORT: StatusReport = {
       pid: 43,
       comm: "httpd",
       uid: 33,
+      container: null,
+      pod: null,
+      namespace: null,
       merging_pages: 10,
       rmap_items: 10,
       zero_pages: null,
@@ -71,11 +77,11 @@ Deno.test("formatPrometheus renders documented metrics", () => {
   assert(lines.includes("mergemem_ksm_full_scans_total 4"));
   assert(lines.includes("mergemem_ksm_general_profit 31942400"));
   assert(lines.includes(
-    'mergemem_process_ksm_merging_pages{pid="42",comm="we\\"ird\\\\name",uid="33"} 4000',
+    'mergemem_process_ksm_merging_pages{pid="42",comm="we\\"ird\\\\name",uid="33",container="php-a-1",pod="web-1",namespace="shop"} 4000',
   ));
   assert(
     lines.includes(
-      'mergemem_process_ksm_profit_bytes{pid="42",comm="we\\"ird\\\\name",uid="33"} 16000000',
+      'mergemem_process_ksm_profit_bytes{pid="42",comm="we\\"ird\\\\name",uid="33",container="php-a-1",pod="web-1",namespace="shop"} 16000000',
     ),
   );
   assert(
