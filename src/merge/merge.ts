@@ -81,6 +81,8 @@ import {
 } from "./trust.ts";
 import { ksmHolders } from "../ksm/holders.ts";
 import { type Tenancy, TenancyReader } from "../proc/tenant.ts";
+import { nameContainers } from "../proc/containers.ts";
+import { listRuntimeContainers, type RuntimeListing } from "../proc/runtime.ts";
 
 /**
  * Progress of a merge: `done` of `total` units of the current phase.
@@ -399,16 +401,15 @@ function readMembers(
   reader: TenancyReader,
   notes: Notes,
 ): Map<number, Member> {
-  const members = new Map<number, Member>();
+  const found = new Map<number, { uid: number; tenancy: Tenancy }>();
   for (const pid of pids) {
     const uid = readUid(pid);
     if (uid === undefined) {
       skip(notes, pid, "gone");
       continue;
     }
-    let tenancy: Tenancy;
     try {
-      tenancy = reader.read(pid);
+      found.set(pid, { uid, tenancy: reader.read(pid) });
     } catch (err) {
       const code = errnoCode(err);
       skip(
@@ -420,8 +421,11 @@ function readMembers(
             code ?? String(err)
           }`,
       );
-      continue;
     }
+  }
+  nameTenancies([...found.values()].map((f) => f.tenancy));
+  const members = new Map<number, Member>();
+  for (const [pid, { uid, tenancy }] of found) {
     members.set(pid, { uid, tenancy, domain: domainOf(uid, tenancy, rules) });
   }
   if (members.size === 0) {
@@ -435,6 +439,15 @@ function readMembers(
     );
   }
   return members;
+}
+
+/** Container and podman pod names for the labels, where a runtime on
+ * the host knows them (asked once, only when there are containers). */
+let runtimeListing: RuntimeListing | undefined;
+function nameTenancies(ts: Tenancy[]): void {
+  if (!ts.some((t) => t.container)) return;
+  runtimeListing ??= listRuntimeContainers();
+  nameContainers(new Map(ts.map((t, i) => [i, t])), runtimeListing);
 }
 
 /**
@@ -459,7 +472,9 @@ function heldDomains(
   for (const h of scan.holders) {
     let domain: TrustDomain;
     try {
-      domain = domainOf(h.uid, reader.read(h.pid), rules);
+      const t = reader.read(h.pid);
+      nameTenancies([t]);
+      domain = domainOf(h.uid, t, rules);
     } catch (err) {
       const code = errnoCode(err);
       if (code === "ENOENT" || code === "ESRCH") continue; // gone

@@ -76,7 +76,6 @@ export function tenantOf(t: Tenancy, level: TrustLevel): TrustDomain {
     };
   } else if (level !== "container" && t.pod) {
     tenant = { key: `pod:${t.pod.kind}:${t.pod.uid}`, label: podLabel(t.pod) };
-    if (t.pod.kind === "podman") tenant.label = `pod ${tenant.label}`;
   } else if (t.container) {
     tenant = {
       key: `container:${t.container.runtime}:${t.container.id}`,

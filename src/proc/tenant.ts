@@ -300,10 +300,11 @@ export function containerLabel(c: ContainerRef): string {
   return HEX64_ONLY.test(c.id) ? `${c.runtime} ${c.id.slice(0, 12)}` : c.id;
 }
 
-/** A short label for a pod: "shop/web-7d9f", "pod 1b2c…", "podman pod …". */
+/** A short label for a pod: "pod shop/web-7d9f", "pod tenant-a",
+ * "pod 5d0c5f43-…" (a Kubernetes UID), "podman pod 0a1b2c3d4e5f". */
 export function podLabel(p: PodRef): string {
-  if (p.namespace && p.name) return `${p.namespace}/${p.name}`;
-  if (p.name) return p.name;
+  if (p.namespace && p.name) return `pod ${p.namespace}/${p.name}`;
+  if (p.name) return `pod ${p.name}`;
   return p.kind === "kubernetes"
     ? `pod ${p.uid}`
     : `podman pod ${p.uid.slice(0, 12)}`;

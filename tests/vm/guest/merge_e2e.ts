@@ -382,27 +382,37 @@ async function scenarioCrossUser() {
         ),
       "the warning names the policy, the CLI's note --cross-user",
     );
-    // Across runs: once uid 0's memory is marked, uid 65534 is not marked
-    // (its pages would meet uid 0's in KSM's one stable tree) until uid 0
-    // is unmerged.
-    const first = await cli(["merge", "--pid", String(a.pid), "--json"]);
-    check(first.code === 0, `uid 0 merged alone (got ${first.code})`);
-    const second = await cli(["merge", "--pid", String(b.pid)]);
-    check(
-      second.code === 9 &&
-        second.err.includes(
-          `another trust domain: uid 0 (${a.pid} ${comm})`,
-        ) && second.err.includes("merging uid 65534 would let KSM"),
-      `the next run for uid 65534 is refused, naming uid 0 (exit ${second.code}: ${second.err.trim()})`,
-    );
-    check(merging(b.pid) === 0, "nothing of uid 65534 marked");
-    const un = await cli(["unmerge", "--pid", String(a.pid)]);
-    check(un.code === 0, `uid 0 unmerged (got ${un.code})`);
-    const third = await cli(["merge", "--pid", String(b.pid), "--dry-run"]);
-    check(
-      third.code === 0,
-      `after the unmerge uid 65534 may be merged (got ${third.code}: ${third.err.trim()})`,
-    );
+    // Across runs: once uid 0's memory is marked (c: pages duplicated
+    // within itself, so that merging it alone marks something), uid 65534
+    // is not marked (its pages would meet uid 0's in KSM's one stable
+    // tree) until uid 0 is unmerged.
+    const c = await startWorker({ dup: 300, seed: 6 });
+    try {
+      const first = await cli(["merge", "--pid", String(c.pid), "--json"]);
+      check(
+        first.code === 0 && merging(c.pid) > 0,
+        `uid 0 merged alone (exit ${first.code}, ${
+          merging(c.pid)
+        } pages merging)`,
+      );
+      const second = await cli(["merge", "--pid", String(b.pid)]);
+      check(
+        second.code === 9 &&
+          second.err.includes(`another trust domain: uid 0 (${c.pid} `) &&
+          second.err.includes("merging uid 65534 would let KSM"),
+        `the next run for uid 65534 is refused, naming uid 0 (exit ${second.code}: ${second.err.trim()})`,
+      );
+      check(merging(b.pid) === 0, "nothing of uid 65534 marked");
+      const un = await cli(["unmerge", "--pid", String(c.pid)]);
+      check(un.code === 0, `uid 0 unmerged (got ${un.code})`);
+      const third = await cli(["merge", "--pid", String(b.pid), "--dry-run"]);
+      check(
+        third.code === 0,
+        `after the unmerge uid 65534 may be merged (got ${third.code}: ${third.err.trim()})`,
+      );
+    } finally {
+      await c.stop();
+    }
   } finally {
     await stopAll([a, b]);
   }
