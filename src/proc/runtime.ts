@@ -26,7 +26,7 @@ export interface RuntimeContainer {
 }
 
 /** How long a runtime may take to list its containers, in seconds. */
-const LIST_TIMEOUT_S = 5;
+const LIST_TIMEOUT_S = 20;
 
 /** Whether an executable `cmd` is in one of `path`'s directories. */
 function onPath(cmd: string, path: string): boolean {
@@ -39,7 +39,7 @@ function onPath(cmd: string, path: string): boolean {
   });
 }
 
-/** Parses `podman ps --format json` (one JSON array). */
+/** Parses `podman ps --pod --format json` (one JSON array). */
 export function parsePodmanPs(text: string): RuntimeContainer[] {
   const list = JSON.parse(text) as {
     Id: string;
@@ -53,7 +53,7 @@ export function parsePodmanPs(text: string): RuntimeContainer[] {
     runtime: "podman" as const,
     id: c.Id,
     names: c.Names ?? [],
-    ...(c.Pod ? { pod: { id: c.Pod, name: c.PodName ?? "" } } : {}),
+    ...(c.Pod && c.PodName ? { pod: { id: c.Pod, name: c.PodName } } : {}),
     ...(c.Image ? { image: c.Image } : {}),
     ...(projectOf(c.Labels) ? { project: projectOf(c.Labels) } : {}),
   }));
@@ -92,7 +92,8 @@ function projectOf(
 
 /** One runtime's listing command and parser. */
 const RUNTIMES: [string, string[], (out: string) => RuntimeContainer[]][] = [
-  ["podman", ["ps", "--format", "json"], parsePodmanPs],
+  // --pod: without it podman leaves PodName empty.
+  ["podman", ["ps", "--pod", "--format", "json"], parsePodmanPs],
   [
     "docker",
     ["ps", "--no-trunc", "--format", "{{json .}}"],
