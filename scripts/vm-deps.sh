@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the VM test suite (tests/vm/run.sh) needs on Debian 12:
 # QEMU, the kernel matrix (images + headers), DKMS, busybox, build tools,
-# and the newest sid kernel with its build root (scripts/sid-buildroot.sh:
-# downloaded and unpacked into a cache, never installed on the host).
+# the real servers and podman that guest tests run, and the newest sid
+# kernel with its build root (scripts/sid-buildroot.sh: downloaded and
+# unpacked into a cache, never installed on the host).
 # Idempotent: does nothing when everything is installed; runs
 # `apt-get update` only when a package is unknown to apt. Needs root.
 #
@@ -24,6 +25,12 @@ base=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 dkms
 # (over the read-only 9p root), never on the host; see no_host_services.
 servers=(apache2 libapache2-mod-php php-fpm apache2-utils postgresql)
 base+=("${servers[@]}")
+# Containers for tests/vm/guest/t_7*.sh (containers_lib.sh): root podman with
+# crun as the runtime (the first of podman's "crun | runc"), conmon, and
+# catatonit, which podman builds a pod's infra (pause) image from; like the
+# servers, they run only inside the guest.
+containers=(podman crun conmon catatonit)
+base+=("${containers[@]}")
 
 installed() { # all named packages installed?
 	local p s

@@ -187,7 +187,10 @@ export async function chooseDomain(
   let why: string;
   if (holder) {
     if (!byKey.has(holder.domain.key)) {
-      throw heldByOthers(held, byKey.get(keys[0])!.domain);
+      throw heldByOthers(held, {
+        key: "",
+        label: keys.map((k) => byKey.get(k)!.domain.label).join(" or "),
+      });
     }
     best = holder.domain.key;
     why = "it already holds mergeable memory on this host";

@@ -7,6 +7,10 @@
  * costs tens of seconds.)
  *
  *   fcgi_get HOST PORT SCRIPT_FILENAME REQUESTS CONCURRENCY
+ *   fcgi_get /PATH/OF/SOCKET - SCRIPT_FILENAME REQUESTS CONCURRENCY
+ *
+ * HOST is an IPv4 address, or the absolute path of php-fpm's Unix socket
+ * (the containers of containers_lib.sh have no network), PORT then "-".
  *
  * stdout: the body of the responses, once. stderr: `requests=N failed=M
  * distinct_bodies=B`. A request fails when the connection fails, php-fpm
@@ -20,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,7 +71,8 @@ static void pair(struct buf *b, const char *name, const char *value)
 }
 
 /* One request; the body goes to *body. Returns 0 on success. */
-static int request(const struct sockaddr_in *addr, const char *script, struct buf *body)
+static int request(const struct sockaddr_storage *addr, socklen_t addrlen, const char *script,
+		   struct buf *body)
 {
 	static unsigned char resp[MAX_RESPONSE];
 	const char *uri = strrchr(script, '/');
@@ -96,8 +102,8 @@ static int request(const struct sockaddr_in *addr, const char *script, struct bu
 	record(&req, FCGI_STDIN, "", 0);
 	free(params.p);
 
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) ||
+	fd = socket(addr->ss_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (const struct sockaddr *)addr, addrlen) ||
 	    write(fd, req.p, req.n) != (ssize_t)req.n) {
 		perror("fcgi_get: connect/write");
 		free(req.p);
@@ -149,17 +155,34 @@ static int request(const struct sockaddr_in *addr, const char *script, struct bu
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET };
+	struct sockaddr_storage addr = { 0 };
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
+	struct sockaddr_un *un = (struct sockaddr_un *)&addr;
+	socklen_t addrlen;
 	int requests, conc, i, failed = 0, distinct = 0;
 	struct buf first = { 0 };
 	int (*pipes)[2];
 	pid_t *pids;
 
-	if (argc != 6 || inet_pton(AF_INET, argv[1], &addr.sin_addr) != 1) {
-		fprintf(stderr, "usage: fcgi_get HOST PORT SCRIPT_FILENAME REQUESTS CONCURRENCY\n");
+	if (argc != 6) {
+usage:
+		fprintf(stderr, "usage: fcgi_get HOST PORT SCRIPT_FILENAME REQUESTS CONCURRENCY\n"
+				"       fcgi_get /SOCKET - SCRIPT_FILENAME REQUESTS CONCURRENCY\n");
 		return 2;
 	}
-	addr.sin_port = htons(atoi(argv[2]));
+	if (argv[1][0] == '/') {
+		if (strlen(argv[1]) >= sizeof(un->sun_path))
+			goto usage;
+		un->sun_family = AF_UNIX;
+		strcpy(un->sun_path, argv[1]);
+		addrlen = sizeof(*un);
+	} else {
+		in4->sin_family = AF_INET;
+		if (inet_pton(AF_INET, argv[1], &in4->sin_addr) != 1)
+			goto usage;
+		in4->sin_port = htons(atoi(argv[2]));
+		addrlen = sizeof(*in4);
+	}
 	requests = atoi(argv[4]);
 	conc = atoi(argv[5]);
 	if (requests < 1 || conc < 1 || conc > requests)
@@ -177,7 +200,7 @@ int main(int argc, char **argv)
 			FILE *out = fdopen(pipes[i][1], "w");
 
 			for (k = i; k < requests; k += conc) {
-				if (request(&addr, argv[3], &body)) {
+				if (request(&addr, addrlen, argv[3], &body)) {
 					fails++;
 				} else if (!mine.p) {
 					put(&mine, body.p, body.n);
