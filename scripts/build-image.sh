@@ -135,29 +135,8 @@ ctx=$tmp/context
 mkdir -p "$ctx/lib"
 
 # ------------------------------------------------------------ the base image
-# The host's Debian mirror for SUITE (deb822 .sources and one-line .list).
-host_mirror() {
-	{
-		for f in /etc/apt/sources.list.d/*.sources; do
-			[ -f "$f" ] || continue
-			awk 'BEGIN { RS = ""; FS = "\n" }
-			{
-				types = uris = suites = ""; enabled = 1
-				for (i = 1; i <= NF; i++) {
-					if ($i ~ /^Types:/) types = substr($i, 7)
-					if ($i ~ /^URIs:/) uris = substr($i, 6)
-					if ($i ~ /^Suites:/) suites = substr($i, 8)
-					if ($i ~ /^Enabled: *no/) enabled = 0
-				}
-				if (!enabled || types !~ /(^| )deb( |$)/) next
-				n = split(uris, u, " "); m = split(suites, s, " ")
-				for (a = 1; a <= n; a++) for (b = 1; b <= m; b++) print u[a], s[b]
-			}' "$f"
-		done
-		cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-			sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) \([^ ]*\) .*/\2 \3/p'
-	} | awk -v suite="$1" '$2 == suite { print $1; exit }'
-}
+# shellcheck source=apt-sources.sh
+. "$(dirname "$0")/apt-sources.sh"
 
 make_local_base() {
 	rootfs=${tmp:?}/rootfs

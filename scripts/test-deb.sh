@@ -61,28 +61,8 @@ for tool in debootstrap unshare chroot; do
 done
 
 # ---------------------------------------------------- the host's mirrors
-# "URI SUITE" lines of the host's Debian sources (deb822 and one-line).
-host_sources() {
-	local f
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		awk 'BEGIN { RS = ""; FS = "\n" }
-		{
-			types = uris = suites = ""; enabled = 1
-			for (i = 1; i <= NF; i++) {
-				if ($i ~ /^Types:/) types = substr($i, 7)
-				if ($i ~ /^URIs:/) uris = substr($i, 6)
-				if ($i ~ /^Suites:/) suites = substr($i, 8)
-				if ($i ~ /^Enabled: *no/) enabled = 0
-			}
-			if (!enabled || types !~ /(^| )deb( |$)/) next
-			n = split(uris, u, " "); m = split(suites, s, " ")
-			for (a = 1; a <= n; a++) for (b = 1; b <= m; b++) print u[a], s[b]
-		}' "$f"
-	done
-	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-		sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) \([^ ]*\) .*/\2 \3/p' || true
-}
+# shellcheck source=apt-sources.sh
+. "$root/scripts/apt-sources.sh"
 sources=$(host_sources | sort -u)
 mirror=$(awk '$2 == "bookworm" { print $1; exit }' <<<"$sources")
 [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
