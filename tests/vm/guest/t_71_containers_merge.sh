@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-timeout: 900
+# vm-timeout: 1800
 # vm-skip-kernel: ^7\. sid's kernel: the podman of the host (Debian 12) is used here too, but the 7.x guests were not tried yet
 # A multi-tenant container host (real podman containers, containers_lib.sh):
 # two tenants, pods tenant-a and tenant-b, each 3 php-fpm replicas whose
