@@ -96,12 +96,10 @@ M merge --comm "$FPM" --json >/tmp/m2.json || fail "merge --comm $FPM (2) exit $
 js 'const r = JSON.parse(Deno.readTextFileSync("/tmp/m2.json")); Deno.exit(r.trust_domain.domain === Deno.readTextFileSync("/tmp/domain") ? 0 : 1)' ||
 	fail "the second merge --comm chose another domain"
 ok "merge --comm again: the same domain (it holds KSM)"
-no_cross "after the second merge --comm"
 M merge --all --json >/tmp/m3.json || fail "merge --all exit $?"
 js 'const r = JSON.parse(Deno.readTextFileSync("/tmp/m3.json")); Deno.exit(r.trust_domain.domain === Deno.readTextFileSync("/tmp/domain") ? 0 : 1)' ||
 	fail "merge --all chose another domain"
 ok "merge --all: the same domain"
-no_cross "after merge --all"
 set +e
 err=$(M merge --pod "$other" 2>&1 >/dev/null)
 rc=$?
@@ -110,7 +108,7 @@ echo "$err"
 ((rc == 9)) || fail "merge --pod $other: exit $rc, not 9"
 [[ $err == *"another trust domain: pod $mine, uid 33 ("* ]] || fail "the refusal does not name pod $mine"
 ok "merge --pod $other refused (exit 9), naming pod $mine"
-no_cross "after the refused merge"
+no_cross "after every merge"
 
 # Each tenant as configured: the merged one shares pages among its own
 # replicas; the other has nothing mergeable.
@@ -132,5 +130,5 @@ echo "$err"
 ((rc == 3)) && [[ $err == *"no container 'no-such-ctr' is running (containers: "*"tenant-a-1"* ]] ||
 	fail "unknown container: exit $rc"
 ok "an unknown container: exit 3, the containers there are"
-M unmerge --pod "$mine" >/dev/null || fail "unmerge --pod $mine"
-ok "unmerged $mine"
+# (No unmerge: the containers' exit at cleanup ends their marks; each
+# mergemem run costs about 30 s in a TCG guest.)
