@@ -329,7 +329,8 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     crossUser: opts.crossUser ?? false,
   };
   const tenancy = new TenancyReader();
-  const members = readMembers(opts.pids, rules, tenancy, notes);
+  const names = tenancyNamer();
+  const members = readMembers(opts.pids, rules, tenancy, names, notes);
   using open = new DisposableStack();
   const engine = await openEngine(opts, open);
   // By default SIGINT/SIGTERM abort the merge (with KSM restored).
@@ -342,7 +343,7 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
   const minSaving = opts.wholeProcess
     ? 0
     : opts.minSaving ?? DEFAULT_MIN_SAVING;
-  const held = () => heldDomains(rules, tenancy, notes);
+  const held = () => heldDomains(rules, tenancy, names, notes);
   const planned = await planDomain({
     members,
     rules,
@@ -399,6 +400,7 @@ function readMembers(
   pids: number[],
   rules: DomainRules,
   reader: TenancyReader,
+  names: Namer,
   notes: Notes,
 ): Map<number, Member> {
   const found = new Map<number, { uid: number; tenancy: Tenancy }>();
@@ -423,7 +425,7 @@ function readMembers(
       );
     }
   }
-  nameTenancies([...found.values()].map((f) => f.tenancy));
+  names([...found.values()].map((f) => f.tenancy));
   const members = new Map<number, Member>();
   for (const [pid, { uid, tenancy }] of found) {
     members.set(pid, { uid, tenancy, domain: domainOf(uid, tenancy, rules) });
@@ -441,13 +443,20 @@ function readMembers(
   return members;
 }
 
-/** Container and podman pod names for the labels, where a runtime on
- * the host knows them (asked once, only when there are containers). */
-let runtimeListing: RuntimeListing | undefined;
-function nameTenancies(ts: Tenancy[]): void {
-  if (!ts.some((t) => t.container)) return;
-  runtimeListing ??= listRuntimeContainers();
-  nameContainers(new Map(ts.map((t, i) => [i, t])), runtimeListing);
+/** Fills in container and podman pod names for the labels. */
+type Namer = (ts: Tenancy[]) => void;
+
+/**
+ * A {@link Namer} for one merge: asks the runtimes on the host once, and
+ * only when there are containers (names change between runs).
+ */
+function tenancyNamer(): Namer {
+  let listing: RuntimeListing | undefined;
+  return (ts) => {
+    if (!ts.some((t) => t.container)) return;
+    listing ??= listRuntimeContainers();
+    nameContainers(new Map(ts.map((t, i) => [i, t])), listing);
+  };
 }
 
 /**
@@ -458,6 +467,7 @@ function nameTenancies(ts: Tenancy[]): void {
 function heldDomains(
   rules: DomainRules,
   reader: TenancyReader,
+  names: Namer,
   notes: Notes,
 ): HeldDomain[] {
   const scan = ksmHolders(new Set([Deno.pid]));
@@ -473,7 +483,7 @@ function heldDomains(
     let domain: TrustDomain;
     try {
       const t = reader.read(h.pid);
-      nameTenancies([t]);
+      names([t]);
       domain = domainOf(h.uid, t, rules);
     } catch (err) {
       const code = errnoCode(err);
