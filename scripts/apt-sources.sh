@@ -5,6 +5,9 @@
 #   host_sources          "URI SUITE" lines of the host's Debian sources
 #                         (deb822 .sources and one-line .list files)
 #   host_mirror SUITE     the first URI of SUITE, or nothing
+#   sources_list MIRROR UPDATES SECURITY
+#                         a bookworm sources.list of those mirrors (an
+#                         empty UPDATES or SECURITY is left out)
 
 host_sources() {
 	local f
@@ -30,4 +33,10 @@ host_sources() {
 
 host_mirror() {
 	host_sources | awk -v suite="$1" '$2 == suite { print $1; exit }'
+}
+
+sources_list() {
+	echo "deb $1 bookworm main"
+	[ -z "$2" ] || echo "deb $2 bookworm-updates main"
+	[ -z "$3" ] || echo "deb $3 bookworm-security main"
 }

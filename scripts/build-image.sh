@@ -157,11 +157,7 @@ make_local_base() {
 			tail -20 "$tmp/debootstrap.log" >&2
 			die "debootstrap failed (the end of its log is above)"
 		}
-		{
-			echo "deb $mirror bookworm main"
-			[ -z "$updates" ] || echo "deb $updates bookworm-updates main"
-			[ -z "$security" ] || echo "deb $security bookworm-security main"
-		} >"$rootfs/etc/apt/sources.list"
+		sources_list "$mirror" "$updates" "$security" >"$rootfs/etc/apt/sources.list"
 		chroot "$rootfs" apt-get clean
 	fi
 	# What Debian's -slim images leave out, and keep out on later installs.

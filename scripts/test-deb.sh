@@ -83,11 +83,7 @@ make_pristine() {
 		rm -rf --one-file-system "$tmp"
 		die "debootstrap failed"
 	fi
-	{
-		echo "deb $mirror bookworm main"
-		[ -z "$updates" ] || echo "deb $updates bookworm-updates main"
-		[ -z "$security" ] || echo "deb $security bookworm-security main"
-	} >"$tmp/root/etc/apt/sources.list"
+	sources_list "$mirror" "$updates" "$security" >"$tmp/root/etc/apt/sources.list"
 	chroot "$tmp/root" apt-get clean
 	tar --numeric-owner -C "$tmp/root" -czf "$tarball.new" .
 	mv "$tarball.new" "$tarball"
