@@ -404,6 +404,7 @@ function readMembers(
   notes: Notes,
 ): Map<number, Member> {
   const found = new Map<number, { uid: number; tenancy: Tenancy }>();
+  let denied = 0;
   for (const pid of pids) {
     const uid = readUid(pid);
     if (uid === undefined) {
@@ -414,6 +415,7 @@ function readMembers(
       found.set(pid, { uid, tenancy: reader.read(pid) });
     } catch (err) {
       const code = errnoCode(err);
+      if (code === "EACCES" || code === "EPERM") denied++;
       skip(
         notes,
         pid,
@@ -431,6 +433,9 @@ function readMembers(
     members.set(pid, { uid, tenancy, domain: domainOf(uid, tenancy, rules) });
   }
   if (members.size === 0) {
+    // Reading a process's user namespace needs the same right as reading
+    // its memory: without it, permission is the answer (exit 4).
+    if (denied > 0) throw allDenied(denied);
     throw new MergememError(
       notes.skipped.some((s) => s.reason !== "gone")
         ? `no selected process could be placed in a trust domain: ${

@@ -11,7 +11,11 @@
  */
 import { ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import { listPids } from "./info.ts";
-import { listRuntimeContainers, type RuntimeListing } from "./runtime.ts";
+import {
+  installedRuntimes,
+  listRuntimeContainers,
+  type RuntimeListing,
+} from "./runtime.ts";
 import {
   containerLabel,
   podLabel,
@@ -55,9 +59,10 @@ export function readTenancies(
       // gone, or unreadable: not in any container we can name
     }
   }
-  let listing: RuntimeListing = { runtimes: [], containers: [] };
   const anyContainer = [...byPid.values()].some((t) => t.container);
-  if (opts.names && anyContainer) listing = listRuntimeContainers();
+  const listing: RuntimeListing = opts.names && anyContainer
+    ? listRuntimeContainers()
+    : { runtimes: installedRuntimes(), containers: [] };
   nameContainers(byPid, listing);
   return { byPid, runtimes: listing.runtimes };
 }

@@ -109,6 +109,13 @@ export interface RuntimeListing {
   containers: RuntimeContainer[];
 }
 
+/** The container runtimes (podman, docker) on `path`, without running them. */
+export function installedRuntimes(
+  path = Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+): string[] {
+  return RUNTIMES.map(([cmd]) => cmd).filter((cmd) => onPath(cmd, path));
+}
+
 /**
  * Lists the running containers of every runtime installed. Synchronous,
  * as process selection is: coreutils' timeout(1) bounds a runtime that
