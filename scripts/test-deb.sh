@@ -62,7 +62,7 @@ done
 
 # ---------------------------------------------------- the host's mirrors
 # shellcheck source=apt-sources.sh
-. "$root/scripts/apt-sources.sh"
+. "$(dirname "$0")/apt-sources.sh"
 sources=$(host_sources | sort -u)
 mirror=$(awk '$2 == "bookworm" { print $1; exit }' <<<"$sources")
 [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
