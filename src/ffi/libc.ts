@@ -3,8 +3,10 @@
  * ioctl, process_vm_readv, pread and flock, with errno reported as a
  * {@link SyscallError}.
  *
- * The library is opened lazily, once, so that importing this module costs
- * nothing and programs that never touch FFI need no --allow-ffi.
+ * The library is opened once: when this module loads if FFI is allowed,
+ * else on first use, so that programs that never touch FFI need no
+ * --allow-ffi. errno's address is looked up with it, so that reading
+ * errno never makes a call of its own.
  *
  * @module
  */
@@ -51,11 +53,30 @@ const SYMBOLS = {
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 let libc: Libc | undefined;
 
-/** The libc symbols; opens libc.so.6 on first use. */
+// errno of this (the main) thread: synchronous FFI calls run here. Its
+// address is fixed for the thread's life, so it is looked up once, with
+// the library, and errno() only reads it: errno() must never make a call
+// or allocate (an allocation may run the runtime's own system calls,
+// which overwrite errno), not even the first time.
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/** The libc symbols; opens libc.so.6 (and finds errno) on first use. */
 export function lib(): Libc {
-  if (!libc) libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  if (!libc) {
+    const l = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    const p = l.__errno_location();
+    if (p === null) throw new Error("libc: __errno_location() returned NULL");
+    errnoView = new Deno.UnsafePointerView(p);
+    libc = l;
+  }
   return libc;
 }
+
+// Opened when this module loads if FFI is allowed (the CLI: --allow-all),
+// so that errno is found before any call can fail, also a call through
+// another library handle (src/ptrace/sys.ts opens its own). Without the
+// permission nothing is opened, and importing costs nothing.
+if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") lib();
 
 /**
  * How many nonblocking calls (reads, PAGEINFO) to keep in flight: one more
@@ -90,25 +111,18 @@ export const ERRNO_NAMES: Record<number, string> = {
   95: "EOPNOTSUPP",
 };
 
-// errno of this (the main) thread: synchronous FFI calls run here. Its
-// address is fixed for the thread's life, so it is looked up once, when
-// this module loads: errno() must never make a call or allocate, even the
-// first time (an allocation may run the runtime's own system calls, which
-// overwrite errno).
-const errnoView = ((): Deno.UnsafePointerView => {
-  const p = lib().__errno_location();
-  if (p === null) throw new Error("libc: __errno_location() returned NULL");
-  return new Deno.UnsafePointerView(p);
-})();
-
 /**
  * The errno value the last failed call on this thread left behind. Read
  * it right after the call, before anything that allocates: the runtime's
  * own system calls (a garbage collection, a lock) may overwrite it. This
- * read makes no call and allocates nothing.
+ * read makes no call and allocates nothing: errno was found when libc was
+ * opened, at the latest by the failed call itself. (Only a program that
+ * gains FFI permission after loading this module, and whose first failed
+ * call goes through its own library handle, finds errno here.)
  */
 export function errno(): number {
-  return errnoView.getInt32();
+  if (errnoView === undefined) lib();
+  return errnoView!.getInt32();
 }
 
 /** A symbolic name for an errno value, such as "ESRCH". */
