@@ -195,19 +195,33 @@ export function errnoCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** errno names by number (Linux, asm-generic/errno-base.h). */
-const ERRNO_NAMES: Record<number, string> = {
+// errno names for the values mergemem meets, by number (Linux; x86-64
+// and arm64 agree): the one table, also for src/ffi/libc.ts (errnoName).
+const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: "EPERM",
   2: "ENOENT",
   3: "ESRCH",
   4: "EINTR",
   5: "EIO",
+  7: "E2BIG",
+  9: "EBADF",
+  11: "EAGAIN",
   12: "ENOMEM",
   13: "EACCES",
   14: "EFAULT",
   16: "EBUSY",
+  19: "ENODEV",
   22: "EINVAL",
+  25: "ENOTTY",
+  38: "ENOSYS",
+  77: "EBADFD",
+  95: "EOPNOTSUPP",
 };
+
+/** A symbolic name for an errno value, such as "ESRCH" ("errno N" else). */
+export function errnoName(value: number): string {
+  return ERRNO_NAMES[value] ?? `errno ${value}`;
+}
 
 /** The message of anything thrown (an Error's message, else its text). */
 export function messageOf(err: unknown): string {

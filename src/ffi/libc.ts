@@ -10,7 +10,11 @@
  *
  * @module
  */
-import { SyscallError } from "../errors.ts";
+import { errnoName, SyscallError } from "../errors.ts";
+
+// errno's names are src/errors.ts's (the lower layer), offered here too
+// to the callers of errno().
+export { errnoName } from "../errors.ts";
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -89,28 +93,6 @@ export const CALLS_IN_FLIGHT = Math.min(
   (navigator.hardwareConcurrency ?? 1) + 1,
 );
 
-/** errno names for the values mergemem meets (x86-64 and arm64 agree). */
-export const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM",
-  2: "ENOENT",
-  3: "ESRCH",
-  4: "EINTR",
-  5: "EIO",
-  7: "E2BIG",
-  9: "EBADF",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  14: "EFAULT",
-  16: "EBUSY",
-  19: "ENODEV",
-  22: "EINVAL",
-  25: "ENOTTY",
-  38: "ENOSYS",
-  77: "EBADFD",
-  95: "EOPNOTSUPP",
-};
-
 /**
  * The errno value the last failed call on this thread left behind. Read
  * it right after the call, before anything that allocates: the runtime's
@@ -123,11 +105,6 @@ export const ERRNO_NAMES: Record<number, string> = {
 export function errno(): number {
   if (errnoView === undefined) lib();
   return errnoView!.getInt32();
-}
-
-/** A symbolic name for an errno value, such as "ESRCH". */
-export function errnoName(value: number): string {
-  return ERRNO_NAMES[value] ?? `errno ${value}`;
 }
 
 /** Throws a {@link SyscallError} for the current errno. */

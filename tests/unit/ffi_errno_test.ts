@@ -84,3 +84,14 @@ Deno.test("importing the library needs no --allow-ffi (nothing is opened)", asyn
   );
   eq({ code: r.code, out: r.stdout }, { code: 0, out: "function" }, r.stderr);
 });
+
+Deno.test("one errno table: libc's errnoName is errors.ts's, also for Deno's '(os error N)'", async () => {
+  const libc = await import("../../src/ffi/libc.ts");
+  const errors = await import("../../src/errors.ts");
+  eq(libc.errnoName, errors.errnoName);
+  eq(errors.errnoName(9), "EBADF");
+  eq(errors.errnoName(4242), "errno 4242");
+  // Numbers only the libc side used to know.
+  eq(errors.errnoCode(new Error("read failed (os error 9)")), "EBADF");
+  eq(errors.errnoCode(new Error("ioctl failed (os error 25)")), "ENOTTY");
+});
