@@ -26,8 +26,9 @@ const BY_REASON: {
     | ((detail: Extract<ErrorDetail, { reason: R }>) => string);
 } = {
   [ErrorReason.DeviceDenied]:
-    "the module creates /dev/mergemem with mode 0666: look for a chmod " +
-    "of it or a security module (AppArmor, SELinux) that denies it",
+    "the module gives /dev/mergemem mode 0666 itself (no udev rule): if " +
+    "'ls -l /dev/mergemem' shows less, something changed it; else a " +
+    "security module (AppArmor, SELinux) or a container's device rules deny it",
   [ErrorReason.PtraceUnsupported]:
     `load the mergemem module instead (${INSTALL_MODULE})`,
   [ErrorReason.NotMergemem]:

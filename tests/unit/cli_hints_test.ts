@@ -23,8 +23,9 @@ const cases: [ErrorKindValue, ErrorDetail | undefined, string | undefined][] = [
   [
     K.NoModule,
     { reason: R.DeviceDenied },
-    "the module creates /dev/mergemem with mode 0666: look for a chmod " +
-    "of it or a security module (AppArmor, SELinux) that denies it",
+    "the module gives /dev/mergemem mode 0666 itself (no udev rule): if " +
+    "'ls -l /dev/mergemem' shows less, something changed it; else a " +
+    "security module (AppArmor, SELinux) or a container's device rules deny it",
   ],
   [
     K.NoModule,
@@ -194,4 +195,23 @@ Deno.test("the note on processes skipped by policy names the widening flags", ()
     "--cross-user",
     "--trust-domain",
   ]);
+});
+
+Deno.test("the device-denied hint gives the mode the module sets (kmod/main.c) and no udev rule", () => {
+  const main = Deno.readTextFileSync(
+    new URL("../../kmod/main.c", import.meta.url),
+  );
+  const misc = /static struct miscdevice \w+ = \{([^}]*)\}/.exec(main);
+  ok(misc, "kmod/main.c declares its miscdevice");
+  const mode = /\.mode = (0[0-7]+),/.exec(misc[1]);
+  ok(mode, "the miscdevice sets its mode");
+  const hint = hintLine(
+    new MergememError("m", K.NoModule, { reason: R.DeviceDenied }),
+  ) ?? "";
+  ok(hint.includes(`mode ${mode[1]} itself`), hint);
+  // Neither install path installs a udev rule.
+  for (const f of ["install.sh", "debian/rules"]) {
+    const text = Deno.readTextFileSync(new URL(`../../${f}`, import.meta.url));
+    ok(!/udev/.test(text), `${f} mentions udev`);
+  }
 });
