@@ -143,6 +143,7 @@ export {
   type UnmergeReport,
 } from "./merge/unmerge.ts";
 export {
+  type JournalStaleReason,
   type JournalStatus,
   type ModuleStatus,
   type ProcessStatus,

@@ -15,6 +15,7 @@ import {
   type ErrorReasonValue,
   MergememError,
 } from "../errors.ts";
+import type { JournalStaleReason, JournalStatus } from "../status/status.ts";
 
 /** How the module is installed: the Debian package, or install.sh elsewhere. */
 const INSTALL_MODULE = "apt-get install mergemem-dkms, or sudo ./install.sh";
@@ -83,6 +84,25 @@ const BY_KIND: Partial<Record<ErrorKindValue, string>> = {
  */
 export const SKIPPED_BY_POLICY_NOTE =
   "processes of other trust domains were left out: --cross-user (uids) or --trust-domain (containers, pods, namespaces) widens the domain";
+
+/** The hint after a status whose journal is stale, by why it was not
+ * restored (src/status/status.ts); none while another run restores it. */
+const STALE_JOURNAL: Record<JournalStaleReason, string | undefined> = {
+  "needs-root":
+    "run 'sudo mergemem status' to restore them (a merge or unmerge as root does too)",
+  "lock-held": undefined,
+  "failed":
+    "'mergemem status --json' shows the settings to restore (journal.settings)",
+};
+
+/** The hint line after a status report's stale journal, if any. */
+export function journalHintLine(
+  journal: JournalStatus | null,
+): string | undefined {
+  const why = journal?.state === "stale" ? journal.stale_reason : null;
+  const hint = why === null ? undefined : STALE_JOURNAL[why];
+  return hint === undefined ? undefined : `mergemem: hint: ${hint}`;
+}
 
 /** The hint after an internal error (a bug, not a MergememError). */
 const INTERNAL_ERROR_HINT =

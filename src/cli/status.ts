@@ -8,6 +8,7 @@ import { ExitCode } from "./exit_codes.ts";
 import { formatPrometheus, writeAtomic } from "../status/prometheus.ts";
 import { status, type StatusReport } from "../status/status.ts";
 import { parseStrict, takeOptionalValues } from "./args.ts";
+import { journalHintLine } from "./hints.ts";
 import { formatBytes, renderTable, styles, useColor } from "./format.ts";
 import {
   type DocumentedOptions,
@@ -88,6 +89,8 @@ export function run(args: string[]): Promise<number> {
   }
   const r = status();
   for (const w of r.warnings) console.error(`mergemem: warning: ${w}`);
+  const hint = journalHintLine(r.journal);
+  if (hint) console.error(hint);
   if (a.prometheus !== null) {
     const text = formatPrometheus(r);
     if (a.prometheus === true) console.log(text.trimEnd());

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { MergememError, messageOf } from "../errors.ts";
+import { ErrorReason, MergememError, messageOf } from "../errors.ts";
 import { featureNames, openModule } from "../kmod/client.ts";
 import { readProcessKsm } from "../ksm/process.ts";
 import { listPids, readComm, readUid } from "../proc/info.ts";
@@ -87,9 +87,19 @@ export interface JournalStatus {
   settings: Record<string, string>;
   /** Settings that could not be restored ("restored" only). */
   restore_mismatch: Record<string, { wanted: string; got: string }>;
+  /**
+   * Why a "stale" journal was not restored (null in the other states):
+   * "needs-root": the caller may not take the KSM lock or write ksmd's
+   * settings; "lock-held": another run holds the KSM lock and restores
+   * them; "failed": another error, named in `message`.
+   */
+  stale_reason: JournalStaleReason | null;
   /** One line for the user. */
   message: string;
 }
+
+/** Why a stale journal was not restored ({@link JournalStatus}). */
+export type JournalStaleReason = "needs-root" | "lock-held" | "failed";
 
 /** The "mergemem.status/1" report. */
 export interface StatusReport {
@@ -165,6 +175,7 @@ function fromJournal(
   path: string,
   state: JournalStatus["state"],
   message: string,
+  staleReason: JournalStaleReason | null = null,
 ): JournalStatus {
   return {
     path,
@@ -174,6 +185,7 @@ function fromJournal(
     created: j?.created ?? "",
     settings: j?.settings ?? {},
     restore_mismatch: {},
+    stale_reason: staleReason,
     message,
   };
 }
@@ -209,12 +221,14 @@ export function checkJournal(runDir = RUN_DIR): JournalStatus | null {
     done = ifKsmLockFree(() => recoverJournal(runDir), runDir);
   } catch (err) {
     if (!(err instanceof MergememError)) throw err;
+    const needsRoot = err.reason === ErrorReason.NeedsRoot;
     return fromJournal(
       j,
       path,
       "stale",
       `${dead}, leaving ksmd's settings changed; ` +
-        "a status or merge run as root restores them",
+        (needsRoot ? "restoring them needs root" : `${err.message}`),
+      needsRoot ? "needs-root" : "failed",
     );
   }
   if (done === undefined) {
@@ -223,6 +237,7 @@ export function checkJournal(runDir = RUN_DIR): JournalStatus | null {
       path,
       "stale",
       `${dead}; another mergemem run holds the KSM lock and restores them`,
+      "lock-held",
     );
   }
   const r = done.value;
@@ -235,6 +250,7 @@ export function checkJournal(runDir = RUN_DIR): JournalStatus | null {
     created: r.created,
     settings: r.settings,
     restore_mismatch: r.restore_mismatch,
+    stale_reason: null,
     message: r.message,
   };
 }

@@ -1,6 +1,11 @@
 /** src/cli/hints.ts: the hint line the CLI prints after each error. */
 import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
-import { hintLine, SKIPPED_BY_POLICY_NOTE } from "../../src/cli/hints.ts";
+import {
+  hintLine,
+  journalHintLine,
+  SKIPPED_BY_POLICY_NOTE,
+} from "../../src/cli/hints.ts";
+import type { JournalStatus } from "../../src/status/status.ts";
 import {
   type ErrorDetail,
   ErrorKind,
@@ -213,5 +218,37 @@ Deno.test("the device-denied hint gives the mode the module sets (kmod/main.c) a
   for (const f of ["install.sh", "debian/rules"]) {
     const text = Deno.readTextFileSync(new URL(`../../${f}`, import.meta.url));
     ok(!/udev/.test(text), `${f} mentions udev`);
+  }
+});
+
+Deno.test("a stale journal's hint follows why status could not restore it", () => {
+  const journal = (
+    state: JournalStatus["state"],
+    stale_reason: JournalStatus["stale_reason"],
+  ): JournalStatus => ({
+    path: "/run/mergemem/journal.json",
+    state,
+    owner_pid: 1,
+    owner_command: "mergemem merge",
+    created: "",
+    settings: {},
+    restore_mismatch: {},
+    stale_reason,
+    message: "m",
+  });
+  assertEquals(journalHintLine(null), undefined);
+  assertEquals(journalHintLine(journal("active", null)), undefined);
+  assertEquals(journalHintLine(journal("restored", null)), undefined);
+  assertEquals(journalHintLine(journal("stale", "lock-held")), undefined);
+  assertEquals(
+    journalHintLine(journal("stale", "needs-root")),
+    "mergemem: hint: run 'sudo mergemem status' to restore them (a merge or unmerge as root does too)",
+  );
+  assertEquals(
+    journalHintLine(journal("stale", "failed")),
+    "mergemem: hint: 'mergemem status --json' shows the settings to restore (journal.settings)",
+  );
+  for (const why of ["needs-root", "failed"] as const) {
+    assertRealFlags(journalHintLine(journal("stale", why))!);
   }
 });

@@ -18,7 +18,9 @@ import {
   removeJournal,
   writeJournal,
 } from "../../src/ksm/journal.ts";
-import { checkJournal } from "../../src/status/status.ts";
+import { checkJournal, type JournalStatus } from "../../src/status/status.ts";
+import { journalHintLine } from "../../src/cli/hints.ts";
+import { denoRunAs, testUser } from "../helpers/run_as.ts";
 
 /** A writable stand-in for /sys/kernel/mm/ksm. */
 function ksmFixture(values: Record<string, string>): string {
@@ -167,6 +169,79 @@ Deno.test("status restores a dead owner's journal and says so", async () => {
   assert(st.message.startsWith("restored ksmd settings"), st.message);
   for (const [k, v] of Object.entries(ORIG)) assertEquals(read(ksm, k), v);
   assertEquals(checkJournal(runDir), null);
+});
+
+const holderScript = new URL("../helpers/ksm_lock_holder.ts", import.meta.url)
+  .pathname;
+
+Deno.test("status leaves a dead owner's journal to the run holding the KSM lock: stale, lock-held", async () => {
+  const runDir = Deno.makeTempDirSync();
+  const ksm = ksmFixture(BURST);
+  const holder = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", holderScript, runDir],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  try {
+    const out = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    assertEquals((await out.read()).value?.trim(), "held");
+    out.releaseLock();
+    foreignJournal(runDir, ksm, await deadPid(), "1");
+    const st = checkJournal(runDir)!;
+    assertEquals([st.state, st.stale_reason], ["stale", "lock-held"]);
+    assert(st.message.endsWith("holds the KSM lock and restores them"));
+    assertEquals(read(ksm, "run"), "1", "not restored here");
+    // Nothing for the user to do: no hint.
+    assertEquals(journalHintLine(st), undefined);
+  } finally {
+    await holder.stdin.close();
+    await holder.stdout.cancel().catch(() => {});
+    await holder.status;
+    Deno.removeSync(runDir, { recursive: true });
+    Deno.removeSync(ksm, { recursive: true });
+  }
+});
+
+const notRoot = Deno.uid() !== 0;
+if (notRoot) {
+  console.warn("ksm_journal_test: the needs-root case is skipped (not root)");
+}
+
+Deno.test({
+  name:
+    "status without root leaves a dead owner's journal: stale, needs-root, " +
+    "a message that names no command and the CLI's hint" +
+    (notRoot ? " [skipped: needs root, to run it as another user]" : ""),
+  ignore: notRoot,
+  async fn() {
+    const runDir = Deno.makeTempDirSync();
+    const ksm = ksmFixture(BURST);
+    try {
+      Deno.chmodSync(runDir, 0o755);
+      foreignJournal(runDir, ksm, await deadPid(), "1");
+      const script = new URL("../helpers/check_journal.ts", import.meta.url);
+      const r = await denoRunAs(await testUser(), script.pathname, [runDir], {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(r.stderr);
+      assertEquals(r.code, 0, err);
+      const st: JournalStatus = JSON.parse(new TextDecoder().decode(r.stdout));
+      assertEquals([st.state, st.stale_reason], ["stale", "needs-root"]);
+      assert(st.message.endsWith("restoring them needs root"), st.message);
+      // The owner's label aside, no command or flag to run.
+      assert(!/'mergemem|--[a-z]/.test(st.message), st.message);
+      assertEquals(read(ksm, "run"), "1", "not restored");
+      assertEquals(
+        journalHintLine(st),
+        "mergemem: hint: run 'sudo mergemem status' to restore them " +
+          "(a merge or unmerge as root does too)",
+      );
+    } finally {
+      Deno.removeSync(runDir, { recursive: true });
+      Deno.removeSync(ksm, { recursive: true });
+    }
+  },
 });
 
 Deno.test("an unreadable journal is removed with a warning", () => {
