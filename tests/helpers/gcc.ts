@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { tempDir } from "./temp.ts";
 
 /** True when `gcc --version` runs. */
 export function haveGcc(): boolean {
@@ -28,7 +29,7 @@ const compiled = new Map<string, string>();
 export function compileC(src: URL): string {
   const have = compiled.get(src.href);
   if (have) return have;
-  const dir = Deno.makeTempDirSync({ prefix: "mergemem-c-" });
+  const dir = tempDir({ prefix: "mergemem-c-" });
   Deno.chmodSync(dir, 0o755);
   const out = `${dir}/${src.pathname.split("/").pop()!.replace(/\.c$/, "")}`;
   const r = new Deno.Command("gcc", {

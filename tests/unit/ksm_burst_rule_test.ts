@@ -16,6 +16,7 @@ import {
   STALL_SCANS,
 } from "../../src/ksm/burst.ts";
 import { readJournal } from "../../src/ksm/journal.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const ORIG: Record<string, string> = {
   run: "0",
@@ -29,7 +30,7 @@ const ORIG: Record<string, string> = {
 
 /** A fixture KSM dir and a fake ksmd: one full scan per 10 ms at run=1. */
 function fakeKsm(): { dir: string; scans(): number; stop(): void } {
-  const dir = Deno.makeTempDirSync({ prefix: "ksm_fake_" });
+  const dir = tempDir({ prefix: "ksm_fake_" });
   for (const [k, v] of Object.entries(ORIG)) {
     Deno.writeTextFileSync(`${dir}/${k}`, v + "\n");
   }
@@ -54,7 +55,7 @@ function settings(dir: string): Record<string, string> {
 
 Deno.test("a burst that still frees memory every 2 scans is not stalled", async () => {
   const ksm = fakeKsm();
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   try {
     // Like smart scan or THP splits: progress comes in steps, with full
     // scans in between that free nothing; the last step at scan 30.
@@ -91,7 +92,7 @@ Deno.test("a burst that still frees memory every 2 scans is not stalled", async 
 
 Deno.test("a burst that frees nothing stalls after STALL_SCANS scans", async () => {
   const ksm = fakeKsm();
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   try {
     const r = await runBurst({
       dir: ksm.dir,
@@ -109,7 +110,7 @@ Deno.test("a burst that frees nothing stalls after STALL_SCANS scans", async () 
 
 Deno.test("during a burst: smart scan off, burst rate, journal; after: none", async () => {
   const ksm = fakeKsm();
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   try {
     const seen: Record<string, string>[] = [];
     let journal: Record<string, string> | undefined;
@@ -148,7 +149,7 @@ Deno.test("during a burst: smart scan off, burst rate, journal; after: none", as
 
 Deno.test("an expensive progress() is sampled at most every 5x its cost", async () => {
   const ksm = fakeKsm();
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   try {
     const COST_MS = 30;
     const t0 = performance.now();
@@ -193,7 +194,7 @@ Deno.test("a cheap hint that reaches the target makes the burst notice it at onc
       const starts: number[] = [], ends: number[] = [];
       const r = await runBurst({
         dir: ksm.dir,
-        runDir: Deno.makeTempDirSync(),
+        runDir: tempDir(),
         progress: () => {
           const start = performance.now();
           while (performance.now() - start < COST_MS) { /* busy */ }
@@ -243,7 +244,7 @@ Deno.test("a burst whose marked processes have all exited ends as gone, not at t
     }, 100);
     const r = await runBurst({
       dir: ksm.dir,
-      runDir: Deno.makeTempDirSync(),
+      runDir: tempDir(),
       progress: () => alive ? ++rises : rises,
       anyLeft: () => alive,
       target: 100,

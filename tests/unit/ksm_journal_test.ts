@@ -21,10 +21,11 @@ import {
 import { checkJournal, type JournalStatus } from "../../src/status/status.ts";
 import { journalHintLine } from "../../src/cli/hints.ts";
 import { denoRunAs, testUser } from "../helpers/run_as.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 /** A writable stand-in for /sys/kernel/mm/ksm. */
 function ksmFixture(values: Record<string, string>): string {
-  const dir = Deno.makeTempDirSync({ prefix: "ksm_fixture_" });
+  const dir = tempDir({ prefix: "ksm_fixture_" });
   for (const [k, v] of Object.entries(values)) {
     Deno.writeTextFileSync(`${dir}/${k}`, v + "\n");
   }
@@ -68,7 +69,7 @@ Deno.test("processStartTime reads field 22 of /proc/PID/stat", () => {
 });
 
 Deno.test("writeJournal is atomic JSON naming this process", () => {
-  const runDir = Deno.makeTempDirSync() + "/run";
+  const runDir = tempDir() + "/run";
   const ksm = ksmFixture(ORIG);
   const j = writeJournal(
     { ...ORIG, max_page_sharing: "256" },
@@ -111,7 +112,7 @@ function foreignJournal(
 }
 
 Deno.test("recoverJournal restores a dead owner's settings", async () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const ksm = ksmFixture(BURST);
   const pid = await deadPid();
   foreignJournal(runDir, ksm, pid, "12345");
@@ -125,7 +126,7 @@ Deno.test("recoverJournal restores a dead owner's settings", async () => {
 });
 
 Deno.test("recoverJournal leaves a live owner's journal alone", () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const ksm = ksmFixture(BURST);
   const s = sleeper();
   try {
@@ -143,7 +144,7 @@ Deno.test("recoverJournal leaves a live owner's journal alone", () => {
 });
 
 Deno.test("a reused pid is not the owner: start times differ", () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const ksm = ksmFixture(BURST);
   const s = sleeper();
   try {
@@ -158,7 +159,7 @@ Deno.test("a reused pid is not the owner: start times differ", () => {
 });
 
 Deno.test("status restores a dead owner's journal and says so", async () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const ksm = ksmFixture(BURST);
   const pid = await deadPid();
   foreignJournal(runDir, ksm, pid, "1");
@@ -175,7 +176,7 @@ const holderScript = new URL("../helpers/ksm_lock_holder.ts", import.meta.url)
   .pathname;
 
 Deno.test("status leaves a dead owner's journal to the run holding the KSM lock: stale, lock-held", async () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const ksm = ksmFixture(BURST);
   const holder = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", holderScript, runDir],
@@ -214,7 +215,7 @@ Deno.test({
     (notRoot ? " [skipped: needs root, to run it as another user]" : ""),
   ignore: notRoot,
   async fn() {
-    const runDir = Deno.makeTempDirSync();
+    const runDir = tempDir();
     const ksm = ksmFixture(BURST);
     try {
       Deno.chmodSync(runDir, 0o755);
@@ -245,7 +246,7 @@ Deno.test({
 });
 
 Deno.test("an unreadable journal is removed with a warning", () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   Deno.writeTextFileSync(journalPath(runDir), "{not json");
   const r = recoverJournal(runDir)!;
   assert(r.message.includes("unreadable"), r.message);

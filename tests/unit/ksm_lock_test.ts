@@ -18,6 +18,7 @@ import { journalPath, readJournal } from "../../src/ksm/journal.ts";
 import { exitCodeOf } from "../../src/cli/exit_codes.ts";
 import { ErrorKind, MergememError } from "../../src/errors.ts";
 import { waitUntil } from "../helpers/wait.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const holderScript = new URL("../helpers/ksm_lock_holder.ts", import.meta.url)
   .pathname;
@@ -54,7 +55,7 @@ async function holder(runDir: string) {
 }
 
 Deno.test("the lock file is 0600 in a 0755 directory", async () => {
-  const runDir = Deno.makeTempDirSync() + "/mergemem";
+  const runDir = tempDir() + "/mergemem";
   await withKsmLock({ runDir }, (held) => {
     assertEquals(held.path, lockPath(runDir));
     assertEquals(held.nested, false);
@@ -67,7 +68,7 @@ Deno.test("the lock file is 0600 in a 0755 directory", async () => {
 });
 
 Deno.test("nested use in one call chain does not wait", async () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   let waited = 0;
   const r = await withKsmLock(
     { runDir, lockTimeoutSeconds: 0, onLockWait: () => waited++ },
@@ -88,7 +89,7 @@ Deno.test("nested use in one call chain does not wait", async () => {
 });
 
 Deno.test("two call chains of one process exclude each other", async () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const events: string[] = [];
   const notices: string[] = [];
   const task = (name: string) =>
@@ -113,7 +114,7 @@ Deno.test("two call chains of one process exclude each other", async () => {
 });
 
 Deno.test("another process's lock: notice, then LockBusy after the timeout", async () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const h = await holder(runDir);
   try {
     assertEquals(readLockHolder(runDir)?.pid, h.pid);
@@ -158,7 +159,7 @@ Deno.test("another process's lock: notice, then LockBusy after the timeout", asy
 });
 
 Deno.test("a waiter gets the lock when the holder releases it", async () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const h = await holder(runDir);
   const notices: string[] = [];
   const waiting = withKsmLock(
@@ -178,7 +179,7 @@ Deno.test("a waiter gets the lock when the holder releases it", async () => {
 });
 
 Deno.test("an abort signal stops the wait", async () => {
-  const runDir = Deno.makeTempDirSync();
+  const runDir = tempDir();
   const h = await holder(runDir);
   try {
     const ac = new AbortController();
@@ -196,8 +197,8 @@ Deno.test("an abort signal stops the wait", async () => {
 });
 
 Deno.test("taking the lock restores a dead burst's journal first", async () => {
-  const runDir = Deno.makeTempDirSync();
-  const ksm = Deno.makeTempDirSync();
+  const runDir = tempDir();
+  const ksm = tempDir();
   for (const [k, v] of Object.entries({ run: "1", pages_to_scan: "10000" })) {
     Deno.writeTextFileSync(`${ksm}/${k}`, v + "\n");
   }

@@ -11,6 +11,7 @@ import {
   requireKsm,
 } from "../../src/ksm/sysfs.ts";
 import { ErrorKind, MergememError } from "../../src/errors.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 /** Files of /sys/kernel/mm/ksm on Debian 6.1 (values as printed). */
 const KSM_61: Record<string, [string, number]> = {
@@ -42,7 +43,7 @@ const KSM_612_EXTRA: Record<string, [string, number]> = {
 };
 
 function fixture(files: Record<string, [string, number]>): string {
-  const dir = Deno.makeTempDirSync({ prefix: "ksm_fixture_" });
+  const dir = tempDir({ prefix: "ksm_fixture_" });
   for (const [name, [text, mode]] of Object.entries(files)) {
     Deno.writeTextFileSync(`${dir}/${name}`, text, { mode });
     Deno.chmodSync(`${dir}/${name}`, mode);
