@@ -20,9 +20,12 @@ import { haveGcc } from "../helpers/gcc.ts";
 import { ksmFile, ksmUsable, setKsm } from "../helpers/ksm_sysfs.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
 import { hasExited, procState, waitUntil } from "../helpers/wait.ts";
+import { skipIf } from "../helpers/skip.ts";
 
-const ignore = !ksmUsable() || !haveGcc();
-if (ignore) console.warn("ksm_burst_cli_test: skipped (needs root, KSM, gcc)");
+const skip = {
+  "no usable KSM (needs root and /sys/kernel/mm/ksm)": !ksmUsable(),
+  "no gcc": !haveGcc(),
+};
 
 const main = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -126,8 +129,10 @@ async function workers(n: number, pages: number, seed: number) {
 const pids = (ws: Worker[]) => ws.map((w) => w.pid).join(",");
 
 Deno.test({
-  name: "two CLI merges whose bursts overlap: both merge, original settings",
-  ignore,
+  ...skipIf(
+    "two CLI merges whose bursts overlap: both merge, original settings",
+    skip,
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: withHostKsm(async () => {
@@ -203,8 +208,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "kill -9 of a CLI merge mid-burst, then `mergemem status` restores",
-  ignore,
+  ...skipIf(
+    "kill -9 of a CLI merge mid-burst, then `mergemem status` restores",
+    skip,
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: withHostKsm(async () => {

@@ -14,9 +14,11 @@ import { journalPath, readJournal, RUN_DIR } from "../../src/ksm/journal.ts";
 import { lockPath } from "../../src/ksm/lock.ts";
 import { runBurst } from "../../src/ksm/burst.ts";
 import { ksmFile, ksmUsable, setKsm } from "../helpers/ksm_sysfs.ts";
+import { skipIf } from "../helpers/skip.ts";
 
-const ignore = !ksmUsable();
-if (ignore) console.warn("ksm_burst_overlap_test: skipped (needs root, KSM)");
+const skip = {
+  "no usable KSM (needs root and /sys/kernel/mm/ksm)": !ksmUsable(),
+};
 
 const root = new URL("../../", import.meta.url).pathname;
 const childScript = `${root}tests/integration/ksm_burst_child.ts`;
@@ -135,8 +137,10 @@ function withHostKsm(fn: () => Promise<void>): () => Promise<void> {
 }
 
 Deno.test({
-  name: "two library bursts in two processes overlap: original settings",
-  ignore,
+  ...skipIf(
+    "two library bursts in two processes overlap: original settings",
+    skip,
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: withHostKsm(async () => {
@@ -199,8 +203,10 @@ async function killedBurst(): Promise<number> {
 }
 
 Deno.test({
-  name: "kill -9 mid-burst, then `mergemem status` restores the settings",
-  ignore,
+  ...skipIf(
+    "kill -9 mid-burst, then `mergemem status` restores the settings",
+    skip,
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: withHostKsm(async () => {
@@ -236,8 +242,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "kill -9 mid-burst, then the next library burst restores first",
-  ignore,
+  ...skipIf(
+    "kill -9 mid-burst, then the next library burst restores first",
+    skip,
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: withHostKsm(async () => {
@@ -255,8 +263,13 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a burst restores advisor_mode=scan-time (the advisor owns the rate)",
-  ignore: ignore || !KNOBS.includes("advisor_mode"),
+  ...skipIf(
+    "a burst restores advisor_mode=scan-time (the advisor owns the rate)",
+    {
+      ...skip,
+      "no advisor_mode in /sys/kernel/mm/ksm": !KNOBS.includes("advisor_mode"),
+    },
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: withHostKsm(async () => {
@@ -273,8 +286,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "the journal and lock live in /run/mergemem",
-  ignore,
+  ...skipIf("the journal and lock live in /run/mergemem", skip),
   fn() {
     assertEquals(RUN_DIR, "/run/mergemem");
     assertEquals(journalPath(), "/run/mergemem/journal.json");

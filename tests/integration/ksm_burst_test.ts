@@ -13,9 +13,12 @@ import { assertIntact } from "../helpers/assert.ts";
 import { haveGcc } from "../helpers/gcc.ts";
 import { ksmFile, ksmUsable, setKsm } from "../helpers/ksm_sysfs.ts";
 import { startWorker } from "../helpers/workers.ts";
+import { skipIf } from "../helpers/skip.ts";
 
-const ignore = !ksmUsable() || !haveGcc();
-if (ignore) console.warn("ksm_burst_test: skipped (needs root, KSM and gcc)");
+const skip = {
+  "no usable KSM (needs root and /sys/kernel/mm/ksm)": !ksmUsable(),
+  "no gcc": !haveGcc(),
+};
 
 const KNOBS = ["run", "pages_to_scan", "sleep_millisecs"];
 function snapshot(): Record<string, string> {
@@ -28,8 +31,7 @@ function restore(s: Record<string, string>) {
 }
 
 Deno.test({
-  name: "burst merges exactly, restores run=0 and keeps merges",
-  ignore,
+  ...skipIf("burst merges exactly, restores run=0 and keeps merges", skip),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -92,8 +94,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "burst with run=1 before leaves run=1 and the old rate",
-  ignore,
+  ...skipIf("burst with run=1 before leaves run=1 and the old rate", skip),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -116,8 +117,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "burst restores settings exactly after SIGINT",
-  ignore,
+  ...skipIf("burst restores settings exactly after SIGINT", skip),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

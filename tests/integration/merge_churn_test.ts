@@ -16,6 +16,7 @@ import { selectProcesses } from "../../src/proc/select.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
 import { startChurnServer } from "../helpers/churn.ts";
 import { ksmUsable } from "../helpers/ksm_sysfs.ts";
+import { skipIf } from "../helpers/skip.ts";
 
 const RUNS = 20;
 // No zero-filled pages: that content is everywhere, and which process
@@ -23,8 +24,10 @@ const RUNS = 20;
 const SPEC = { dup: 64, unique: 16, common: 64 };
 
 Deno.test({
-  name: "merge: 20 merges while a server's children exit and linger",
-  ignore: !ksmUsable() || Deno.build.arch !== "x86_64",
+  ...skipIf("merge: 20 merges while a server's children exit and linger", {
+    "no usable KSM (needs root and /sys/kernel/mm/ksm)": !ksmUsable(),
+    "not x86-64": Deno.build.arch !== "x86_64",
+  }),
   async fn() {
     const workers: Worker[] = [];
     for (let i = 0; i < 3; i++) workers.push(await startWorker(SPEC));

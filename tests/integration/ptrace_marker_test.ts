@@ -28,8 +28,13 @@ import {
   type Target,
 } from "../ptrace/targets.ts";
 import { procState, waitUntil } from "../helpers/wait.ts";
+import { skipIf } from "../helpers/skip.ts";
 
-const ignore = Deno.build.arch !== "x86_64" || Deno.uid() !== 0 || !haveGcc();
+const skip = {
+  "not x86-64": Deno.build.arch !== "x86_64",
+  "not root": Deno.uid() !== 0,
+  "no gcc": !haveGcc(),
+};
 const hasKsm = (() => {
   try {
     Deno.statSync("/sys/kernel/mm/ksm/run");
@@ -64,8 +69,10 @@ async function sum(t: Target): Promise<string> {
 }
 
 Deno.test({
-  name: "ptrace marker: merge, again, unmerge with exact counts from smaps",
-  ignore: ignore || !hasKsm,
+  ...skipIf(
+    "ptrace marker: merge, again, unmerge with exact counts from smaps",
+    { ...skip, "no KSM": !hasKsm },
+  ),
   async fn() {
     const t = await startTarget("regions");
     const m = createPtraceMarker();
@@ -119,9 +126,12 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ptrace marker: whole process with PR_SET_MEMORY_MERGE",
-  ignore: ignore || !hasKsm ||
-    !("ksm_merge_any" in (readProcessKsm(Deno.pid)?.stat ?? {})),
+  ...skipIf("ptrace marker: whole process with PR_SET_MEMORY_MERGE", {
+    ...skip,
+    "no KSM": !hasKsm,
+    "no PR_SET_MEMORY_MERGE (Linux 6.4+)":
+      !("ksm_merge_any" in (readProcessKsm(Deno.pid)?.stat ?? {})),
+  }),
   async fn() {
     const t = await startTarget("regions");
     const m = createPtraceMarker();
@@ -143,8 +153,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ptrace marker: a seccomp-filtered target is skipped and survives",
-  ignore,
+  ...skipIf(
+    "ptrace marker: a seccomp-filtered target is skipped and survives",
+    skip,
+  ),
   async fn() {
     const t = await startTarget("regions", ["seccomp"]);
     const m = createPtraceMarker();
@@ -166,8 +178,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ptrace marker: an already traced target is skipped and survives",
-  ignore,
+  ...skipIf(
+    "ptrace marker: an already traced target is skipped and survives",
+    skip,
+  ),
   async fn() {
     const t = await startTarget("regions");
     const tracer = new Deno.Command(buildTarget("tracer"), {
@@ -208,8 +222,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "injectSyscall: getpid and gettid run in the target's chosen thread",
-  ignore,
+  ...skipIf(
+    "injectSyscall: getpid and gettid run in the target's chosen thread",
+    skip,
+  ),
   async fn() {
     const t = await startTarget("regions");
     try {
@@ -227,8 +243,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ptrace session: the target exits during a hold",
-  ignore,
+  ...skipIf("ptrace session: the target exits during a hold", skip),
   async fn() {
     const t = await startTarget("regions");
     try {
@@ -251,8 +266,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ptrace marker: 30 targets exiting at random points of marking",
-  ignore: ignore || !hasKsm,
+  ...skipIf("ptrace marker: 30 targets exiting at random points of marking", {
+    ...skip,
+    "no KSM": !hasKsm,
+  }),
   async fn() {
     const m = createPtraceMarker();
     let gone = 0, marked = 0;
@@ -285,8 +302,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "ptrace: Yama ptrace_scope 3 skips every target",
-  ignore,
+  ...skipIf("ptrace: Yama ptrace_scope 3 skips every target", skip),
   fn() {
     const f = Deno.makeTempFileSync();
     try {

@@ -20,8 +20,13 @@ import { assertIntact } from "../helpers/assert.ts";
 import { haveGcc } from "../helpers/gcc.ts";
 import { ksmFile, ksmUsable } from "../helpers/ksm_sysfs.ts";
 import { startWorker, type Worker } from "../helpers/workers.ts";
+import { skipIf } from "../helpers/skip.ts";
 
-const ignore = !ksmUsable() || !haveGcc() || Deno.build.arch !== "x86_64";
+const skip = {
+  "no usable KSM (needs root and /sys/kernel/mm/ksm)": !ksmUsable(),
+  "no gcc": !haveGcc(),
+  "not x86-64": Deno.build.arch !== "x86_64",
+};
 const KNOBS = ["run", "pages_to_scan", "sleep_millisecs", "max_page_sharing"];
 const N = 1500;
 
@@ -93,17 +98,21 @@ async function endToEnd(wholeProcess: boolean) {
 }
 
 Deno.test({
-  name: "merge --engine ptrace on the host's KSM: >= 95% of the prediction",
-  ignore,
+  ...skipIf(
+    "merge --engine ptrace on the host's KSM: >= 95% of the prediction",
+    skip,
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () => endToEnd(false),
 });
 
 Deno.test({
-  name: "merge --engine ptrace --whole-process on the host's KSM",
-  ignore: ignore ||
-    !("ksm_merge_any" in (readProcessKsm(Deno.pid)?.stat ?? {})),
+  ...skipIf("merge --engine ptrace --whole-process on the host's KSM", {
+    ...skip,
+    "no PR_SET_MEMORY_MERGE (Linux 6.4+)":
+      !("ksm_merge_any" in (readProcessKsm(Deno.pid)?.stat ?? {})),
+  }),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () => endToEnd(true),

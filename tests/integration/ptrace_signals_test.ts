@@ -18,8 +18,13 @@ import {
   type Target,
   tortureRegions,
 } from "../ptrace/targets.ts";
+import { skipIf } from "../helpers/skip.ts";
 
-const ignore = Deno.build.arch !== "x86_64" || Deno.uid() !== 0 || !haveGcc();
+const skip = {
+  "not x86-64": Deno.build.arch !== "x86_64",
+  "not root": Deno.uid() !== 0,
+  "no gcc": !haveGcc(),
+};
 const injectorPath = new URL("../ptrace/injector.ts", import.meta.url).pathname;
 
 function startInjector(t: Target) {
@@ -50,9 +55,10 @@ function tracerOf(pid: number): { tracer: string; state: string } {
 
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   Deno.test({
-    name:
+    ...skipIf(
       `ptrace: ${sig} to the injecting process: detached, exit 130, target intact`,
-    ignore,
+      skip,
+    ),
     async fn() {
       const t = await startTarget("torture");
       try {
@@ -101,9 +107,10 @@ function failures(report: string): string[] {
 const WINDOW_FAILURES = new Set(["main_read", "signals_lost"]);
 
 Deno.test({
-  name:
+  ...skipIf(
     "ptrace: SIGKILL to the injecting process never leaves the target stopped, traced, crashed or changed",
-  ignore,
+    skip,
+  ),
   async fn() {
     const tries = 5;
     const bad: string[] = [];

@@ -21,12 +21,19 @@ import {
   tortureRegions,
   tortureTids,
 } from "../ptrace/targets.ts";
+import { skipIf } from "../helpers/skip.ts";
 
-const ignore = Deno.build.arch !== "x86_64" || Deno.uid() !== 0 || !haveGcc();
+const skip = {
+  "not x86-64": Deno.build.arch !== "x86_64",
+  "not root": Deno.uid() !== 0,
+  "no gcc": !haveGcc(),
+};
 
 Deno.test({
-  name: "ptrace torture: 1001 injections into every kind of blocked thread",
-  ignore,
+  ...skipIf(
+    "ptrace torture: 1001 injections into every kind of blocked thread",
+    skip,
+  ),
   async fn() {
     const t = await startTarget("torture");
     try {

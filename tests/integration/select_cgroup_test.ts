@@ -9,6 +9,7 @@ import { cgroup2Root } from "../../src/proc/cgroup.ts";
 import { selectProcesses } from "../../src/proc/select.ts";
 import { ErrorKind } from "../../src/errors.ts";
 import { isMergememError } from "../helpers/assert.ts";
+import { skipIf } from "../helpers/skip.ts";
 
 function root(): string | undefined {
   try {
@@ -20,8 +21,10 @@ function root(): string | undefined {
 const cg2 = root();
 
 Deno.test({
-  name: "--cgroup and --unit select a cgroup's processes, children included",
-  ignore: cg2 === undefined || Deno.uid() !== 0,
+  ...skipIf(
+    "--cgroup and --unit select a cgroup's processes, children included",
+    { "no cgroup v2": cg2 === undefined, "not root": Deno.uid() !== 0 },
+  ),
   async fn() {
     const unit = `mergemem-test-${Deno.pid}.service`;
     const dir = `${cg2}/${unit}`;

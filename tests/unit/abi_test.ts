@@ -9,17 +9,14 @@ import {
 } from "node:assert/strict";
 import { CONSTANTS, LAYOUTS } from "../../src/kmod/uapi.ts";
 import { haveGcc } from "../helpers/gcc.ts";
+import { skipIf } from "../helpers/skip.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
-const gcc = haveGcc();
-if (!gcc) {
-  console.warn("abi_test: SKIPPED: gcc not found (install build-essential)");
-}
+const skip = { "no gcc (install build-essential)": !haveGcc() };
 
 Deno.test({
-  name: "uapi.ts matches mergemem.h (constants, sizes, offsets)",
-  ignore: !gcc,
+  ...skipIf("uapi.ts matches mergemem.h (constants, sizes, offsets)", skip),
   fn() {
     const bin = Deno.makeTempFileSync({ prefix: "print_abi_" });
     try {

@@ -21,6 +21,7 @@ import {
 import { checkJournal, type JournalStatus } from "../../src/status/status.ts";
 import { journalHintLine } from "../../src/cli/hints.ts";
 import { denoRunAs, testUser } from "../helpers/run_as.ts";
+import { skipIf } from "../helpers/skip.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 /** A writable stand-in for /sys/kernel/mm/ksm. */
@@ -203,17 +204,12 @@ Deno.test("status leaves a dead owner's journal to the run holding the KSM lock:
   }
 });
 
-const notRoot = Deno.uid() !== 0;
-if (notRoot) {
-  console.warn("ksm_journal_test: the needs-root case is skipped (not root)");
-}
-
 Deno.test({
-  name:
+  ...skipIf(
     "status without root leaves a dead owner's journal: stale, needs-root, " +
-    "a message that names no command and the CLI's hint" +
-    (notRoot ? " [skipped: needs root, to run it as another user]" : ""),
-  ignore: notRoot,
+      "a message that names no command and the CLI's hint",
+    { "not root (it runs the check as another user)": Deno.uid() !== 0 },
+  ),
   async fn() {
     const runDir = tempDir();
     const ksm = ksmFixture(BURST);
