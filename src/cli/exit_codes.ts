@@ -6,7 +6,7 @@
  */
 import { ErrorKind, type ErrorKindValue } from "../errors.ts";
 
-/** Documented process exit codes (see README.md, "Exit codes"). */
+/** Documented process exit codes ({@link EXIT_CODE_DOCS}; README.md, "Exit codes"). */
 export const ExitCode = {
   /** Success. A partial scan without --strict also exits 0, with a warning. */
   Ok: 0,
@@ -40,6 +40,116 @@ export const ExitCode = {
 
 /** One of the {@link ExitCode} values. */
 export type ExitCodeValue = typeof ExitCode[keyof typeof ExitCode];
+
+/**
+ * What each exit code means, the one place it is written: `short` for the
+ * "Exit codes:" line of each --help (and so of mergemem(8)), `meaning` for
+ * README.md's "Exit codes" table, which tests/unit/exit_codes_test.ts
+ * keeps equal to it.
+ */
+export const EXIT_CODE_DOCS: Record<
+  keyof typeof ExitCode,
+  { short: string; meaning: string }
+> = {
+  Ok: {
+    short: "ok",
+    meaning:
+      "success (a partial scan without `--strict` also exits 0, with a warning)",
+  },
+  Internal: {
+    short: "internal error",
+    meaning:
+      "internal error: a bug; rerun with `MERGEMEM_DEBUG=1` and report it",
+  },
+  Usage: {
+    short: "usage",
+    meaning: "usage error: unknown option, malformed value",
+  },
+  NothingScannable: {
+    short: "nothing scannable",
+    meaning:
+      "nothing scannable: no process matched, or none had memory to scan",
+  },
+  AllDenied: {
+    short: "all denied",
+    meaning: "every selected process was skipped for lack of permission",
+  },
+  Partial: {
+    short: "partial",
+    meaning: "some processes were skipped and `--strict` was given",
+  },
+  NoModule: {
+    short: "no module",
+    meaning:
+      "the kernel module is not loaded or not usable (the hint says how to install and load it)",
+  },
+  ModuleMismatch: {
+    short: "module mismatch",
+    meaning: "the module speaks an incompatible API version or lacks a feature",
+  },
+  NoKsm: {
+    short: "no KSM",
+    meaning: "the kernel has no KSM (built without CONFIG_KSM)",
+  },
+  Refused: {
+    short: "refused by policy",
+    meaning:
+      "refused by policy: explicit pids of several trust domains, another trust domain holds mergeable memory on the host (`--cross-user`, `--trust-domain`), unmerge without memory (`--force`)",
+  },
+  Failed: {
+    short: "failed",
+    meaning: "the operation failed part-way",
+  },
+  LockBusy: {
+    short: "KSM lock busy",
+    meaning:
+      "another mergemem run held the KSM lock (`/run/mergemem/lock`) past `--lock-timeout`; nothing was changed",
+  },
+  Interrupted: {
+    short: "interrupted",
+    meaning:
+      "interrupted by SIGINT or SIGTERM, after restoring ksmd's settings",
+  },
+};
+
+/** The name of each exit code, by value. */
+const NAME_OF = new Map(
+  (Object.entries(ExitCode) as [keyof typeof ExitCode, ExitCodeValue][]).map((
+    [name, code],
+  ) => [code, name]),
+);
+
+/**
+ * One exit code of a command's "Exit codes:" line: the code, or the code
+ * and what it means for that command ("a partial scan warns").
+ */
+export type ExitCodeEntry = ExitCodeValue | [ExitCodeValue, string];
+
+/**
+ * The "Exit codes:" paragraph of a --help text, made from the codes the
+ * command exits with: "Exit codes: 0 ok, 2 usage (...), ...", each code
+ * with its short meaning ({@link EXIT_CODE_DOCS}) and the command's note,
+ * wrapped at 76 columns.
+ */
+export function exitCodesHelp(entries: ExitCodeEntry[]): string {
+  const items = entries.map((e) => {
+    const [code, note] = typeof e === "number" ? [e, undefined] : e;
+    const short = EXIT_CODE_DOCS[NAME_OF.get(code)!].short;
+    // A code and its short meaning stay on one line (NUL: glue).
+    const glued = `${code} ${short}`.replaceAll(" ", "\0");
+    return `${glued}${note ? ` (${note})` : ""}`;
+  });
+  const lines: string[] = [];
+  let line = "Exit codes:";
+  for (const word of `${items.join(", ")}.`.split(" ")) {
+    if (line.length + 1 + word.length > 76) {
+      lines.push(line);
+      line = word;
+    } else line += ` ${word}`;
+  }
+  lines.push(line);
+  return lines.join("\n").replaceAll("\0", " ");
+}
 
 /** The exit code of each kind of {@link MergememError}. */
 const EXIT_CODE_OF: Record<ErrorKindValue, ExitCodeValue> = {

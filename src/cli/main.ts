@@ -6,7 +6,12 @@
  * @module
  */
 import { ErrorKind, ErrorReason, MergememError, messageOf } from "../errors.ts";
-import { ExitCode, exitCodeOf } from "./exit_codes.ts";
+import {
+  ExitCode,
+  type ExitCodeEntry,
+  exitCodeOf,
+  exitCodesHelp,
+} from "./exit_codes.ts";
 import { hintLine } from "./hints.ts";
 import { VERSION } from "../version.ts";
 import { styles } from "./format.ts";
@@ -71,10 +76,13 @@ Examples:
   sudo mergemem merge --comm httpd        merge them now
   mergemem status                         what is merged now
 
-Exit codes: 0 ok, 1 internal error, 2 usage, 3 nothing scannable,
-4 all denied, 5 partial (--strict), 6 no module, 7 module mismatch,
-8 no KSM, 9 refused by policy, 10 failed, 11 KSM lock busy,
-130 interrupted.
+${
+    exitCodesHelp(
+      Object.values(ExitCode).map((c): ExitCodeEntry =>
+        c === ExitCode.Partial ? [c, "--strict"] : c
+      ),
+    )
+  }
 See README.md for details.
 `;
 }

@@ -7,6 +7,7 @@
 import { merge, MERGE_SCHEMA, type MergeReport } from "../merge/merge.ts";
 import { DEFAULT_TRUST_LEVEL, TRUST_LEVELS } from "../merge/trust.ts";
 import { DEFAULT_MIN_SAVING } from "../merge/plan.ts";
+import { ExitCode, exitCodesHelp } from "./exit_codes.ts";
 import {
   parseChoice,
   parseIntOption,
@@ -113,12 +114,24 @@ Examples:
   sudo mergemem merge --k8s-namespace shop          the replicas of one namespace
   sudo mergemem merge --container php-customer-a    one podman or Docker container
 
-Exit codes: 0 ok, 2 usage, 3 nothing matched, 4 permission denied for
-all, 6 no module (--engine module), 7 module mismatch, 8 no KSM, 9 refused
-(explicit pids of several trust domains, or another domain holds mergeable
-memory on the host), 10 failed,
-11 another mergemem run held the lock past --lock-timeout, 130 interrupted
-(ksmd settings restored first).
+${
+  exitCodesHelp([
+    ExitCode.Ok,
+    ExitCode.Usage,
+    ExitCode.NothingScannable,
+    ExitCode.AllDenied,
+    [ExitCode.NoModule, "--engine module"],
+    ExitCode.ModuleMismatch,
+    ExitCode.NoKsm,
+    [
+      ExitCode.Refused,
+      "explicit pids of several trust domains, or another domain holds mergeable memory on the host",
+    ],
+    ExitCode.Failed,
+    [ExitCode.LockBusy, "--lock-timeout"],
+    [ExitCode.Interrupted, "ksmd settings restored first"],
+  ])
+}
 
 One mergemem at a time changes ksmd's settings or marks memory (a lock on
 /run/mergemem/lock). Settings left changed by a run that was killed are

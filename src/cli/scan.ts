@@ -5,7 +5,7 @@
  * @module
  */
 import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
-import { ExitCode } from "./exit_codes.ts";
+import { ExitCode, exitCodesHelp } from "./exit_codes.ts";
 import { nothingSelected } from "./select_common.ts";
 import { DEFAULT_TRUST_LEVEL, tenantOf } from "../merge/trust.ts";
 import { type BackendChoice, resolveBackend } from "../compose/engines.ts";
@@ -112,9 +112,17 @@ Examples:
   sudo mergemem scan --user www-data --json   machine-readable
   mergemem scan --pid 1234,1240 --strategy equalv
 
-Exit codes: 0 ok (a partial scan warns), 2 usage, 3 nothing scannable,
-4 every process denied, 5 partial with --strict, 6/7 --backend kernel
-without a usable module.`;
+${
+  exitCodesHelp([
+    [ExitCode.Ok, "a partial scan warns"],
+    ExitCode.Usage,
+    ExitCode.NothingScannable,
+    ExitCode.AllDenied,
+    [ExitCode.Partial, "--strict"],
+    [ExitCode.NoModule, "--backend kernel"],
+    [ExitCode.ModuleMismatch, "--backend kernel"],
+  ])
+}`;
 
 /** What `mergemem scan ARGS` asks for: the help, or a scan. */
 export type ScanArgs = { help: true } | ScanRequest;

@@ -4,7 +4,7 @@
  * @module
  */
 import { ErrorKind, MergememError, messageOf, usageError } from "../errors.ts";
-import { ExitCode } from "./exit_codes.ts";
+import { ExitCode, exitCodesHelp } from "./exit_codes.ts";
 import { formatPrometheus, writeAtomic } from "../status/prometheus.ts";
 import { status, type StatusReport } from "../status/status.ts";
 import { parseStrict, takeOptionalValues } from "./args.ts";
@@ -50,8 +50,13 @@ Examples:
   mergemem status --json
   sudo mergemem status --prometheus /var/lib/prometheus/node-exporter
 
-Exit codes: 0 ok (also without the module or KSM: status says so), 2 usage,
-10 the metrics file could not be written.
+${
+  exitCodesHelp([
+    [ExitCode.Ok, "also without the module or KSM: status says so"],
+    ExitCode.Usage,
+    [ExitCode.Failed, "the metrics file could not be written"],
+  ])
+}
 `;
 
 /** What `mergemem status ARGS` asks for. */

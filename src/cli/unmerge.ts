@@ -4,6 +4,7 @@
  * @module
  */
 import { unmerge } from "../merge/unmerge.ts";
+import { ExitCode, exitCodesHelp } from "./exit_codes.ts";
 import {
   parseChoice,
   parseSelectors,
@@ -55,10 +56,20 @@ Examples:
   sudo mergemem unmerge --comm httpd
   sudo mergemem unmerge --pid 1234 --force --json
 
-Exit codes: 0 ok, 2 usage, 3 nothing matched, 4 permission denied for
-all, 6 no module (--engine module), 9 refused
-(not enough MemAvailable; --force overrides), 10 failed (ENOMEM, EINTR),
-11 another mergemem run held the lock past --lock-timeout.
+${
+  exitCodesHelp([
+    ExitCode.Ok,
+    ExitCode.Usage,
+    ExitCode.NothingScannable,
+    ExitCode.AllDenied,
+    [ExitCode.NoModule, "--engine module"],
+    [ExitCode.ModuleMismatch, "--engine module"],
+    [ExitCode.Refused, "not enough MemAvailable; --force overrides"],
+    [ExitCode.Failed, "ENOMEM"],
+    [ExitCode.LockBusy, "--lock-timeout"],
+    [ExitCode.Interrupted, "EINTR, SIGINT or SIGTERM"],
+  ])
+}
 `;
 
 /** Runs `mergemem unmerge`. */
