@@ -15,22 +15,6 @@
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 
-/* get_user_pages_remote() lost its vmas argument in 6.5. */
-static inline long mergemem_gup_remote(struct mm_struct *mm,
-				       unsigned long start,
-				       unsigned long nr_pages,
-				       unsigned int gup_flags,
-				       struct page **pages)
-{
-#ifdef MERGEMEM_HAVE_GUP_REMOTE_VMAS
-	return get_user_pages_remote(mm, start, nr_pages, gup_flags, pages,
-				     NULL, NULL);
-#else
-	return get_user_pages_remote(mm, start, nr_pages, gup_flags, pages,
-				     NULL);
-#endif
-}
-
 #ifndef MERGEMEM_HAVE_KSM_MADVISE_VM_FLAGS_T
 #error "ksm_madvise() does not take a vm_flags_t *; see kmod/probes/"
 #endif
@@ -54,13 +38,18 @@ static inline long mergemem_gup_remote(struct mm_struct *mm,
  * it updates; the caller holds the mmap write lock and applies the result
  * with mergemem_vm_flags_reset(), or discards it.
  */
-static inline int mergemem_ksm_madvise(struct vm_area_struct *vma,
-				       unsigned long start, unsigned long end,
-				       int advice, vm_flags_t *flags)
+static inline void mergemem_vma_start_write(struct vm_area_struct *vma)
 {
 #ifdef MERGEMEM_HAVE_VMA_START_WRITE
 	vma_start_write(vma);
 #endif
+}
+
+static inline int mergemem_ksm_madvise(struct vm_area_struct *vma,
+				       unsigned long start, unsigned long end,
+				       int advice, vm_flags_t *flags)
+{
+	mergemem_vma_start_write(vma);
 	return ksm_madvise(vma, start, end, advice, flags);
 }
 

@@ -20,21 +20,29 @@
 #include "ksm.h"
 #include "pageinfo.h"
 #include "target.h"
+#include "thp.h"
 
 #define MERGEMEM_MODULE_VERSION 0x000100	/* 0.1.0, see MODULE_VERSION */
 
 /* Without CONFIG_KSM, ksm_madvise() is a stub: MERGE would do nothing. */
 #define MERGEMEM_HAVE_KSM IS_ENABLED(CONFIG_KSM)
 
+/* Without CONFIG_TRANSPARENT_HUGEPAGE there is nothing for THP to undo. */
+#define MERGEMEM_HAVE_THP IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE)
+
 #define MERGEMEM_FEATURES (MERGEMEM_FEATURE_PAGEINFO | \
+			   MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED | \
 			   (MERGEMEM_HAVE_KSM ? MERGEMEM_FEATURE_MERGE | \
-			    MERGEMEM_FEATURE_UNMERGE : 0))
+			    MERGEMEM_FEATURE_UNMERGE : 0) | \
+			   (MERGEMEM_HAVE_THP ? MERGEMEM_FEATURE_THP : 0))
 
 #define MERGEMEM_IOCTLS (BIT_ULL(_IOC_NR(MERGEMEM_IOC_API)) | \
 			 BIT_ULL(_IOC_NR(MERGEMEM_IOC_PAGEINFO)) | \
 			 (MERGEMEM_HAVE_KSM ? \
 			  BIT_ULL(_IOC_NR(MERGEMEM_IOC_MERGE)) | \
-			  BIT_ULL(_IOC_NR(MERGEMEM_IOC_UNMERGE)) : 0))
+			  BIT_ULL(_IOC_NR(MERGEMEM_IOC_UNMERGE)) : 0) | \
+			 (MERGEMEM_HAVE_THP ? \
+			  BIT_ULL(_IOC_NR(MERGEMEM_IOC_THP)) : 0))
 
 /* Per open file. */
 struct mergemem_file {
@@ -81,6 +89,10 @@ static long mergemem_ioctl(struct file *file, unsigned int cmd,
 	case MERGEMEM_IOC_UNMERGE:
 		if (MERGEMEM_HAVE_KSM)
 			break;
+		return -ENOTTY;
+	case MERGEMEM_IOC_THP:
+		if (MERGEMEM_HAVE_THP)
+			break;
 		fallthrough;
 	default:
 		return -ENOTTY;
@@ -94,6 +106,8 @@ static long mergemem_ioctl(struct file *file, unsigned int cmd,
 		return mergemem_ioctl_pageinfo(argp);
 	case MERGEMEM_IOC_MERGE:
 		return mergemem_ioctl_range(argp, true);
+	case MERGEMEM_IOC_THP:
+		return mergemem_ioctl_thp(argp);
 	default:
 		return mergemem_ioctl_range(argp, false);
 	}

@@ -3,20 +3,25 @@
  * MERGEMEM_IOC_PAGEINFO: describe and hash a range of another process's
  * pages in place.
  *
- * Pages are looked up with get_user_pages_remote(FOLL_NOFAULT) under the
- * target's mmap read lock: that never faults, swaps in or allocates a page,
- * and, since it takes a plain reference and never FOLL_PIN, it never unshares
- * an anonymous or KSM page either. It does add FOLL_TOUCH, which marks each
- * page it returns accessed (see the uapi header). The lock is taken per batch and dropped
- * before the results are copied to the caller, which may fault on its own
- * mm (the target may be the caller itself).
+ * Pages are found by reading the target's page tables the way the kernel's
+ * GUP-fast does (lockless, interrupts off, a speculative reference checked
+ * against the entry again), under the target's mmap read lock. Unlike
+ * get_user_pages_remote(), which always adds FOLL_TOUCH, and GUP-fast, which
+ * sets PG_referenced, this marks nothing accessed: a scan leaves the target's
+ * page aging as it was. It never faults, swaps in, allocates, pins or unshares
+ * a page either, so it does not undo KSM merges. The lock is taken per batch
+ * and dropped before the results are copied to the caller, which may fault
+ * on its own mm (the target may be the caller itself).
  */
 #include <linux/err.h>
 #include <linux/highmem.h>
+#include <linux/irqflags.h>
 #include <linux/hugetlb.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/page-flags.h>
+#include <linux/page_ref.h>
+#include <linux/pgtable.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -29,11 +34,28 @@
 #include "pageinfo.h"
 #include "target.h"
 
+/*
+ * The walk maps page tables through the direct map (pte_offset_kernel()),
+ * as GUP-fast does where page tables are never in high memory.
+ */
+#ifdef CONFIG_HIGHPTE
+#error "mergemem reads page tables through the direct map; CONFIG_HIGHPTE is not supported"
+#endif
+
+/*
+ * VMAs whose pages are never read: those KSM refuses to merge (ksm_madvise()
+ * checks the same flags), which also keeps the walk away from memory the
+ * direct map may not cover (secretmem is always shared) and from PFN and
+ * mixed maps, whose entries need not have a struct page.
+ */
+#define MERGEMEM_UNREAD_VM_FLAGS (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | \
+				  VM_IO | VM_DONTEXPAND | VM_MIXEDMAP | \
+				  VM_HUGETLB)
+
 /* Pages looked up per mmap lock hold. */
 #define MERGEMEM_BATCH 128
 
 struct mergemem_batch {
-	struct page *pages[MERGEMEM_BATCH];
 	struct mergemem_pageinfo info[MERGEMEM_BATCH];
 };
 
@@ -51,6 +73,100 @@ int mergemem_pageinfo_init(void)
 	return 0;
 }
 
+/*
+ * A reference on @page's folio, or NULL when the page is being freed or is
+ * not one to read (device memory). The caller checks afterwards that its
+ * entry still maps the page: it may have been freed and reused meanwhile.
+ */
+static struct page *grab_page(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (!folio_try_get(folio))
+		return NULL;
+	if (unlikely(page_folio(page) != folio) || is_zone_device_page(page)) {
+		folio_put(folio);
+		return NULL;
+	}
+	return page;
+}
+
+/*
+ * The page mapped at @addr, with a reference, or NULL when none is present
+ * (or it is the zero page: then *@zero is set). Interrupts stay off for the
+ * walk, which keeps the page tables from being freed under it (their
+ * freeing waits for an IPI or an RCU grace period, as for GUP-fast); each
+ * level is read once, and the entry that maps the page is read again once
+ * the reference is held. Nothing here sets an accessed bit or
+ * PG_referenced.
+ */
+static struct page *peek_page(struct mm_struct *mm, unsigned long addr,
+			      bool *zero)
+{
+	struct page *page = NULL;
+	unsigned long irqflags;
+	pgd_t *pgdp, pgd;
+	p4d_t *p4dp, p4d;
+	pud_t *pudp, pud;
+	pmd_t *pmdp, pmd;
+	pte_t *ptep, pte;
+
+	*zero = false;
+	local_irq_save(irqflags);
+	pgdp = pgd_offset(mm, addr);
+	pgd = READ_ONCE(*pgdp);
+	if (pgd_none(pgd) || pgd_bad(pgd))
+		goto out;
+	p4dp = p4d_offset(&pgd, addr);
+	p4d = READ_ONCE(*p4dp);
+	if (p4d_none(p4d) || p4d_bad(p4d))
+		goto out;
+	pudp = pud_offset(&p4d, addr);
+	pud = READ_ONCE(*pudp);
+	if (pud_none(pud) || !pud_present(pud) || pud_leaf(pud) ||
+	    pud_bad(pud))
+		goto out;
+	pmdp = pmd_offset(&pud, addr);
+	pmd = READ_ONCE(*pmdp);
+	if (pmd_none(pmd) || !pmd_present(pmd) || pmd_protnone(pmd))
+		goto out;
+	if (pmd_leaf(pmd)) {
+		page = grab_page(pmd_page(pmd) +
+				 ((addr & ~PMD_MASK) >> PAGE_SHIFT));
+		if (page && pmd_val(pmd) != pmd_val(READ_ONCE(*pmdp)))
+			goto drop;
+		goto out;
+	}
+	if (pmd_bad(pmd))
+		goto out;
+	ptep = pte_offset_kernel(&pmd, addr);
+	pte = ptep_get_lockless(ptep);
+	if (!pte_present(pte) || pte_protnone(pte))
+		goto out;
+	if (pte_special(pte)) {
+		*zero = is_zero_pfn(pte_pfn(pte));
+		goto out;
+	}
+	page = grab_page(pte_page(pte));
+	if (page && (pmd_val(pmd) != pmd_val(READ_ONCE(*pmdp)) ||
+		     pte_val(pte) != pte_val(ptep_get_lockless(ptep))))
+		goto drop;
+out:
+	local_irq_restore(irqflags);
+	return page;
+drop:
+	local_irq_restore(irqflags);
+	put_page(page);
+	return NULL;
+}
+
+static void describe_zero_page(struct mergemem_pageinfo *pi)
+{
+	pi->hash = zero_page_hash;
+	pi->flags = MERGEMEM_PI_PRESENT | MERGEMEM_PI_HASHED |
+		    MERGEMEM_PI_ZERO_PAGE | MERGEMEM_PI_ZEROFILLED;
+}
+
 static void describe_page(struct page *page, struct mergemem_pageinfo *pi)
 {
 	struct folio *folio = page_folio(page);
@@ -58,9 +174,7 @@ static void describe_page(struct page *page, struct mergemem_pageinfo *pi)
 	void *kaddr;
 
 	if (is_zero_pfn(page_to_pfn(page))) {
-		pi->hash = zero_page_hash;
-		pi->flags = flags | MERGEMEM_PI_ZERO_PAGE |
-			    MERGEMEM_PI_ZEROFILLED;
+		describe_zero_page(pi);
 		return;
 	}
 	if (PageAnon(page))
@@ -81,9 +195,8 @@ static void describe_page(struct page *page, struct mergemem_pageinfo *pi)
 
 /*
  * Describe @n pages from @addr into @b->info. The caller holds the mmap
- * read lock. Holes between VMAs are skipped at once; inside a VMA,
- * get_user_pages_remote() stops at the first page it cannot return, which
- * is then reported as absent and stepped over.
+ * read lock, which keeps the VMAs as they are. Holes between VMAs, and
+ * VMAs whose pages are never read, are skipped at once.
  */
 static int describe_batch(struct mm_struct *mm, unsigned long addr,
 			  unsigned long n, struct mergemem_batch *b)
@@ -95,7 +208,6 @@ static int describe_batch(struct mm_struct *mm, unsigned long addr,
 		unsigned long a = addr + i * PAGE_SIZE;
 		struct vm_area_struct *vma = find_vma(mm, a);
 		unsigned long chunk, j;
-		long got;
 
 		if (!vma)
 			break;
@@ -104,32 +216,26 @@ static int describe_batch(struct mm_struct *mm, unsigned long addr,
 			continue;
 		}
 		chunk = min(n - i, (vma->vm_end - a) >> PAGE_SHIFT);
-		/*
-		 * hugetlb GUP faults pages in even with FOLL_NOFAULT on older
-		 * kernels, and KSM cannot merge hugetlb pages anyway. GUP
-		 * refuses the whole VMA when it is VM_IO, VM_PFNMAP or not
-		 * readable: asking page by page would only repeat that.
-		 */
-		if (is_vm_hugetlb_page(vma) ||
-		    vma->vm_flags & (VM_IO | VM_PFNMAP) ||
+		if (vma->vm_flags & MERGEMEM_UNREAD_VM_FLAGS ||
 		    !(vma->vm_flags & VM_READ)) {
 			i += chunk;
 			continue;
 		}
-		got = mergemem_gup_remote(mm, a, chunk, FOLL_NOFAULT, b->pages);
-		if (got <= 0) {
-			if (fatal_signal_pending(current))
-				return -EINTR;
-			i++;
-			continue;
+		for (j = 0; j < chunk; j++, a += PAGE_SIZE) {
+			struct page *page;
+			bool zero;
+
+			page = peek_page(mm, a, &zero);
+			if (page) {
+				describe_page(page, &b->info[i + j]);
+				put_page(page);
+			} else if (zero) {
+				describe_zero_page(&b->info[i + j]);
+			}
 		}
-		for (j = 0; j < got; j++) {
-			describe_page(b->pages[j], &b->info[i + j]);
-			put_page(b->pages[j]);
-		}
-		i += got;
-		if (got < chunk)
-			i++;
+		i += chunk;
+		if (fatal_signal_pending(current))
+			return -EINTR;
 	}
 	return 0;
 }

@@ -86,6 +86,13 @@ export interface HashBackend {
    */
   readonly classifies?: boolean;
   /**
+   * True when reading a page marks it accessed (PG_referenced, which makes
+   * it look recently used to reclaim): the user back-end, whose reads go
+   * through the kernel's remote access (FOLL_TOUCH), and a module without
+   * MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED. README "Page aging".
+   */
+  readonly marksAccessed: boolean;
+  /**
    * Opens a process for hashing.
    * @throws {SyscallError} (from src/errors.ts) with code ESRCH when the
    *   process is gone, EACCES or EPERM when the caller may not read it.

@@ -27,12 +27,33 @@ export type MarkEngine = "module" | "ptrace";
 /** What to do to the VMAs. */
 export type MarkAdvice = "merge" | "unmerge";
 
+/**
+ * What to do about transparent huge pages on a VMA, besides marking it:
+ * "nohugepage" (merge) sets MADV_NOHUGEPAGE first, so that khugepaged does
+ * not collapse the merged pages back into a private huge page; "restore"
+ * (unmerge) clears it again, and "restore-hugepage" also gives back the
+ * MADV_HUGEPAGE the VMA had before.
+ */
+export type ThpAction = "nohugepage" | "restore" | "restore-hugepage";
+
 /** One whole VMA, [start, end). */
 export interface VmaRange {
   /** First byte. */
   start: bigint;
   /** One past the last byte. */
   end: bigint;
+  /** Huge pages: see {@link ThpAction}; nothing when absent. */
+  thp?: ThpAction;
+}
+
+/** A VMA whose huge-page flags a {@link ThpAction} changed. */
+export interface ThpChange {
+  /** First byte. */
+  start: bigint;
+  /** One past the last byte. */
+  end: bigint;
+  /** It had MADV_HUGEPAGE before (set by its owner), now cleared. */
+  hadHugepage: boolean;
 }
 
 /** What marking one process did. */
@@ -48,6 +69,10 @@ export interface MarkOutcome {
   /** ptrace: the longest time the target was held stopped, in ms;
    * null for engines that never stop it. */
   holdMs: number | null;
+  /** The VMAs whose huge-page flags changed as their {@link ThpAction} asked. */
+  thpChanged: ThpChange[];
+  /** VMAs whose ThpAction the engine could not carry out (an older module). */
+  thpUnsupported: number;
 }
 
 /** A process that cannot be marked by this engine, and why. */
@@ -103,6 +128,8 @@ export function addOutcome(a: MarkOutcome, b: MarkOutcome): void {
   a.vmasUnchanged += b.vmasUnchanged;
   a.vmasSkipped += b.vmasSkipped;
   if (b.holdMs !== null) a.holdMs = Math.max(a.holdMs ?? 0, b.holdMs);
+  a.thpChanged.push(...b.thpChanged);
+  a.thpUnsupported += b.thpUnsupported;
 }
 
 /** An outcome with nothing done. */
@@ -113,5 +140,7 @@ export function emptyOutcome(): MarkOutcome {
     vmasUnchanged: 0,
     vmasSkipped: 0,
     holdMs: null,
+    thpChanged: [],
+    thpUnsupported: 0,
   };
 }

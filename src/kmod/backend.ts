@@ -22,6 +22,7 @@ import {
 import { type ModuleHandle, openModule } from "./client.ts";
 import {
   MERGEMEM_FEATURE_PAGEINFO,
+  MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED,
   MERGEMEM_PI_HASHED,
   MERGEMEM_PI_KSM,
   MERGEMEM_PI_THP,
@@ -131,6 +132,7 @@ export function createKernelBackend(handle?: ModuleHandle): HashBackend {
     name: "kernel",
     checksum: "xxh64",
     classifies: true,
+    marksAccessed: (mod.features & MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED) === 0n,
     open(pid: number): KernelTarget {
       return { pid, memFd: openProcFd(pid, "mem") };
     },

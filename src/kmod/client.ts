@@ -25,10 +25,12 @@ import {
   MERGEMEM_API,
   MERGEMEM_FEATURE_MERGE,
   MERGEMEM_FEATURE_PAGEINFO,
+  MERGEMEM_FEATURE_THP,
   MERGEMEM_FEATURE_UNMERGE,
   MERGEMEM_IOC_API,
   MERGEMEM_IOC_MERGE,
   MERGEMEM_IOC_PAGEINFO,
+  MERGEMEM_IOC_THP,
   MERGEMEM_IOC_UNMERGE,
   MERGEMEM_PAGEINFO_MAX,
   pack,
@@ -37,6 +39,7 @@ import {
   PAGEINFO_WORDS,
   RANGE_ARGS_LAYOUT,
   type StructValues,
+  THP_ARGS_LAYOUT,
   unpack,
 } from "./uapi.ts";
 
@@ -67,6 +70,18 @@ export interface RangeResult {
   /** VMAs that already were in the requested state. */
   vmasUnchanged: number;
   /** VMAs KSM cannot handle, left untouched. */
+  vmasSkipped: number;
+}
+
+/** The result of THP. */
+export interface ThpResult {
+  /** VMAs whose flags changed. */
+  vmasChanged: number;
+  /** Of those, VMAs that had VM_HUGEPAGE before. */
+  vmasHugepage: number;
+  /** VMAs already in the requested state. */
+  vmasUnchanged: number;
+  /** VMAs huge pages never apply to, left alone. */
   vmasSkipped: number;
 }
 
@@ -103,6 +118,11 @@ export interface ModuleHandle {
   merge(memFd: number, start: bigint, end: bigint): RangeResult;
   /** Unmarks every VMA intersecting [start, end), breaking its merges. */
   unmerge(memFd: number, start: bigint, end: bigint): RangeResult;
+  /**
+   * THP: MERGEMEM_THP_* `flags` on every VMA intersecting [start, end)
+   * (MERGEMEM_FEATURE_THP; check `features` first).
+   */
+  thp(memFd: number, start: bigint, end: bigint, flags: number): ThpResult;
   /** Closes the device. */
   close(): void;
 }
@@ -331,6 +351,23 @@ function makeHandle(
     unmerge(memFd, start, end) {
       need(MERGEMEM_FEATURE_UNMERGE);
       return range(MERGEMEM_IOC_UNMERGE, memFd, start, end);
+    },
+    thp(memFd, start, end, flags) {
+      need(MERGEMEM_FEATURE_THP);
+      const arg = pack(THP_ARGS_LAYOUT, {
+        mem_fd: BigInt(memFd),
+        flags: BigInt(flags),
+        start,
+        end,
+      });
+      ioctl(fd, MERGEMEM_IOC_THP, arg);
+      const r = unpack(THP_ARGS_LAYOUT, arg);
+      return {
+        vmasChanged: Number(r.vmas_changed),
+        vmasHugepage: Number(r.vmas_hugepage),
+        vmasUnchanged: Number(r.vmas_unchanged),
+        vmasSkipped: Number(r.vmas_skipped),
+      };
     },
     close() {
       if (open) closeFd(fd);

@@ -20,12 +20,25 @@ export const MERGEMEM_FEATURE_PAGEINFO = 1n << 0n;
 export const MERGEMEM_FEATURE_MERGE = 1n << 1n;
 /** UNMERGE is implemented. */
 export const MERGEMEM_FEATURE_UNMERGE = 1n << 2n;
+/** PAGEINFO marks no page accessed (the scan leaves page aging alone). */
+export const MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED = 1n << 3n;
+/** THP is implemented (a kernel with transparent huge pages). */
+export const MERGEMEM_FEATURE_THP = 1n << 4n;
+
+/** struct mergemem_thp_args flags: set VM_NOHUGEPAGE. */
+export const MERGEMEM_THP_NOHUGEPAGE = 1 << 0;
+/** Clear VM_NOHUGEPAGE. */
+export const MERGEMEM_THP_RESTORE = 1 << 1;
+/** With RESTORE: set VM_HUGEPAGE again. */
+export const MERGEMEM_THP_HUGEPAGE = 1 << 2;
 
 /** Feature names, for messages and the status report. */
 export const FEATURE_NAMES: Record<string, bigint> = {
   pageinfo: MERGEMEM_FEATURE_PAGEINFO,
   merge: MERGEMEM_FEATURE_MERGE,
   unmerge: MERGEMEM_FEATURE_UNMERGE,
+  "pageinfo-untouched": MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED,
+  thp: MERGEMEM_FEATURE_THP,
 };
 
 /** Flags of struct mergemem_pageinfo. */
@@ -126,12 +139,25 @@ export const RANGE_ARGS_LAYOUT = layout("mergemem_range_args", 56, {
   vmas_skipped: ["u64", 48],
 });
 
+/** struct mergemem_thp_args. */
+export const THP_ARGS_LAYOUT = layout("mergemem_thp_args", 56, {
+  mem_fd: ["s32", 0],
+  flags: ["u32", 4],
+  start: ["u64", 8],
+  end: ["u64", 16],
+  vmas_changed: ["u64", 24],
+  vmas_hugepage: ["u64", 32],
+  vmas_unchanged: ["u64", 40],
+  vmas_skipped: ["u64", 48],
+});
+
 /** Every struct of the ABI, for the ABI test. */
 export const LAYOUTS: readonly StructLayout[] = [
   API_LAYOUT,
   PAGEINFO_LAYOUT,
   PAGEINFO_ARGS_LAYOUT,
   RANGE_ARGS_LAYOUT,
+  THP_ARGS_LAYOUT,
 ];
 
 /** The values of a struct: numbers for 32-bit fields, bigints for 64-bit. */
@@ -219,6 +245,13 @@ export const MERGEMEM_IOC_UNMERGE = iowr(
   RANGE_ARGS_LAYOUT.size,
 );
 
+/** MERGEMEM_IOC_THP. */
+export const MERGEMEM_IOC_THP = iowr(
+  MERGEMEM_IOC_MAGIC,
+  0x04,
+  THP_ARGS_LAYOUT.size,
+);
+
 /** Every constant by its C name, for the ABI test. */
 export const CONSTANTS: Record<string, bigint> = {
   MERGEMEM_API: BigInt(MERGEMEM_API),
@@ -226,6 +259,11 @@ export const CONSTANTS: Record<string, bigint> = {
   MERGEMEM_FEATURE_PAGEINFO,
   MERGEMEM_FEATURE_MERGE,
   MERGEMEM_FEATURE_UNMERGE,
+  MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED,
+  MERGEMEM_FEATURE_THP,
+  MERGEMEM_THP_NOHUGEPAGE: BigInt(MERGEMEM_THP_NOHUGEPAGE),
+  MERGEMEM_THP_RESTORE: BigInt(MERGEMEM_THP_RESTORE),
+  MERGEMEM_THP_HUGEPAGE: BigInt(MERGEMEM_THP_HUGEPAGE),
   MERGEMEM_PI_PRESENT: BigInt(MERGEMEM_PI_PRESENT),
   MERGEMEM_PI_ZERO_PAGE: BigInt(MERGEMEM_PI_ZERO_PAGE),
   MERGEMEM_PI_KSM: BigInt(MERGEMEM_PI_KSM),
@@ -238,4 +276,5 @@ export const CONSTANTS: Record<string, bigint> = {
   MERGEMEM_IOC_PAGEINFO,
   MERGEMEM_IOC_MERGE,
   MERGEMEM_IOC_UNMERGE,
+  MERGEMEM_IOC_THP,
 };

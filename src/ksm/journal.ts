@@ -18,6 +18,7 @@
 import { messageOf } from "../errors.ts";
 import { readStat } from "../proc/info.ts";
 import { KSM_DIR } from "./sysfs.ts";
+import { removeFileDurably, writeFileAtomic } from "./state_file.ts";
 import {
   burstSettings,
   type RestoreMismatch,
@@ -160,50 +161,13 @@ export function writeJournal(
     settings: burstSettings(knobs),
   };
   ensureRunDir(runDir);
-  const path = journalPath(runDir);
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  const f = Deno.openSync(tmp, {
-    write: true,
-    create: true,
-    truncate: true,
-    mode: 0o644,
-  });
-  try {
-    Deno.chmodSync(tmp, 0o644); // readable by status, whatever the umask
-    const data = new TextEncoder().encode(JSON.stringify(j, null, 2) + "\n");
-    let off = 0;
-    while (off < data.length) off += f.writeSync(data.subarray(off));
-    f.syncSync();
-  } finally {
-    f.close();
-  }
-  Deno.renameSync(tmp, path);
-  syncDir(runDir);
+  writeFileAtomic(journalPath(runDir), JSON.stringify(j, null, 2) + "\n");
   return j;
 }
 
 /** Removes the journal (no error when it is already gone). */
 export function removeJournal(runDir = RUN_DIR): void {
-  try {
-    Deno.removeSync(journalPath(runDir));
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  syncDir(runDir);
-}
-
-/** fsync of a directory, so that a rename or unlink in it is durable. */
-function syncDir(dir: string): void {
-  try {
-    const d = Deno.openSync(dir, { read: true });
-    try {
-      d.syncSync();
-    } finally {
-      d.close();
-    }
-  } catch {
-    // Best effort: /run is a tmpfs, where this is a no-op anyway.
-  }
+  removeFileDurably(journalPath(runDir));
 }
 
 /**

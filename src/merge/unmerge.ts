@@ -13,7 +13,13 @@
 import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
 import type { ModuleHandle } from "../kmod/client.ts";
 import { type EngineChoice, openMarker } from "../compose/engines.ts";
-import type { MarkEngine } from "../engine/marker.ts";
+import type { MarkEngine, ThpAction, VmaRange } from "../engine/marker.ts";
+import {
+  readThpRecord,
+  removeThpVmas,
+  type ThpRecord,
+  type ThpVma,
+} from "../ksm/thp_record.ts";
 import { classifyMarkError, type MarkFailure } from "../engine/mark_error.ts";
 import { guardSignals, runBurst } from "../ksm/burst.ts";
 import { type KsmLockOptions, withKsmLock } from "../ksm/lock.ts";
@@ -62,6 +68,8 @@ export interface UnmergeProcessReport {
   merging_pages_after: number;
   /** ptrace engine: the longest time the process was held stopped, ms. */
   hold_ms_max: number | null;
+  /** VMAs whose MADV_NOHUGEPAGE (set by an earlier merge) was undone. */
+  thp_restored: number;
   /** Why this process failed; absent when it did not. */
   error?: string;
 }
@@ -104,6 +112,31 @@ export function parseMeminfo(
 /** The memory kept free besides the unshared pages. */
 export function reserveBytes(total: number): number {
   return Math.max(64 << 20, Math.floor(total * 0.02));
+}
+
+/**
+ * The VMAs to unmark, each asking to undo the MADV_NOHUGEPAGE a merge set
+ * (src/ksm/thp_record.ts), plus recorded VMAs that are no longer
+ * mergeable (unmarked by other means) but still carry it.
+ */
+export function withThpRestore(
+  vmas: VmaRange[],
+  rec: ThpRecord | undefined,
+): VmaRange[] {
+  if (!rec) return vmas;
+  const byStart = new Map(rec.vmas.map((v) => [BigInt(v.start), v]));
+  const action = (v: ThpVma): ThpAction =>
+    v.had_hugepage ? "restore-hugepage" : "restore";
+  const out: VmaRange[] = vmas.map((r) => {
+    const v = byStart.get(r.start);
+    if (!v || BigInt(v.end) !== r.end) return r;
+    byStart.delete(r.start);
+    return { ...r, thp: action(v) };
+  });
+  for (const [start, v] of byStart) {
+    out.push({ start, end: BigInt(v.end), thp: action(v) });
+  }
+  return out;
 }
 
 /** The report's error text of a process that could not be unmarked. */
@@ -177,12 +210,17 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
         merging_pages_before: before.get(pid) ?? 0,
         merging_pages_after: 0,
         hold_ms_max: null,
+        thp_restored: 0,
       };
       processes.push(row);
-      const vmas = readMergeableMappings(pid).map((m) => ({
-        start: BigInt(m.startHex),
-        end: BigInt(m.endHex),
-      }));
+      const thp = readThpRecord(pid, { runDir: opts.runDir });
+      const vmas = withThpRestore(
+        readMergeableMappings(pid).map((m) => ({
+          start: BigInt(m.startHex),
+          end: BigInt(m.endHex),
+        })),
+        thp,
+      );
       // A process marked whole (PR_SET_MEMORY_MERGE, --whole-process)
       // would mark its new mappings again: clear that first. ksm_stat
       // shows it from 6.18 on; older kernels cannot tell (README).
@@ -196,6 +234,20 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
         row.vmas_unmarked = r.vmasChanged;
         row.bytes_unmarked = r.bytesChanged;
         row.hold_ms_max = r.holdMs;
+        row.thp_restored = r.thpChanged.length;
+        if (thp && r.thpUnsupported === 0) {
+          // Every recorded VMA was seen to: restored, already without
+          // the flag, or gone. An engine that cannot restore keeps them.
+          removeThpVmas(pid, thp.vmas.map((v) => v.start), {
+            runDir: opts.runDir,
+          });
+        } else if (r.thpUnsupported > 0) {
+          warnings.push(
+            `pid ${pid}: ${r.thpUnsupported} mapping(s) keep the ` +
+              `MADV_NOHUGEPAGE an earlier merge set: the ${marker.engine} ` +
+              `engine cannot clear it (the module can; unmerge again with it)`,
+          );
+        }
       } catch (err) {
         const f = classifyMarkError(err);
         if (f.kind === "interrupted") throw err;

@@ -47,6 +47,12 @@ export interface Mapping {
   vmFlags: string[];
   /** smaps fields in kB (Rss, Anonymous, Swap, ...); {} from maps. */
   kb: Record<string, number>;
+  /**
+   * smaps THPeligible: the kernel would put transparent huge pages here
+   * (its THP mode, the VMA's MADV_(NO)HUGEPAGE, prctl and size all
+   * considered); null from maps or a kernel without the line.
+   */
+  thpEligible: boolean | null;
   /** The classification. */
   kind: MappingKind;
   /** Private and free of every VmFlag that makes ksm_madvise refuse. */
@@ -105,6 +111,7 @@ function parseMapsLine(line: string): Mapping | null {
     deleted,
     vmFlags: [],
     kb: {},
+    thpEligible: null,
     kind: "anon",
     ksmEligible: false,
   };
@@ -139,6 +146,7 @@ export function parseMaps(text: string): Mapping[] {
 }
 
 const FIELD = /^([A-Za-z_]+):\s+(\d+) kB$/;
+const THP_ELIGIBLE = /^THPeligible:\s+(\d+)$/;
 
 /** Parses /proc/PID/smaps text: maps headers plus their fields. */
 export function parseSmaps(text: string): Mapping[] {
@@ -155,6 +163,11 @@ export function parseSmaps(text: string): Mapping[] {
     const f = FIELD.exec(line);
     if (f && cur) {
       cur.kb[f[1]] = Number(f[2]);
+      continue;
+    }
+    const t = THP_ELIGIBLE.exec(line);
+    if (t && cur) {
+      cur.thpEligible = t[1] !== "0";
       continue;
     }
     const m = parseMapsLine(line);

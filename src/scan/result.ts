@@ -128,6 +128,9 @@ export interface ScanResult {
   checksum: string;
   /** The page-hash back-end ("user" or "kernel"). */
   backend: "user" | "kernel";
+  /** Whether the scan's reads marked the pages accessed (README "Page
+   * aging"): true for the user back-end, false for a current module. */
+  marks_pages_accessed: boolean;
   /** false without CAP_SYS_ADMIN: pages_shared_already is null and
    * pages_duplicate and saveable_pages are estimates. */
   pfns_available: boolean;

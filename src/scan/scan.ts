@@ -271,6 +271,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     strategy,
     checksum: strategy === "equalv" ? "none" : backend.checksum,
     backend: backend.name,
+    marks_pages_accessed: backend.marksAccessed,
     pfns_available: pfns,
     elapsed_seconds: (performance.now() - t0) / 1000,
     totals,

@@ -117,6 +117,7 @@ export function createUserBackend(opts: UserBackendOptions): HashBackend {
   return {
     name: "user",
     checksum: cs.name,
+    marksAccessed: true,
     open(pid: number): HashTarget {
       return { pid } as UserTarget;
     },

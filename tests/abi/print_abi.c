@@ -32,6 +32,11 @@ int main(void)
 	CONST(MERGEMEM_FEATURE_PAGEINFO);
 	CONST(MERGEMEM_FEATURE_MERGE);
 	CONST(MERGEMEM_FEATURE_UNMERGE);
+	CONST(MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED);
+	CONST(MERGEMEM_FEATURE_THP);
+	CONST(MERGEMEM_THP_NOHUGEPAGE);
+	CONST(MERGEMEM_THP_RESTORE);
+	CONST(MERGEMEM_THP_HUGEPAGE);
 	CONST(MERGEMEM_PI_PRESENT);
 	CONST(MERGEMEM_PI_ZERO_PAGE);
 	CONST(MERGEMEM_PI_KSM);
@@ -44,6 +49,7 @@ int main(void)
 	CONST(MERGEMEM_IOC_PAGEINFO);
 	CONST(MERGEMEM_IOC_MERGE);
 	CONST(MERGEMEM_IOC_UNMERGE);
+	CONST(MERGEMEM_IOC_THP);
 
 	STRUCT_BEGIN(mergemem_api);
 	FIELD(mergemem_api, api);
@@ -77,6 +83,17 @@ int main(void)
 	FIELD(mergemem_range_args, bytes_changed);
 	FIELD(mergemem_range_args, vmas_unchanged);
 	FIELD(mergemem_range_args, vmas_skipped);
+	STRUCT_END();
+
+	STRUCT_BEGIN(mergemem_thp_args);
+	FIELD(mergemem_thp_args, mem_fd);
+	FIELD(mergemem_thp_args, flags);
+	FIELD(mergemem_thp_args, start);
+	FIELD(mergemem_thp_args, end);
+	FIELD(mergemem_thp_args, vmas_changed);
+	FIELD(mergemem_thp_args, vmas_hugepage);
+	FIELD(mergemem_thp_args, vmas_unchanged);
+	FIELD(mergemem_thp_args, vmas_skipped);
 	STRUCT_END();
 	return 0;
 }

@@ -144,6 +144,8 @@ class FakeMarker implements Marker {
       vmasUnchanged: 0,
       vmasSkipped: 0,
       holdMs: 0.25,
+      thpChanged: [],
+      thpUnsupported: 0,
     });
   }
   close(): void {

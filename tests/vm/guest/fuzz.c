@@ -183,7 +183,7 @@ static void *make_arg(unsigned int cmd)
 	fill_random(p, size);
 	if (pick(4) == 0)
 		return p;	/* pure noise */
-	if (pick(3) == 0 && _IOC_NR(cmd) > 0 && _IOC_NR(cmd) < 4 &&
+	if (pick(3) == 0 && _IOC_NR(cmd) > 0 && _IOC_NR(cmd) < 5 &&
 	    _IOC_SIZE(cmd) >= sizeof(struct mergemem_range_args) - 16) {
 		/* A well-formed request on a live target. */
 		struct mergemem_range_args *a = (void *)p;
@@ -225,7 +225,9 @@ static void *make_arg(unsigned int cmd)
 		break;
 	}
 	case MERGEMEM_IOC_MERGE:
-	case MERGEMEM_IOC_UNMERGE: {
+	case MERGEMEM_IOC_UNMERGE:
+	case MERGEMEM_IOC_THP: {
+		/* struct mergemem_thp_args begins as this one does. */
 		struct mergemem_range_args *a = (void *)p;
 
 		a->mem_fd = any_fd();
@@ -243,9 +245,9 @@ static unsigned int any_cmd(void)
 {
 	static const unsigned int valid[] = {
 		MERGEMEM_IOC_API, MERGEMEM_IOC_PAGEINFO, MERGEMEM_IOC_MERGE,
-		MERGEMEM_IOC_UNMERGE,
+		MERGEMEM_IOC_UNMERGE, MERGEMEM_IOC_THP,
 	};
-	unsigned int c = valid[pick(4)];
+	unsigned int c = valid[pick(5)];
 
 	switch (pick(10)) {
 	case 0: /* wrong size */
@@ -478,12 +480,21 @@ static int race_phase(int rounds)
 			};
 			int rc;
 
-			switch (i % 3) {
+			struct mergemem_thp_args ta = {
+				.mem_fd = mem, .start = base, .end = base + len,
+				.flags = i & 4 ? MERGEMEM_THP_RESTORE :
+						 MERGEMEM_THP_NOHUGEPAGE,
+			};
+
+			switch (i % 4) {
 			case 0:
 				rc = ioctl(dev, MERGEMEM_IOC_PAGEINFO, &pa);
 				break;
 			case 1:
 				rc = ioctl(dev, MERGEMEM_IOC_MERGE, &ra);
+				break;
+			case 2:
+				rc = ioctl(dev, MERGEMEM_IOC_THP, &ta);
 				break;
 			default:
 				rc = ioctl(dev, MERGEMEM_IOC_UNMERGE, &ra);

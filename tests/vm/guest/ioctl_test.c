@@ -28,7 +28,8 @@
 #include <linux/mergemem.h>
 
 #define ALL_FEATURES (MERGEMEM_FEATURE_PAGEINFO | MERGEMEM_FEATURE_MERGE | \
-		      MERGEMEM_FEATURE_UNMERGE)
+		      MERGEMEM_FEATURE_UNMERGE | \
+		      MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED | MERGEMEM_FEATURE_THP)
 
 /* Worker layout, in pages. */
 #define N_SAME	64	/* identical content, in every worker */
@@ -387,6 +388,62 @@ static int range(int dev, unsigned long cmd, int memfd, uintptr_t start,
 	return rc;
 }
 
+static int thp(int dev, int memfd, uintptr_t start, uintptr_t end,
+	       uint32_t flags, struct mergemem_thp_args *out)
+{
+	struct mergemem_thp_args a = {
+		.mem_fd = memfd, .flags = flags, .start = start, .end = end,
+		.vmas_changed = 77, .vmas_hugepage = 77,
+		.vmas_unchanged = 77, .vmas_skipped = 77,
+	};
+	int rc = ioctl(dev, MERGEMEM_IOC_THP, &a);
+
+	if (out)
+		*out = a;
+	return rc;
+}
+
+/*
+ * The line of @pid's smaps entry for the mapping at @base that starts with
+ * @key ("VmFlags:", "Referenced:"), into @line; 0 when found.
+ */
+static int smaps_line(pid_t pid, uintptr_t base, const char *key,
+		      char *line, size_t len)
+{
+	char path[64];
+	int in = 0, rc = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, len, f)) {
+		unsigned long lo, hi;
+		char perms[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3) {
+			in = lo == base;
+		} else if (in && !strncmp(line, key, strlen(key))) {
+			rc = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* 1 when @flag ("nh", "hg", "mg") is in the VmFlags of @pid's VMA at @base. */
+static int vma_has_flag(pid_t pid, uintptr_t base, const char *flag)
+{
+	char line[512], want[8];
+
+	if (smaps_line(pid, base, "VmFlags:", line, sizeof(line)))
+		return -1;
+	snprintf(want, sizeof(want), " %s", flag);
+	return strstr(line, want) != NULL;
+}
+
 /* ---- KSM knobs ------------------------------------------------------------ */
 
 static const char *const knobs[] = {
@@ -557,7 +614,7 @@ static void test_handshake(void)
 	api.features = ALL_FEATURES;
 	EXPECT("handshake", ioctl(dev, MERGEMEM_IOC_API, &api), 0);
 	if (api.api == MERGEMEM_API && api.features == ALL_FEATURES &&
-	    api.ioctls == 0xf && api.module_version == 0x000100 &&
+	    api.ioctls == 0x1f && api.module_version == 0x000100 &&
 	    api.reserved == 0)
 		ok("handshake answer");
 	else
@@ -905,6 +962,124 @@ static void test_thp(int dev)
 	close(self);
 }
 
+/*
+ * MERGEMEM_IOC_THP on a VMA of this process: NOHUGEPAGE sets nh and clears
+ * hg (reporting that hg was there), a repeat changes nothing, RESTORE with
+ * HUGEPAGE gives hg back, RESTORE alone leaves neither flag, which madvise()
+ * cannot do; bad flags and a read-only fd are refused.
+ */
+static void test_thp_flags(int dev)
+{
+	size_t len = 4 << 20;
+	int rw = open("/proc/self/mem", O_RDWR);
+	int ro = open("/proc/self/mem", O_RDONLY);
+	struct mergemem_thp_args ta;
+	pid_t me = getpid();
+	uintptr_t b;
+	uint8_t *p;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	b = (uintptr_t)p;
+	madvise(p, len, MADV_HUGEPAGE);
+	memset(p, 1, len);
+	EXPECT("thp: no operation -> EINVAL", thp(dev, rw, b, b + len, 0, NULL),
+	       EINVAL);
+	EXPECT("thp: both operations -> EINVAL",
+	       thp(dev, rw, b, b + len, MERGEMEM_THP_NOHUGEPAGE |
+		   MERGEMEM_THP_RESTORE, NULL), EINVAL);
+	EXPECT("thp: HUGEPAGE without RESTORE -> EINVAL",
+	       thp(dev, rw, b, b + len, MERGEMEM_THP_NOHUGEPAGE |
+		   MERGEMEM_THP_HUGEPAGE, NULL), EINVAL);
+	EXPECT("thp: unaligned -> EINVAL",
+	       thp(dev, rw, b + 1, b + len, MERGEMEM_THP_NOHUGEPAGE, NULL),
+	       EINVAL);
+	EXPECT("thp: read-only fd -> EBADF",
+	       thp(dev, ro, b, b + len, MERGEMEM_THP_NOHUGEPAGE, NULL), EBADF);
+
+	EXPECT("thp: nohugepage", thp(dev, rw, b, b + len,
+				      MERGEMEM_THP_NOHUGEPAGE, &ta), 0);
+	if (ta.vmas_changed == 1 && ta.vmas_hugepage == 1 &&
+	    ta.vmas_unchanged == 0 && ta.vmas_skipped == 0 &&
+	    vma_has_flag(me, b, "nh") == 1 && vma_has_flag(me, b, "hg") == 0)
+		ok("thp: nohugepage sets nh, clears hg, reports hg");
+	else
+		notok("thp: nohugepage sets nh, clears hg, reports hg",
+		      "changed %llu hugepage %llu nh %d hg %d",
+		      (unsigned long long)ta.vmas_changed,
+		      (unsigned long long)ta.vmas_hugepage,
+		      vma_has_flag(me, b, "nh"), vma_has_flag(me, b, "hg"));
+	EXPECT("thp: again", thp(dev, rw, b, b + len,
+				 MERGEMEM_THP_NOHUGEPAGE, &ta), 0);
+	if (ta.vmas_changed == 0 && ta.vmas_unchanged == 1)
+		ok("thp: a repeat changes nothing");
+	else
+		notok("thp: a repeat changes nothing", "changed %llu",
+		      (unsigned long long)ta.vmas_changed);
+	EXPECT("thp: restore hugepage",
+	       thp(dev, rw, b, b + len, MERGEMEM_THP_RESTORE |
+		   MERGEMEM_THP_HUGEPAGE, &ta), 0);
+	if (ta.vmas_changed == 1 && vma_has_flag(me, b, "nh") == 0 &&
+	    vma_has_flag(me, b, "hg") == 1)
+		ok("thp: restore gives hg back");
+	else
+		notok("thp: restore gives hg back", "nh %d hg %d",
+		      vma_has_flag(me, b, "nh"), vma_has_flag(me, b, "hg"));
+	madvise(p, len, MADV_NOHUGEPAGE);
+	EXPECT("thp: restore", thp(dev, rw, b, b + len, MERGEMEM_THP_RESTORE,
+				   &ta), 0);
+	if (ta.vmas_changed == 1 && vma_has_flag(me, b, "nh") == 0 &&
+	    vma_has_flag(me, b, "hg") == 0)
+		ok("thp: restore alone leaves neither flag");
+	else
+		notok("thp: restore alone leaves neither flag", "nh %d hg %d",
+		      vma_has_flag(me, b, "nh"), vma_has_flag(me, b, "hg"));
+	if (memchr(p, 0, len) == NULL)
+		ok("thp: contents intact");
+	else
+		notok("thp: contents intact", "a zero byte appeared");
+	munmap(p, len);
+	close(ro);
+	close(rw);
+}
+
+/*
+ * PAGEINFO marks nothing accessed: after clear_refs, describing every page
+ * of a mapping leaves its smaps Referenced at 0 kB.
+ */
+static void test_pageinfo_untouched(int dev)
+{
+	static struct mergemem_pageinfo pi[256];
+	size_t len = 256 * psz;
+	int self = open("/proc/self/mem", O_RDONLY);
+	int cr = open("/proc/self/clear_refs", O_WRONLY);
+	char line[256];
+	uint8_t *p;
+	uint64_t done;
+	long kb = -1;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	memset(p, 3, len);
+	if (cr < 0 || write(cr, "1", 1) != 1)
+		notok("untouched: clear_refs", "%s", strerror(errno));
+	EXPECT("untouched: pageinfo", pageinfo(dev, self, (uintptr_t)p, 256,
+					       pi, &done), 0);
+	if (!smaps_line(getpid(), (uintptr_t)p, "Referenced:", line,
+			sizeof(line)))
+		sscanf(line, "Referenced: %ld", &kb);
+	if (done == 256 && (pi[0].flags & MERGEMEM_PI_HASHED) && kb == 0)
+		ok("pageinfo leaves Referenced at 0 kB after clear_refs");
+	else
+		notok("pageinfo leaves Referenced at 0 kB after clear_refs",
+		      "done %llu flags %#x Referenced %ld kB",
+		      (unsigned long long)done, pi[0].flags, kb);
+	munmap(p, len);
+	close(cr);
+	close(self);
+}
+
 /* Check a worker's PAGEINFO; @ksm: after merging. Returns the pattern hash. */
 static uint64_t check_worker_pages(int dev, struct worker *wk, int w, int ksm,
 				   const char *when)
@@ -1184,32 +1359,6 @@ static pid_t unmerge_child(int dev, int memfd, uintptr_t base, int *res)
 	return pid;
 }
 
-/* Whether the VMA at @base of @pid is VM_MERGEABLE ("mg" in smaps), or -1. */
-static int vma_mergeable(pid_t pid, uintptr_t base)
-{
-	char path[64], line[512];
-	int in = 0, mg = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-		char perms[5];
-
-		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3)
-			in = lo == base;
-		else if (in && !strncmp(line, "VmFlags:", 8)) {
-			mg = strstr(line, " mg") != NULL;
-			break;
-		}
-	}
-	fclose(f);
-	return mg;
-}
-
 /* Waits up to @limit seconds for @pid; returns the time taken, or -1. */
 static double reap_within(pid_t pid, double limit)
 {
@@ -1236,7 +1385,7 @@ static int unmerge_underway(pid_t c, pid_t t, uintptr_t base, double limit)
 	for (;;) {
 		if (waitpid(c, NULL, WNOHANG) == c)
 			return 0;
-		if (vma_mergeable(t, base) == 0)
+		if (vma_has_flag(t, base, "mg") == 0)
 			return 1;
 		if (now() - t0 > limit)
 			return -1;
@@ -1289,11 +1438,11 @@ static void test_unmerge_huge(int dev)
 	if (rc == 0) {
 		ok("1 TiB UNMERGE completed before it could be killed");
 		close(res);
-		if (vma_mergeable(t, base) == 0)
+		if (vma_has_flag(t, base, "mg") == 0)
 			ok("1 TiB VMA unmarked");
 		else
 			notok("1 TiB VMA unmarked", "mg=%d",
-			      vma_mergeable(t, base));
+			      vma_has_flag(t, base, "mg"));
 		EXPECT("1 TiB VMA marked again",
 		       range(dev, MERGEMEM_IOC_MERGE, memfd, base,
 			     base + HUGE_VMA, NULL), 0);
@@ -1311,11 +1460,11 @@ static void test_unmerge_huge(int dev)
 			waitpid(c, NULL, 0);
 		}
 		close(res);
-		if (vma_mergeable(t, base) == 1)
+		if (vma_has_flag(t, base, "mg") == 1)
 			ok("an interrupted UNMERGE leaves the VMA marked");
 		else
 			notok("an interrupted UNMERGE leaves the VMA marked",
-			      "mg=%d", vma_mergeable(t, base));
+			      "mg=%d", vma_has_flag(t, base, "mg"));
 	}
 
 	/* The target reads its cmdline meanwhile, then is killed. */
@@ -1407,6 +1556,8 @@ int main(void)
 	test_unprivileged(&wk[0]);
 	test_pageinfo_args(dev);
 	test_thp(dev);
+	test_thp_flags(dev);
+	test_pageinfo_untouched(dev);
 	for (w = 0; w < NWORKERS; w++)
 		check_worker_pages(dev, &wk[w], w, 0, "before merge");
 	test_merge(dev, wk);

@@ -543,6 +543,7 @@ function normalizeScan(text: string): unknown {
       [
           "elapsed_seconds",
           "backend",
+          "marks_pages_accessed",
           "checksum",
           "profile",
           "seconds",
@@ -553,6 +554,283 @@ function normalizeScan(text: string): unknown {
         ? v.filter((w: string) => !w.includes("kpageflags"))
         : v,
   );
+}
+
+/**
+ * The sum of smaps' Referenced (kB) over a process's anonymous mappings
+ * (inode 0), the memory a scan reads. File mappings are left out: their
+ * page-cache pages are shared, and any process reading the same files
+ * (the scan's own start-up reading libc) marks them referenced.
+ */
+function referencedKb(pid: number): number {
+  let kb = 0, anon = false;
+  for (const line of Deno.readTextFileSync(`/proc/${pid}/smaps`).split("\n")) {
+    const h = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)/.exec(line);
+    if (h) anon = h[1] === "0";
+    const r = /^Referenced:\s+(\d+) kB$/.exec(line);
+    if (r && anon) kb += Number(r[1]);
+  }
+  return kb;
+}
+
+/**
+ * What a scan does to page aging (README "Page aging"): after clear_refs,
+ * a kernel back-end scan leaves the worker's Referenced where it was (a few
+ * pages of slack for the worker's own stack); the user back-end reads
+ * through the kernel's remote access, which marks every page it reads
+ * referenced: the test holds that measured behaviour to what README says.
+ */
+async function scenarioAging() {
+  const w = await startWorker({ common: 3000, seed: 21, uniqueApart: 50 });
+  const SLACK_KB = 8 * 4;
+  try {
+    for (const backend of ["kernel", "user"]) {
+      Deno.writeTextFileSync(`/proc/${w.pid}/clear_refs`, "1");
+      const before = referencedKb(w.pid);
+      const r = await cli([
+        "scan",
+        "--pid",
+        String(w.pid),
+        "--backend",
+        backend,
+        "--json",
+      ]);
+      check(r.code === 0, `scan --backend ${backend} exits 0`);
+      const after = referencedKb(w.pid);
+      const readKb = JSON.parse(r.out).totals.pages_present * 4;
+      console.log(
+        `${backend}: Referenced ${before} kB -> ${after} kB (pages read: ${readKb} kB)`,
+      );
+      if (backend === "kernel") {
+        check(
+          after - before <= SLACK_KB,
+          `kernel back-end scan leaves Referenced unchanged (+${
+            after - before
+          } kB <= ${SLACK_KB} kB)`,
+        );
+      } else {
+        check(
+          after - before >= readKb * 0.9,
+          `user back-end scan marks the pages it reads referenced (+${
+            after - before
+          } kB of ${readKb} kB)`,
+        );
+      }
+    }
+  } finally {
+    await w.stop();
+  }
+}
+
+const THP = "/sys/kernel/mm/transparent_hugepage";
+
+/** A running tests/vm/guest/thp_worker. */
+interface ThpWorker {
+  pid: number;
+  addr: bigint;
+  pages: number;
+  proc: Deno.ChildProcess;
+  stdin: WritableStreamDefaultWriter<Uint8Array>;
+}
+
+async function startThpWorker(pages: number): Promise<ThpWorker> {
+  const proc = new Deno.Command(`${repo}tests/vm/guest/thp_worker`, {
+    args: [String(pages)],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("thp_worker exited before READY");
+    text += value;
+  }
+  reader.releaseLock();
+  const m = /^READY ([0-9a-f]+) (\d+)/.exec(text)!;
+  return {
+    pid: proc.pid,
+    addr: BigInt(`0x${m[1]}`),
+    pages: Number(m[2]),
+    proc,
+    stdin: proc.stdin.getWriter(),
+  };
+}
+
+/** Ends a thp_worker; true when its pages were all as it wrote them. */
+async function stopThpWorker(w: ThpWorker): Promise<boolean> {
+  await w.stdin.close();
+  const st = await w.proc.status;
+  await w.proc.stdout.cancel().catch(() => {});
+  return st.code === 0;
+}
+
+/**
+ * Pages saved among the workers' regions, counted from pagemap alone:
+ * present pages minus distinct page frames (docs/accounting.md; PFN
+ * equality decides, whatever the folio).
+ */
+function pagesSaved(ws: ThpWorker[]): number {
+  const frames = new Set<bigint>();
+  let present = 0;
+  for (const w of ws) {
+    const f = Deno.openSync(`/proc/${w.pid}/pagemap`);
+    try {
+      const buf = new Uint8Array(w.pages * 8);
+      f.seekSync(Number(w.addr / 4096n) * 8, Deno.SeekMode.Start);
+      let off = 0;
+      while (off < buf.length) {
+        const n = f.readSync(buf.subarray(off));
+        if (!n) break;
+        off += n;
+      }
+      const v = new DataView(buf.buffer);
+      for (let i = 0; i < w.pages; i++) {
+        const e = v.getBigUint64(i * 8, true);
+        if (!(e >> 63n)) continue;
+        present++;
+        frames.add(e & ((1n << 55n) - 1n));
+      }
+    } finally {
+      f.close();
+    }
+  }
+  return present - frames.size;
+}
+
+function vmFlagsAt(pid: number, addr: bigint): string[] {
+  let inIt = false;
+  for (const line of Deno.readTextFileSync(`/proc/${pid}/smaps`).split("\n")) {
+    const h = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (h) inIt = BigInt(`0x${h[1]}`) <= addr && addr < BigInt(`0x${h[2]}`);
+    else if (inIt && line.startsWith("VmFlags:")) {
+      return line.slice(8).trim().split(/\s+/);
+    }
+  }
+  return [];
+}
+
+/**
+ * Merges that last (README "Huge pages"): with THP "always", three
+ * workers whose 2 MiB ranges are half shared are merged; then khugepaged
+ * runs fast (100 ms sleeps, 4096 pages a pass) until it has made three
+ * full scans, and the pages saved (counted by PFN) must still be >= 95%
+ * of those saved right after the merge. Without MADV_NOHUGEPAGE
+ * khugepaged collapses such ranges back (MERGEMEM_THP_CONTROL=1 runs that
+ * control with --keep-thp and prints what it lost). Then unmerge must give
+ * the mappings their THP eligibility back, and the workers' pages must be
+ * intact.
+ */
+async function scenarioThp() {
+  const PAGES = 2048;
+  const knobs = [
+    "enabled",
+    "khugepaged/scan_sleep_millisecs",
+    "khugepaged/pages_to_scan",
+    "khugepaged/alloc_sleep_millisecs",
+  ];
+  const saved = new Map(
+    knobs.map((k) => [k, Deno.readTextFileSync(`${THP}/${k}`).trim()]),
+  );
+  const mode = /\[(\w+)\]/.exec(saved.get("enabled")!)![1];
+  const restore = () => {
+    for (const [k, v] of saved) {
+      Deno.writeTextFileSync(`${THP}/${k}`, k === "enabled" ? mode : v);
+    }
+  };
+  const fullScans = () =>
+    Number(Deno.readTextFileSync(`${THP}/khugepaged/full_scans`).trim());
+  const soak = async () => {
+    Deno.writeTextFileSync(`${THP}/khugepaged/scan_sleep_millisecs`, "100");
+    Deno.writeTextFileSync(`${THP}/khugepaged/alloc_sleep_millisecs`, "100");
+    Deno.writeTextFileSync(`${THP}/khugepaged/pages_to_scan`, "4096");
+    const from = fullScans();
+    // A bound against a hang only: khugepaged's pace sets the time.
+    check(
+      await waitFor(() => fullScans() >= from + 3, 600_000, 500),
+      `khugepaged made 3 full scans (${fullScans() - from})`,
+    );
+    Deno.writeTextFileSync(
+      `${THP}/khugepaged/scan_sleep_millisecs`,
+      saved.get("khugepaged/scan_sleep_millisecs")!,
+    );
+  };
+  const runOnce = async (keep: boolean) => {
+    const ws = [];
+    for (let i = 0; i < 3; i++) ws.push(await startThpWorker(PAGES));
+    let intact = false;
+    try {
+      const pids = ws.map((w) => w.pid).join(",");
+      const r = await cli([
+        "merge",
+        "--pid",
+        pids,
+        "--json",
+        ...(keep ? ["--keep-thp"] : []),
+      ]);
+      check(r.code === 0, "merge exits 0");
+      const rep = JSON.parse(r.out);
+      const s0 = pagesSaved(ws);
+      console.log(
+        `${
+          keep ? "--keep-thp" : "default"
+        }: achieved_pages ${rep.achieved_pages}, saved by PFN ${s0}`,
+      );
+      await soak();
+      const s1 = pagesSaved(ws);
+      console.log(
+        `after khugepaged: saved by PFN ${s1} (${(100 * s1 / s0).toFixed(1)}%)`,
+      );
+      if (keep) return;
+      check(rep.thp === "nohugepage", `report says thp ${rep.thp}`);
+      for (const p of rep.processes) {
+        check(
+          p.thp_nohugepage.length === 1,
+          `pid ${p.pid}: one mapping set MADV_NOHUGEPAGE`,
+        );
+      }
+      for (const w of ws) {
+        check(
+          vmFlagsAt(w.pid, w.addr).includes("nh"),
+          `pid ${w.pid}: VmFlags has nh`,
+        );
+      }
+      check(
+        s0 >= PAGES * 0.9,
+        `saved ${s0} >= 90% of ${PAGES} after the merge`,
+      );
+      check(
+        s1 >= s0 * 0.95,
+        `saved ${s1} >= 95% of ${s0} after khugepaged's passes`,
+      );
+      const u = await cli(["unmerge", "--pid", pids, "--json"]);
+      check(u.code === 0, "unmerge exits 0");
+      for (const p of JSON.parse(u.out).processes) {
+        check(
+          p.thp_restored === 1,
+          `pid ${p.pid}: unmerge restored THP on one mapping`,
+        );
+      }
+      for (const w of ws) {
+        const f = vmFlagsAt(w.pid, w.addr);
+        check(
+          !f.includes("nh") && !f.includes("mg"),
+          `pid ${w.pid}: VmFlags without nh and mg again`,
+        );
+      }
+    } finally {
+      intact = (await Promise.all(ws.map(stopThpWorker))).every(Boolean);
+    }
+    check(intact, "every worker's pages are as it wrote them");
+  };
+  setKsm("run", "0");
+  try {
+    Deno.writeTextFileSync(`${THP}/enabled`, "always");
+    if (Deno.env.get("MERGEMEM_THP_CONTROL") === "1") await runOnce(true);
+    await runOnce(false);
+  } finally {
+    restore();
+  }
 }
 
 async function scenarioBackends() {
@@ -678,6 +956,8 @@ async function scenarioNoWait() {
 const scenarios: Record<string, () => Promise<void>> = {
   nowait: scenarioNoWait,
   backends: scenarioBackends,
+  aging: scenarioAging,
+  thp: scenarioThp,
   merge: scenarioMerge,
   sigint: scenarioSigint,
   crossuser: scenarioCrossUser,

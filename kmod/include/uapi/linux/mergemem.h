@@ -64,6 +64,10 @@
 #define MERGEMEM_FEATURE_PAGEINFO	0x1ULL	/* PAGEINFO, xxh64 */
 #define MERGEMEM_FEATURE_MERGE		0x2ULL	/* MERGE */
 #define MERGEMEM_FEATURE_UNMERGE	0x4ULL	/* UNMERGE */
+/* PAGEINFO marks no page accessed: a scan leaves page aging as it was. */
+#define MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED 0x8ULL
+/* THP (only with CONFIG_TRANSPARENT_HUGEPAGE; else ENOTTY). */
+#define MERGEMEM_FEATURE_THP		0x10ULL
 
 /**
  * struct mergemem_api - MERGEMEM_IOC_API argument
@@ -104,10 +108,10 @@ struct mergemem_api {
  * @hash: xxh64 (seed 0) of the page's PAGE_SIZE bytes when
  *	MERGEMEM_PI_HASHED is set, else 0.
  * @flags: MERGEMEM_PI_* bits. 0 for an unmapped address or a page that is
- *	not in RAM (never touched, swapped out, or not accessible to
- *	get_user_pages, such as VM_IO or VM_PFNMAP mappings and mappings
- *	without read permission; hugetlb mappings too, as looking them up
- *	could fault pages in). A page that KSM merged with the zero page
+ *	not in RAM (never touched, swapped out, or migrating), and for
+ *	every page of a mapping KSM cannot merge (shared, VM_IO, VM_PFNMAP,
+ *	VM_MIXEDMAP, VM_DONTEXPAND, hugetlb) or cannot be read (no read
+ *	permission), which is never read. A page that KSM merged with the zero page
  *	(use_zero_pages=1) is the shared zero page and reports
  *	MERGEMEM_PI_ZERO_PAGE, not MERGEMEM_PI_KSM.
  * @reserved: written as 0.
@@ -131,14 +135,14 @@ struct mergemem_pageinfo {
  * @done: out: how many entries of @out were written.
  *
  * Describes the pages of [@start, @start + @npages * PAGE_SIZE) in the
- * target. Pages are looked up with FOLL_NOFAULT and never pinned: the call
- * never faults a page in, swaps it in, allocates it or unshares it, so it
- * does not undo KSM merges. It is not invisible, though: the lookup
- * (get_user_pages_remote(), which always adds FOLL_TOUCH) marks every page
- * it finds accessed, transparent huge pages included. Reclaim then takes
- * the target's resident pages for recently used, so repeated scans keep
- * its resident set looking hot and delay its reclaim. Unmapped addresses
- * report flags 0.
+ * target. The pages are found in the target's page tables as they are and
+ * never pinned: the call never faults a page in, swaps it in, allocates it
+ * or unshares it, so it does not undo KSM merges. With
+ * MERGEMEM_FEATURE_PAGEINFO_UNTOUCHED it also marks nothing accessed (no
+ * page table entry made young, no PG_referenced set, transparent huge pages
+ * included), so scans do not make the target's memory look recently used
+ * to reclaim; modules without the feature looked pages up with
+ * get_user_pages_remote(), which does. Unmapped addresses report flags 0.
  *
  * Errors: E2BIG if @npages > MERGEMEM_PAGEINFO_MAX; EINVAL if @npages is 0,
  * @start is unaligned, or the range wraps or reaches beyond TASK_SIZE_MAX;
@@ -194,6 +198,49 @@ struct mergemem_range_args {
 	__u64 vmas_skipped;
 };
 
+/* Operations of struct mergemem_thp_args (@flags). */
+#define MERGEMEM_THP_NOHUGEPAGE	0x1U /* set VM_NOHUGEPAGE */
+#define MERGEMEM_THP_RESTORE	0x2U /* clear VM_NOHUGEPAGE */
+#define MERGEMEM_THP_HUGEPAGE	0x4U /* with RESTORE: set VM_HUGEPAGE */
+
+/**
+ * struct mergemem_thp_args - MERGEMEM_IOC_THP argument
+ * @mem_fd: an fd of the target's /proc/PID/mem, open for writing.
+ * @flags: MERGEMEM_THP_NOHUGEPAGE, or MERGEMEM_THP_RESTORE optionally with
+ *	MERGEMEM_THP_HUGEPAGE.
+ * @start: the start of the range, page aligned.
+ * @end: the end of the range (exclusive), page aligned, > @start.
+ * @vmas_changed: out: VMAs whose flags changed.
+ * @vmas_hugepage: out: of those, VMAs that had VM_HUGEPAGE (their owner
+ *	had asked for huge pages with MADV_HUGEPAGE) before the change.
+ * @vmas_unchanged: out: VMAs that already were in the requested state.
+ * @vmas_skipped: out: VMAs huge pages never apply to (hugetlb, VM_IO,
+ *	VM_PFNMAP, VM_MIXEDMAP, VM_DONTEXPAND), left untouched.
+ *
+ * NOHUGEPAGE does to every VMA that intersects [@start, @end) what
+ * madvise(MADV_NOHUGEPAGE) does: it sets VM_NOHUGEPAGE and clears
+ * VM_HUGEPAGE, so that neither khugepaged nor a page fault puts a huge page
+ * there. khugepaged treats pages KSM merged like any other, so without this
+ * it collapses a merged range back into a private huge page and the saving
+ * is lost. Huge pages already there stay until KSM splits them to merge.
+ * RESTORE clears VM_NOHUGEPAGE, which madvise() cannot do (its only way
+ * out of MADV_NOHUGEPAGE is MADV_HUGEPAGE), and with MERGEMEM_THP_HUGEPAGE
+ * sets VM_HUGEPAGE again, for a VMA that had it. Only whole VMAs change.
+ *
+ * Errors: EINVAL for bad @flags or range; EBADF if @mem_fd is not open for
+ * writing; EINTR, ESRCH as for MERGE.
+ */
+struct mergemem_thp_args {
+	__s32 mem_fd;
+	__u32 flags;
+	__u64 start;
+	__u64 end;
+	__u64 vmas_changed;
+	__u64 vmas_hugepage;
+	__u64 vmas_unchanged;
+	__u64 vmas_skipped;
+};
+
 #define MERGEMEM_IOC_API \
 	_IOWR(MERGEMEM_IOC_MAGIC, 0x00, struct mergemem_api)
 #define MERGEMEM_IOC_PAGEINFO \
@@ -202,5 +249,7 @@ struct mergemem_range_args {
 	_IOWR(MERGEMEM_IOC_MAGIC, 0x02, struct mergemem_range_args)
 #define MERGEMEM_IOC_UNMERGE \
 	_IOWR(MERGEMEM_IOC_MAGIC, 0x03, struct mergemem_range_args)
+#define MERGEMEM_IOC_THP \
+	_IOWR(MERGEMEM_IOC_MAGIC, 0x04, struct mergemem_thp_args)
 
 #endif /* _UAPI_LINUX_MERGEMEM_H */
