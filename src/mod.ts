@@ -54,6 +54,7 @@ export {
   type BurstEnd,
   type BurstOptions,
   type BurstResult,
+  DEFAULT_BURST_TIMEOUT_SECONDS,
   runBurst,
 } from "./ksm/burst.ts";
 export {

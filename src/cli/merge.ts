@@ -7,6 +7,7 @@
 import { merge, MERGE_SCHEMA, type MergeReport } from "../merge/merge.ts";
 import { DEFAULT_TRUST_LEVEL, TRUST_LEVELS } from "../merge/trust.ts";
 import { DEFAULT_MIN_SAVING } from "../merge/plan.ts";
+import { DEFAULT_BURST_TIMEOUT_SECONDS } from "../ksm/burst.ts";
 import { ExitCode, exitCodesHelp } from "./exit_codes.ts";
 import {
   parseChoice,
@@ -47,7 +48,8 @@ export const OPTIONS = {
   timeout: {
     type: "string",
     arg: "S",
-    help: "stop waiting for ksmd after S seconds (default 60)",
+    help:
+      `stop waiting for ksmd after S seconds (default ${DEFAULT_BURST_TIMEOUT_SECONDS})`,
   },
   "dry-run": { type: "boolean", help: "plan and report, mark nothing" },
   "no-wait": {
@@ -164,7 +166,11 @@ export async function run(args: string[]): Promise<number> {
     DEFAULT_MIN_SAVING,
     0,
   );
-  const timeout = parseSecondsOption("timeout", values.timeout, 60);
+  const timeout = parseSecondsOption(
+    "timeout",
+    values.timeout,
+    DEFAULT_BURST_TIMEOUT_SECONDS,
+  );
   const lock = lockOptions(values["lock-timeout"]);
   const { pids, warnings, onlyPids } = selectPids("merge", sel);
   const progress = createProgress({

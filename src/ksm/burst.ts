@@ -94,6 +94,12 @@ export function throwIfInterrupted(signal?: AbortSignal): void {
   }
 }
 
+/**
+ * How long a burst waits for ksmd by default, in seconds: merge's
+ * `timeoutSeconds` and the CLI's --timeout (the one place it is written).
+ */
+export const DEFAULT_BURST_TIMEOUT_SECONDS = 60;
+
 /** Options of {@link runBurst}; the lock options are {@link KsmLockOptions}. */
 export interface BurstOptions extends KsmLockOptions {
   /** The KSM sysfs directory. */
@@ -124,7 +130,10 @@ export interface BurstOptions extends KsmLockOptions {
    * each progress() sample; false ends the burst as "gone".
    */
   anyLeft?: () => boolean;
-  /** Give up after this many milliseconds (default 60000). */
+  /**
+   * Give up after this many milliseconds (default
+   * {@link DEFAULT_BURST_TIMEOUT_SECONDS} s).
+   */
   timeoutMs?: number;
   /** The shortest interval between two progress() calls (default 20 ms). */
   pollMs?: number;
@@ -333,7 +342,7 @@ async function burstLocked(
     );
   }
 
-  const timeoutMs = opts.timeoutMs ?? 60000;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_BURST_TIMEOUT_SECONDS * 1000;
   const pollMs = opts.pollMs ?? 20;
   let ended: BurstEnd = "timeout";
   let progress = Number.NEGATIVE_INFINITY;
