@@ -26,6 +26,7 @@ import {
   emptyOutcome,
   type MarkEngine,
   type Marker,
+  type ThpChange,
   type VmaRange,
 } from "../engine/marker.ts";
 import { classifyMarkError } from "../engine/mark_error.ts";
@@ -40,6 +41,8 @@ import {
 } from "../ksm/burst.ts";
 import { type KsmLockOptions, withKsmLock } from "../ksm/lock.ts";
 import { mergingPages } from "../ksm/process.ts";
+import { addThpVmas, pruneThpRecords, type ThpVma } from "../ksm/thp_record.ts";
+import { readSmaps } from "../pages/maps.ts";
 import {
   KSM_DIR,
   type KsmState,
@@ -128,6 +131,14 @@ export interface MergeOptions
    * instead of the chosen VMAs: also covers mappings created later.
    */
   wholeProcess?: boolean;
+  /**
+   * Leave the chosen VMAs eligible for transparent huge pages. By default
+   * each VMA the kernel would give huge pages (smaps THPeligible) is set
+   * MADV_NOHUGEPAGE before it is marked, as khugepaged would otherwise
+   * collapse merged pages back into private huge pages (README "Huge
+   * pages"); unmerge undoes it (src/ksm/thp_record.ts).
+   */
+  keepThp?: boolean;
   /** Minimum net saving per VMA in pages (default 16). */
   minSaving?: number;
   /**
@@ -185,6 +196,8 @@ export interface MergeProcessReport {
   merging_pages_after: number;
   /** ptrace engine: the longest time the process was held stopped, ms. */
   hold_ms_max: number | null;
+  /** The chosen VMAs this merge set MADV_NOHUGEPAGE on (unmerge undoes it). */
+  thp_nohugepage: ThpVma[];
 }
 
 /** The trust domain the merge kept to. */
@@ -232,8 +245,13 @@ export interface MergeReport {
   engine_reason: string;
   /** Whole processes were marked (PR_SET_MEMORY_MERGE). */
   whole_process: boolean;
+  /** "nohugepage": chosen THP-eligible VMAs were set MADV_NOHUGEPAGE;
+   * "keep": left as they were (keepThp). */
+  thp: "nohugepage" | "keep";
   /** Where the scan hashed pages: "kernel" or "user". */
   scan_backend: string;
+  /** Whether the scan's reads marked the pages accessed (README "Page aging"). */
+  scan_marks_pages_accessed: boolean;
   /** The trust domain kept to. */
   trust_domain: TrustDomainReport;
   /** Minimum net saving per VMA, in pages (--min-saving). */
@@ -727,6 +745,7 @@ function newRow(p: ProcessPlan, t: Tenancy | undefined): MergeProcessReport {
     merging_pages_before: mergingPages(p.pid),
     merging_pages_after: 0,
     hold_ms_max: null,
+    thp_nohugepage: [],
   };
 }
 
@@ -840,6 +859,8 @@ async function markPlanned(
   { notes, signal }: RunContext,
 ): Promise<void> {
   let done = 0;
+  let thpUnsupported = 0;
+  pruneThpRecords({ runDir: opts.runDir });
   for (const p of plan.processes) {
     opts.onProgress?.({
       phase: "mark",
@@ -857,11 +878,16 @@ async function markPlanned(
           ? await marker.markWholeProcess!(p.pid, true, signal)
           : await marker.markProcess(
             p.pid,
-            base.ranges.get(p.pid)!,
+            opts.keepThp
+              ? base.ranges.get(p.pid)!
+              : withNoHugepage(p.pid, base.ranges.get(p.pid)!),
             "merge",
             signal,
           ),
       );
+      row.thp_nohugepage = out.thpChanged.map(thpVmaOf);
+      addThpVmas(p.pid, row.thp_nohugepage, { runDir: opts.runDir });
+      thpUnsupported += out.thpUnsupported;
       row.vmas_marked = out.vmasChanged;
       row.bytes_marked = out.bytesChanged;
       row.vmas_already_mergeable = out.vmasUnchanged;
@@ -874,6 +900,43 @@ async function markPlanned(
       base.rows.delete(p.pid);
     }
   }
+  if (thpUnsupported > 0) {
+    notes.warnings.push(
+      `${thpUnsupported} mapping(s) were left eligible for transparent huge ` +
+        `pages: the ${marker.engine} engine cannot set MADV_NOHUGEPAGE ` +
+        `here (update the module), so khugepaged may undo part of the saving`,
+    );
+  }
+}
+
+/**
+ * The ranges, each asking for MADV_NOHUGEPAGE where the kernel would put
+ * transparent huge pages (smaps THPeligible). A process whose smaps cannot
+ * be read is left to the marker, which reports why.
+ */
+function withNoHugepage(pid: number, ranges: VmaRange[]): VmaRange[] {
+  let eligible: Set<bigint>;
+  try {
+    eligible = new Set(
+      readSmaps(pid).filter((m) => m.thpEligible).map((m) =>
+        BigInt(m.startHex)
+      ),
+    );
+  } catch {
+    return ranges;
+  }
+  return ranges.map((r) =>
+    eligible.has(r.start) ? { ...r, thp: "nohugepage" as const } : r
+  );
+}
+
+/** A marker's THP change as the report and the THP record hold it. */
+function thpVmaOf(c: ThpChange): ThpVma {
+  return {
+    start: `0x${c.start.toString(16)}`,
+    end: `0x${c.end.toString(16)}`,
+    had_hugepage: c.hadHugepage,
+  };
 }
 
 /**
@@ -971,7 +1034,9 @@ function finalReport(r: ReportInput): MergeReport {
     engine: r.engine.marker.engine,
     engine_reason: r.engine.reason,
     whole_process: opts.wholeProcess ?? false,
+    thp: opts.keepThp ? "keep" : "nohugepage",
     scan_backend: r.engine.backend.name,
+    scan_marks_pages_accessed: r.engine.backend.marksAccessed,
     trust_domain: trustReport(r),
     min_saving_pages: r.minSaving,
     page_size: ps,
