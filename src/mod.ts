@@ -131,6 +131,7 @@ export {
 } from "./ptrace/session.ts";
 export {
   merge,
+  MERGE_SCHEMA,
   type MergeOptions,
   type MergeProcessReport,
   type MergeProgress,
@@ -139,6 +140,7 @@ export {
 } from "./merge/merge.ts";
 export {
   unmerge,
+  UNMERGE_SCHEMA,
   type UnmergeOptions,
   type UnmergeProcessReport,
   type UnmergeReport,
@@ -149,6 +151,7 @@ export {
   type ModuleStatus,
   type ProcessStatus,
   status,
+  STATUS_SCHEMA,
   type StatusOptions,
   type StatusReport,
 } from "./status/status.ts";

@@ -6,7 +6,7 @@
 import { ErrorKind, MergememError, messageOf, usageError } from "../errors.ts";
 import { ExitCode, exitCodesHelp } from "./exit_codes.ts";
 import { formatPrometheus, writeAtomic } from "../status/prometheus.ts";
-import { status, type StatusReport } from "../status/status.ts";
+import { status, STATUS_SCHEMA, type StatusReport } from "../status/status.ts";
 import { parseStrict, takeOptionalValues } from "./args.ts";
 import { journalHintLine } from "./hints.ts";
 import { formatBytes, renderTable, styles, useColor } from "./format.ts";
@@ -22,7 +22,7 @@ export const summary = "show the module, ksmd settings and what is merged now";
 
 /** status's options, declared once for parsing and --help. */
 export const OPTIONS = {
-  ...jsonOption("mergemem.status/1"),
+  ...jsonOption(STATUS_SCHEMA),
   prometheus: {
     type: "string",
     arg: "PATH",

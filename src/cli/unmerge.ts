@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { unmerge } from "../merge/unmerge.ts";
+import { unmerge, UNMERGE_SCHEMA } from "../merge/unmerge.ts";
 import { ExitCode, exitCodesHelp } from "./exit_codes.ts";
 import {
   parseChoice,
@@ -35,7 +35,7 @@ export const OPTIONS = {
   },
   ...ENGINE_OPTION,
   ...LOCK_TIMEOUT_OPTION,
-  ...jsonOption("mergemem.unmerge/1"),
+  ...jsonOption(UNMERGE_SCHEMA),
   ...HELP_OPTION,
 } as const satisfies DocumentedOptions;
 

@@ -74,10 +74,13 @@ export interface UnmergeProcessReport {
   error?: string;
 }
 
+/** The unmerge report's schema identifier (docs/json-schema.md). */
+export const UNMERGE_SCHEMA = "mergemem.unmerge/1";
+
 /** The "mergemem.unmerge/1" report. */
 export interface UnmergeReport {
-  /** The schema identifier, "mergemem.unmerge/1". */
-  schema: "mergemem.unmerge/1";
+  /** The schema identifier, {@link UNMERGE_SCHEMA}. */
+  schema: typeof UNMERGE_SCHEMA;
   /** The mergemem version that made the report. */
   mergemem_version: string;
   /** Sum of ksm_merging_pages: at most this many pages become private. */
@@ -290,7 +293,7 @@ async function unmergeLocked(opts: UnmergeOptions): Promise<UnmergeReport> {
     throw allDenied(denied);
   }
   return {
-    schema: "mergemem.unmerge/1",
+    schema: UNMERGE_SCHEMA,
     mergemem_version: VERSION,
     pages_to_unshare: need,
     mem_available_bytes: mem.available,

@@ -101,10 +101,13 @@ export interface JournalStatus {
 /** Why a stale journal was not restored ({@link JournalStatus}). */
 export type JournalStaleReason = "needs-root" | "lock-held" | "failed";
 
+/** The status report's schema identifier (docs/json-schema.md). */
+export const STATUS_SCHEMA = "mergemem.status/1";
+
 /** The "mergemem.status/1" report. */
 export interface StatusReport {
-  /** The schema identifier, "mergemem.status/1". */
-  schema: "mergemem.status/1";
+  /** The schema identifier, {@link STATUS_SCHEMA}. */
+  schema: typeof STATUS_SCHEMA;
   /** The mergemem version that made the report. */
   mergemem_version: string;
   /** When the report was made (ISO 8601, UTC). */
@@ -301,7 +304,7 @@ export function status(opts: StatusOptions = {}): StatusReport {
     p !== null
   );
   return {
-    schema: "mergemem.status/1",
+    schema: STATUS_SCHEMA,
     mergemem_version: VERSION,
     timestamp: new Date().toISOString(),
     page_size: systemPageSize(),

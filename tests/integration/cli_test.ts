@@ -8,6 +8,7 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { assertCleanError } from "../helpers/assert.ts";
+import { SCAN_SCHEMA } from "../../src/scan/result.ts";
 import { denoRunAs, testUser, type User } from "../helpers/run_as.ts";
 import { startWorker } from "../helpers/workers.ts";
 import { procState, waitUntil } from "../helpers/wait.ts";
@@ -184,7 +185,7 @@ Deno.test("scan --json is the mergemem.scan/1 document with exact counts", async
     const r = await mergemem(["scan", "--pid", `${a.pid},${b.pid}`, "--json"]);
     assertEquals(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    assertEquals(doc.schema, "mergemem.scan/1");
+    assertEquals(doc.schema, SCAN_SCHEMA);
     assertEquals(doc.totals.processes, 2);
     const region = (pid: number) =>
       doc.processes.find((p: { pid: number }) => p.pid === pid).mappings

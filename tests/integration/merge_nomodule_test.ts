@@ -14,7 +14,7 @@ import {
 import { merge } from "../../src/merge/merge.ts";
 import { ErrorKind } from "../../src/errors.ts";
 import { assertCleanError, isMergememError } from "../helpers/assert.ts";
-import { status } from "../../src/status/status.ts";
+import { status, STATUS_SCHEMA } from "../../src/status/status.ts";
 import { skipIf } from "../helpers/skip.ts";
 
 const hasModule = (() => {
@@ -104,7 +104,7 @@ Deno.test({
   ...skipIf("status without the module reports it and still reads KSM", skip),
   fn() {
     const r = status();
-    assertEquals(r.schema, "mergemem.status/1");
+    assertEquals(r.schema, STATUS_SCHEMA);
     assertEquals(r.module.loaded, false);
     assertEquals(r.module.error, "mergemem kernel module not loaded");
     assert(r.ksm.available);

@@ -21,7 +21,11 @@ import {
   ok as assert,
   rejects,
 } from "node:assert/strict";
-import { merge, type MergeReport } from "../../src/merge/merge.ts";
+import {
+  merge,
+  MERGE_SCHEMA,
+  type MergeReport,
+} from "../../src/merge/merge.ts";
 import { planMerge } from "../../src/merge/plan.ts";
 import {
   type MarkAdvice,
@@ -263,7 +267,7 @@ Deno.test({
 
       // The report's counts: the whole plan's prediction (the skipped pid
       // was planned too), the trust domain, the engine.
-      assertEquals(r.schema, "mergemem.merge/3");
+      assertEquals(r.schema, MERGE_SCHEMA);
       assertEquals(r.dry_run, false);
       assertEquals(r.engine, "ptrace");
       assertEquals(r.engine_reason, "given");

@@ -8,10 +8,10 @@ import {
   formatPrometheus,
   writeAtomic,
 } from "../../src/status/prometheus.ts";
-import type { StatusReport } from "../../src/status/status.ts";
+import { STATUS_SCHEMA, type StatusReport } from "../../src/status/status.ts";
 
 const REPORT: StatusReport = {
-  schema: "mergemem.status/1",
+  schema: STATUS_SCHEMA,
   mergemem_version: "0.1.0",
   timestamp: "2026-01-02T03:04:05.000Z",
   page_size: 4096,
