@@ -21,6 +21,7 @@ import {
   ok as assert,
   rejects,
 } from "node:assert/strict";
+import { skipIf } from "../helpers/skip.ts";
 import {
   merge,
   MERGE_SCHEMA,
@@ -205,9 +206,10 @@ async function withSetup(
 const noSignals = () => new AbortController().signal;
 
 Deno.test({
-  name:
+  ...skipIf(
     "merge marks exactly the planned VMAs, skips a ProcessSkipped pid, bursts the fake ksmd and restores its settings",
-  ignore: !haveGcc(),
+    { "no gcc": !haveGcc() },
+  ),
   async fn() {
     await withSetup(async ([a, b], ksm, runDir) => {
       const marker = new FakeMarker((pid) =>
@@ -330,8 +332,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "merge --dry-run plans but marks nothing and leaves the fake ksmd off",
-  ignore: !haveGcc(),
+  ...skipIf(
+    "merge --dry-run plans but marks nothing and leaves the fake ksmd off",
+    { "no gcc": !haveGcc() },
+  ),
   async fn() {
     await withSetup(async ([a, b], ksm, runDir) => {
       const marker = new FakeMarker();
@@ -361,9 +365,10 @@ Deno.test({
 });
 
 Deno.test({
-  name:
+  ...skipIf(
     "merge: a gone pid is skipped; errno errors are skipped with their reason; another error ends the merge with the marker closed",
-  ignore: !haveGcc(),
+    { "no gcc": !haveGcc() },
+  ),
   async fn() {
     await withSetup(async ([a, b], ksm, runDir) => {
       // A pid that does not exist: "gone". EPERM and ESRCH from marking:
@@ -469,8 +474,10 @@ Deno.test("merge without a KSM directory: NoKsm", async () => {
 });
 
 Deno.test({
-  name: "merge --whole-process with a marker that cannot: Usage, marker closed",
-  ignore: !haveGcc(),
+  ...skipIf(
+    "merge --whole-process with a marker that cannot: Usage, marker closed",
+    { "no gcc": !haveGcc() },
+  ),
   async fn() {
     await withSetup(async ([a], ksm, runDir) => {
       const marker = new FakeMarker();
@@ -493,10 +500,14 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "merge of two uids: the largest domain's planned VMAs alone are marked, the other uid skipped by policy",
   // A worker of another uid needs root to start (and to be scanned).
-  ignore: !haveGcc() || Deno.uid() !== 0,
+  ...skipIf(
+    "merge of two uids: the largest domain's planned VMAs alone are marked, the other uid skipped by policy",
+    {
+      "no gcc": !haveGcc(),
+      "not root (a worker of another uid)": Deno.uid() !== 0,
+    },
+  ),
   async fn() {
     const ksm = fakeKsm();
     const runDir = Deno.makeTempDirSync({ prefix: "merge_steps_run_" });
@@ -573,10 +584,14 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "merge while another uid holds mergeable memory: refused and nothing marked; the holder's domain is chosen; --cross-user joins them",
   // A worker of another uid needs root to start (and to be scanned).
-  ignore: !haveGcc() || Deno.uid() !== 0,
+  ...skipIf(
+    "merge while another uid holds mergeable memory: refused and nothing marked; the holder's domain is chosen; --cross-user joins them",
+    {
+      "no gcc": !haveGcc(),
+      "not root (a worker of another uid)": Deno.uid() !== 0,
+    },
+  ),
   async fn() {
     const ksm = fakeKsm();
     const runDir = Deno.makeTempDirSync({ prefix: "merge_steps_run_" });
