@@ -75,6 +75,12 @@ export const OPTIONS = {
       "PR_SET_MEMORY_MERGE (6.4+; covers later mappings and\n" +
       "children too) instead of the chosen mappings",
   },
+  "keep-thp": {
+    type: "boolean",
+    help: "leave the chosen mappings eligible for transparent huge\n" +
+      "pages (by default they get MADV_NOHUGEPAGE, or khugepaged\n" +
+      "collapses merged pages back into private huge pages)",
+  },
   ...LOCK_TIMEOUT_OPTION,
   ...jsonOption(MERGE_SCHEMA),
   ...HELP_OPTION,
@@ -86,7 +92,9 @@ export const HELP = `Usage: mergemem merge [selection] [options]
 Scans the selected processes, marks every mapping whose duplicate pages are
 worth it (whole mappings: KSM cannot do less), runs ksmd in a short burst
 until the selection's freed pages reach the prediction or stop rising, then
-restores ksmd's settings exactly (also on Ctrl-C). Marking uses the
+restores ksmd's settings exactly (also on Ctrl-C). Mappings the kernel would
+give transparent huge pages are set MADV_NOHUGEPAGE first, so that khugepaged
+does not undo the merges (unmerge gives them back). Marking uses the
 /dev/mergemem module when it is loaded, else the ptrace engine (the target
 itself calls madvise, as under a debugger). Needs root (or ptrace rights).
 
@@ -195,6 +203,7 @@ export async function run(args: string[]): Promise<number> {
       domainPolicy: onlyPids ? "refuse" : "largest",
       engine: values["whole-process"] && engine === "auto" ? "ptrace" : engine,
       wholeProcess: values["whole-process"],
+      keepThp: values["keep-thp"],
       ...lock,
       // Pages hashed, then pages merged; marking takes milliseconds.
       onProgress: (p) => {
