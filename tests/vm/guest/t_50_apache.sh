@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# vm-timeout: 360
-# vm-skip-kernel: ^7\. on sid's 7.2 (THP always) khugepaged re-collapses the huge pages KSM has just split into private ones within seconds, so the merge saves less than predicted or costs memory (README "Real servers"); a known failure, not hidden: see the closing notes
+# vm-timeout: 600
 # Real server: apache2 prefork + mod_php 8.2 from Debian's packages, a fixed
 # pool of 8 workers warmed with ab on a PHP page (www/index.php). Then, with
 # the load stopped: `mergemem scan --comm apache2` equals the independent
