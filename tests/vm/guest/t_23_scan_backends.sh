@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-timeout: 300
+# vm-timeout: 600
 # scan --backend kernel (PAGEINFO, xxh64 in the kernel) reports exactly what
 # --backend user --checksum xxh64 reports on the same workers; auto picks
 # the kernel back-end when the module is loaded. Then what each back-end's
