@@ -40,6 +40,7 @@ import {
   type VmaRange,
 } from "../engine/marker.ts";
 import { parseSmaps } from "../pages/maps.ts";
+import { deferSignals } from "./interrupt.ts";
 import {
   PtraceSession,
   type SessionOptions,
@@ -92,34 +93,6 @@ function readVmas(pid: number): Vma[] {
     end: BigInt(m.end),
     mg: m.vmFlags.includes("mg"),
   }));
-}
-
-/** Catches SIGINT/SIGTERM for the duration of marking one process. */
-function deferSignals() {
-  let caught: Deno.Signal | undefined;
-  const sigs: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = sigs.map((s) => {
-    const h = () => caught ??= s;
-    Deno.addSignalListener(s, h);
-    return [s, h] as const;
-  });
-  return {
-    get caught() {
-      return caught;
-    },
-    /** Removes the listeners; throws Interrupted if a signal came. */
-    async release() {
-      // Let a signal that arrived during the last hold reach its listener.
-      await new Promise((r) => setTimeout(r, 1));
-      for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-      if (caught) {
-        throw new MergememError(
-          `interrupted by ${caught}; the target was detached unharmed`,
-          ErrorKind.Interrupted,
-        );
-      }
-    },
-  };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
