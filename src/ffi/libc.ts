@@ -1,7 +1,7 @@
 /**
  * The few libc functions mergemem needs, through Deno.dlopen: open, close,
- * ioctl, process_vm_readv, pread and flock, with errno reported as a
- * {@link SyscallError}.
+ * ioctl, process_vm_readv, pread, flock and setsid, with errno reported as
+ * a {@link SyscallError}.
  *
  * The library is opened once: when this module loads if FFI is allowed,
  * else on first use, so that programs that never touch FFI need no
@@ -50,6 +50,8 @@ const SYMBOLS = {
   memcmp: { parameters: ["usize", "usize", "usize"], result: "i32" },
   // Advisory whole-file locks (the KSM lock, src/ksm/lock.ts).
   flock: { parameters: ["i32", "i32"], result: "i32" },
+  // A session of its own (the ptrace tracer, src/ptrace/tracer.ts).
+  setsid: { parameters: [], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -183,5 +185,18 @@ export function ioctl(
 ): number {
   const r = lib().ioctl(fd, request, arg);
   if (r < 0) throwErrno("ioctl");
+  return r;
+}
+
+/**
+ * setsid(2): makes the calling process the leader of a new session and
+ * process group, without a controlling terminal, so that signals sent to
+ * its parent's process group or by its terminal no longer reach it.
+ * Returns the new session id; throws a {@link SyscallError} (EPERM for a
+ * process group leader).
+ */
+export function setsid(): number {
+  const r = lib().setsid();
+  if (r < 0) throwErrno("setsid");
   return r;
 }

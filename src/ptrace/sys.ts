@@ -175,6 +175,20 @@ export function prctlSelf(option: number, arg2 = 0n): number {
   return r < 0 ? -errno() : r;
 }
 
+/** prctl option naming the calling thread (its comm, 15 bytes). */
+export const PR_SET_NAME = 15;
+
+/**
+ * Names the calling thread; on the main thread that is the process's
+ * name in ps and /proc/PID/comm. Returns the prctl result (-errno).
+ */
+export function setOwnName(name: string): number {
+  const bytes = new TextEncoder().encode(name.slice(0, 15));
+  const buf = new Uint8Array(16); // NUL-terminated
+  buf.set(bytes);
+  return prctlSelf(PR_SET_NAME, address(buf));
+}
+
 /** A decoded wait status. */
 export type WaitStatus =
   | { kind: "exited"; code: number }
