@@ -19,8 +19,10 @@
  *   runBurst(), merge() and unmerge() hold (one run at a time), for
  *   programs that mark memory or change KSM settings themselves.
  * - Marking: the engines behind merge ({@link Marker}): the module's, and
- *   {@link createPtraceMarker}, which makes the target call madvise itself
- *   through ptrace ({@link PtraceSession}, {@link injectSyscall}).
+ *   ptrace's, which makes the target call madvise itself: from a tracer
+ *   process that outlives the caller ({@link createTracerMarker}, what
+ *   merge uses), or from the calling process ({@link createPtraceMarker},
+ *   {@link PtraceSession}, {@link injectSyscall}).
  * - Merging: {@link planMerge}, {@link merge}, {@link unmerge}; state:
  *   {@link status} and {@link formatPrometheus}.
  *
@@ -123,6 +125,12 @@ export {
   createPtraceMarker,
   type PtraceMarkerOptions,
 } from "./ptrace/marker.ts";
+export {
+  createTracerMarker,
+  tracerCommand,
+  type TracerMarker,
+  type TracerMarkerOptions,
+} from "./ptrace/tracer_client.ts";
 export {
   injectSyscall,
   PtraceSession,

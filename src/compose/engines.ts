@@ -39,9 +39,10 @@ export async function openMarker(
     }
   }
   // Loaded only when chosen: a run with the module never needs the ptrace
-  // engine's code.
-  const { createPtraceMarker } = await import("../ptrace/marker.ts");
-  return createPtraceMarker();
+  // engine's code. The injecting runs in a tracer process of its own,
+  // which a SIGKILL of this one cannot interrupt (src/ptrace/tracer.ts).
+  const { createTracerMarker } = await import("../ptrace/tracer_client.ts");
+  return createTracerMarker();
 }
 
 /** The back-end choice of `--backend`. */
