@@ -59,15 +59,17 @@
  * a SIGINT/SIGTERM handler (see marker.ts) runs only once the thread is
  * detached. A hold is short (tens of microseconds per call).
  *
- * What cannot be guaranteed: if mergemem is killed with SIGKILL while
- * the registers of step 3 are in place (from changing them to the exit
- * stop of that call), the kernel detaches the thread and it resumes with
- * them: it runs the call, then returns to user space with its result in
- * rax (the interrupted call seems to return it) or continues in the vDSO
- * with the wrong registers. Outside that window a SIGKILL leaves the
- * target as a plain ptrace stop would (PTRACE_O_TRACESYSGOOD: a tracer
- * dying at a syscall stop sends no SIGTRAP). bench/README.md reports
- * measured rates.
+ * What cannot be guaranteed: if the process running the session is
+ * killed with SIGKILL while the registers of step 3 are in place (from
+ * changing them to the exit stop of that call), the kernel detaches the
+ * thread and it resumes with them: it runs the call, then returns to user
+ * space with its result in rax (the interrupted call seems to return it)
+ * or continues in the vDSO with the wrong registers. Outside that window
+ * a SIGKILL leaves the target as a plain ptrace stop would
+ * (PTRACE_O_TRACESYSGOOD: a tracer dying at a syscall stop sends no
+ * SIGTRAP). That is why mergemem runs its sessions in a tracer process
+ * of their own (tracer.ts), which a SIGKILL of mergemem does not reach;
+ * bench/README.md reports measured rates.
  *
  * The parts, by concern: waiting for stops (wait.ts), the registers of a
  * call (registers.ts), which threads may be injected (checks.ts), signal

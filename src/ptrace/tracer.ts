@@ -168,6 +168,7 @@ export async function serveTracer(io: TracerIo, marker: Marker): Promise<void> {
     try {
       for await (const line of io.lines) {
         if (ended) break;
+        if (line.trim() === "") continue;
         let req: Request;
         try {
           req = parseRequest(line);

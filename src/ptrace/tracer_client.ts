@@ -118,6 +118,7 @@ interface Pending {
 /** One running tracer process and its pipes. */
 class TracerConnection {
   readonly pid: number;
+  readonly #command: string[];
   readonly #child: Deno.ChildProcess;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #pending = new Map<number, Pending>();
@@ -129,7 +130,8 @@ class TracerConnection {
   #refs = 0;
   #closed = false;
 
-  private constructor(child: Deno.ChildProcess) {
+  private constructor(command: string[], child: Deno.ChildProcess) {
+    this.#command = command;
     this.#child = child;
     this.pid = child.pid;
     this.#writer = child.stdin.getWriter();
@@ -160,7 +162,7 @@ class TracerConnection {
         ErrorKind.Failed,
       );
     }
-    const c = new TracerConnection(child);
+    const c = new TracerConnection(command, child);
     const ready = new Promise<Reply>((resolve, reject) =>
       c.#ready = { resolve, reject }
     );
@@ -220,10 +222,13 @@ class TracerConnection {
     }
     const status = await this.#child.status;
     const err = this.#fail(
-      `the ptrace tracer (pid ${this.pid}) ${ending(status)}` +
-        (this.#closed
-          ? ""
-          : "; the kernel detached the processes it was marking"),
+      this.#ready
+        ? `the ptrace tracer did not start: ${this.#command.join(" ")} ` +
+          `${ending(status)} before it was ready`
+        : `the ptrace tracer (pid ${this.pid}) ${ending(status)}` +
+          (this.#closed
+            ? ""
+            : "; the kernel detached the processes it was marking"),
     );
     this.#ready?.reject(err);
     for (const p of this.#pending.values()) p.reject(err);
