@@ -211,7 +211,9 @@ Deno.test({
     // first hold seen; a run that ends before one is seen is run again on
     // fresh targets (the last run's are marked already).
     let killed = 0;
+    let runs = 0;
     for (let run = 0; run < 30 && killed < 2; run++) {
+      runs++;
       const ts: Target[] = [];
       try {
         for (let i = 0; i < 3; i++) ts.push(await startTarget("torture"));
@@ -261,6 +263,9 @@ Deno.test({
         for (const t of ts) await t.kill();
       }
     }
+    console.log(
+      `merge killed while it held a target: ${killed} of ${runs} runs`,
+    );
     assert(killed > 0, "no run was killed while it held a target");
   },
 });
