@@ -96,6 +96,8 @@ Deno.test({
           vmasUnchanged: 0,
           vmasSkipped: 1, // the shared mapping: KSM cannot take it
           holdMs: null,
+          thpChanged: [], // no range asked for MADV_NOHUGEPAGE
+          thpUnsupported: 0,
         },
       );
       assert(a.holdMs !== null && a.holdMs >= 0);
