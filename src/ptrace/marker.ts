@@ -52,6 +52,10 @@ import { requireX86_64Host } from "./target.ts";
 /** madvise advice values (asm-generic/mman-common.h). */
 export const MADV_MERGEABLE = 12;
 export const MADV_UNMERGEABLE = 13;
+/** MADV_HUGEPAGE: gives back a VMA's VM_HUGEPAGE (and clears nh). */
+export const MADV_HUGEPAGE = 14;
+/** MADV_NOHUGEPAGE: keeps khugepaged off the merged pages. */
+export const MADV_NOHUGEPAGE = 15;
 /** prctl options (linux/prctl.h, 6.4+). */
 export const PR_SET_MEMORY_MERGE = 67;
 export const PR_GET_MEMORY_MERGE = 68;
@@ -73,10 +77,13 @@ export interface PtraceMarkerOptions
 interface Vma {
   start: bigint;
   end: bigint;
+  /** VmFlags mg (VM_MERGEABLE), nh (VM_NOHUGEPAGE), hg (VM_HUGEPAGE). */
   mg: boolean;
+  nh: boolean;
+  hg: boolean;
 }
 
-/** The target's VMAs with their "mg" flag; ESRCH when it is gone. */
+/** The target's VMAs with their flags; ESRCH when it is gone. */
 function readVmas(pid: number): Vma[] {
   let text: string;
   try {
@@ -92,6 +99,8 @@ function readVmas(pid: number): Vma[] {
     start: BigInt(m.start),
     end: BigInt(m.end),
     mg: m.vmFlags.includes("mg"),
+    nh: m.vmFlags.includes("nh"),
+    hg: m.vmFlags.includes("hg"),
   }));
 }
 
@@ -165,16 +174,36 @@ export function createPtraceMarker(opts: PtraceMarkerOptions = {}): Marker {
       const want = advice === "merge";
       const todo = chosen.filter((v) => v.mg !== want);
       out.vmasUnchanged = chosen.length - todo.length;
-      if (todo.length === 0) return out;
+      // Huge pages (VmaRange.thp): MADV_NOHUGEPAGE before marking; after
+      // unmarking, MADV_HUGEPAGE gives back a VMA's own VM_HUGEPAGE. No
+      // madvise() returns a VMA to having neither flag: "restore" is left
+      // to the module (thpUnsupported; its record stays).
+      const thpOf = (v: Vma) =>
+        vmas.find((r) => r.start < v.end && v.start < r.end)?.thp;
+      const nohuge = want
+        ? chosen.filter((v) => thpOf(v) === "nohugepage" && !v.nh)
+        : [];
+      const rehuge = want
+        ? []
+        : chosen.filter((v) => thpOf(v) === "restore-hugepage" && v.nh);
+      out.thpUnsupported = want
+        ? 0
+        : chosen.filter((v) => thpOf(v) === "restore" && v.nh).length;
+      if (todo.length + nohuge.length + rehuge.length === 0) return out;
       const adv = BigInt(want ? MADV_MERGEABLE : MADV_UNMERGEABLE);
+      const call = (v: Vma, advice: bigint) => ({
+        nr: NR_MADVISE,
+        args: [v.start, v.end - v.start, advice],
+      });
       const defer = deferSignals();
       try {
         const { holdMs } = await runCalls(
           pid,
-          todo.map((v) => ({
-            nr: NR_MADVISE,
-            args: [v.start, v.end - v.start, adv],
-          })),
+          [
+            ...nohuge.map((v) => call(v, BigInt(MADV_NOHUGEPAGE))),
+            ...todo.map((v) => call(v, adv)),
+            ...rehuge.map((v) => call(v, BigInt(MADV_HUGEPAGE))),
+          ],
           () => signal?.aborted === true || defer.caught !== undefined,
         );
         out.holdMs = holdMs;
@@ -188,6 +217,16 @@ export function createPtraceMarker(opts: PtraceMarkerOptions = {}): Marker {
           out.vmasChanged++;
           out.bytesChanged += Number(a.end - a.start);
         } else out.vmasSkipped++;
+      }
+      for (const v of [...nohuge, ...rehuge]) {
+        const a = after.get(v.start);
+        if (a && a.end === v.end && a.nh !== v.nh) {
+          out.thpChanged.push({
+            start: v.start,
+            end: v.end,
+            hadHugepage: v.hg || !want,
+          });
+        }
       }
       return out;
     },

@@ -127,6 +127,70 @@ Deno.test({
   },
 });
 
+/** VmFlags of the VMA of pid that starts at `start`. */
+function vmFlagsAt(pid: number, start: bigint): string[] {
+  const text = Deno.readTextFileSync(`/proc/${pid}/smaps`);
+  let hit = false;
+  for (const line of text.split("\n")) {
+    const h = /^([0-9a-f]+)-/.exec(line);
+    if (h) hit = BigInt(`0x${h[1]}`) === start;
+    else if (hit && line.startsWith("VmFlags:")) {
+      return line.slice(8).trim().split(/\s+/);
+    }
+  }
+  return [];
+}
+
+Deno.test({
+  ...skipIf(
+    "ptrace marker: MADV_NOHUGEPAGE before marking, MADV_HUGEPAGE given back after unmarking, 'restore' left to the module",
+    { ...skip, "no KSM": !hasKsm },
+  ),
+  async fn() {
+    const t = await startTarget("regions");
+    const m = createPtraceMarker();
+    try {
+      const [a, b] = regionsOf(t).priv;
+      const merged = await m.markProcess(t.pid, [
+        { ...a, thp: "nohugepage" },
+        { ...b, thp: "nohugepage" },
+      ], "merge");
+      assertEquals(merged.vmasChanged, 2);
+      assertEquals(
+        merged.thpChanged.map((c) => [c.start, c.hadHugepage]),
+        [[a.start, false], [b.start, false]].sort((x, y) =>
+          x[0] < y[0] ? -1 : 1
+        ), // in address order
+      );
+      for (const r of [a, b]) {
+        const f = vmFlagsAt(t.pid, r.start);
+        assert(f.includes("nh") && f.includes("mg"), f.join(" "));
+      }
+      const again = await m.markProcess(
+        t.pid,
+        [{ ...a, thp: "nohugepage" }],
+        "merge",
+      );
+      assertEquals(again.thpChanged, []); // nh already: nothing to record
+      // b as if it had had MADV_HUGEPAGE: given back by madvise; a had
+      // neither flag, which no madvise() restores.
+      const un = await m.markProcess(t.pid, [
+        { ...a, thp: "restore" },
+        { ...b, thp: "restore-hugepage" },
+      ], "unmerge");
+      assertEquals(un.vmasChanged, 2);
+      assertEquals(un.thpUnsupported, 1);
+      assertEquals(un.thpChanged.map((c) => c.start), [b.start]);
+      const fa = vmFlagsAt(t.pid, a.start), fb = vmFlagsAt(t.pid, b.start);
+      assert(fa.includes("nh") && !fa.includes("mg"), fa.join(" "));
+      assert(fb.includes("hg") && !fb.includes("nh"), fb.join(" "));
+    } finally {
+      m.close();
+      await t.kill();
+    }
+  },
+});
+
 Deno.test({
   ...skipIf("ptrace marker: whole process with PR_SET_MEMORY_MERGE", {
     ...skip,
