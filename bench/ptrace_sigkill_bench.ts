@@ -23,7 +23,8 @@
  * The kernel then detaches the target. The try is bad when the target is
  * left stopped or traced, has died, or fails its own check (wrong results
  * of its blocked calls, a short nanosleep, a lost signal, changed
- * memory). The injector is inside a hold nearly all the time, while a
+ * memory). `held_at_kill` counts the kills that struck while the target
+ * was held (its TracerPid, read just before the kill). The injector is inside a hold nearly all the time, while a
  * real merge holds each target for about a millisecond.
  *
  * @module
@@ -57,9 +58,21 @@ const counts: Record<string, number> = {
   check_failed: 0,
   injector_failed: 0,
   tracer_slow: 0,
+  /** Not an outcome: kills that struck while the target was held. */
+  held_at_kill: 0,
 };
 const failures: string[] = [];
 const t0 = performance.now();
+
+/** The TracerPid of pid, 0 when untraced or gone. */
+function tracerOf(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    return Number(/TracerPid:\s*(\d+)/.exec(status)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
 
 /** Whether pid has exited (gone, or a zombie not yet reaped). */
 function exited(pid: number): boolean {
@@ -106,6 +119,8 @@ for (let i = 0; i < TRIES; i++) {
     r.releaseLock();
     tracer = Number(started.trim().split(" ")[1] ?? 0);
     await new Promise((res) => setTimeout(res, Math.random() * MAX_DELAY));
+    // Sampled just before the kill: whether it strikes during a hold.
+    if (tracerOf(t.pid) !== 0) counts.held_at_kill++;
     try {
       if (MODE === "both") Deno.kill(tracer, "SIGKILL");
       p.kill("SIGKILL");
@@ -165,6 +180,7 @@ for (let i = 0; i < TRIES; i++) {
 console.log(JSON.stringify({ mode: MODE, tries: TRIES, ...counts }));
 console.log(
   `${TRIES - counts.ok} of ${TRIES} targets left in a bad state ` +
-    `(${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+    `(${((performance.now() - t0) / 1000).toFixed(0)} s; ` +
+    `${counts.held_at_kill} kills struck while the target was held)`,
 );
 for (const f of failures.slice(0, 20)) console.log(f);
