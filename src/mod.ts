@@ -131,6 +131,7 @@ export {
   type TracerMarker,
   type TracerMarkerOptions,
 } from "./ptrace/tracer_client.ts";
+export { runTracer } from "./ptrace/tracer.ts";
 export {
   injectSyscall,
   PtraceSession,
