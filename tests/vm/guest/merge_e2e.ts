@@ -716,8 +716,9 @@ function vmFlagsAt(pid: number, addr: bigint): string[] {
  * runs fast (100 ms sleeps, 4096 pages a pass) until it has made three
  * full scans, and the pages saved (counted by PFN) must still be >= 95%
  * of those saved right after the merge. Without MADV_NOHUGEPAGE
- * khugepaged collapses such ranges back (MERGEMEM_THP_CONTROL=1 runs that
- * control with --keep-thp and prints what it lost). Then unmerge must give
+ * khugepaged collapses such ranges back (MERGEMEM_THP_CONTROL=1, or a file
+ * .vm-work/run-thp-control, runs that control with --keep-thp first and
+ * prints what it lost). Then unmerge must give
  * the mappings their THP eligibility back, and the workers' pages must be
  * intact.
  */
@@ -826,7 +827,10 @@ async function scenarioThp() {
   setKsm("run", "0");
   try {
     Deno.writeTextFileSync(`${THP}/enabled`, "always");
-    if (Deno.env.get("MERGEMEM_THP_CONTROL") === "1") await runOnce(true);
+    if (
+      Deno.env.get("MERGEMEM_THP_CONTROL") === "1" ||
+      pathExists(`${repo}.vm-work/run-thp-control`)
+    ) await runOnce(true);
     await runOnce(false);
   } finally {
     restore();
