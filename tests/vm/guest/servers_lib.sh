@@ -60,7 +60,17 @@ echo 123 >/sys/kernel/mm/ksm/pages_to_scan
 echo 37 >/sys/kernel/mm/ksm/sleep_millisecs
 
 # check_scan_merge LABEL SELECTION...: the scan, then the merge checks.
-check_scan_merge() { "$DENO" run -A "$G/servers_check.ts" both "$@"; }
+# On the newest kernel (sid's 7.x, the third VM of the suite and so on its
+# critical path) only the merge checks run: the scan's figures against
+# count_pages.c are checked on 6.1 and 6.12 and, for workers of known
+# content, on every kernel (t_23, t_26); the merge and khugepaged checks,
+# what 7.x needed, run everywhere. A CI-time budget choice, not a gap in
+# what 7.x is known to do.
+check_scan_merge() {
+	local mode=both
+	[[ $KVER == 7.* ]] && mode=merge
+	"$DENO" run -A "$G/servers_check.ts" "$mode" "$@"
+}
 
 # count_procs COMM: how many processes run COMM.
 count_procs() { pgrep -x "$1" | wc -l; }
