@@ -351,11 +351,14 @@ async function merge(label: string, selection: string[]) {
   const merged = m.processes.filter((p: { vmas_marked: number }) =>
     p.vmas_marked > 0
   ).map((p: { pid: number }) => p.pid);
+  const markedSelection = [
+    "--mergeable-only",
+    ...merged.flatMap((p: number) => ["--pid", String(p)]),
+  ];
+  let leftAfter: Figures | undefined;
   if (merged.length) {
-    const left = await count([
-      "--mergeable-only",
-      ...merged.flatMap((p: number) => ["--pid", String(p)]),
-    ]);
+    const left = await count(markedSelection);
+    leftAfter = left.totals;
     console.log(
       `left in the marked VMAs: ${
         show(left.totals)
@@ -408,14 +411,22 @@ async function merge(label: string, selection: string[]) {
     }; warnings: ${JSON.stringify(m.warnings ?? [])}`,
   );
   // The saving must last: khugepaged (THP=always in Debian's kernels)
-  // would collapse the ranges KSM split back into private huge pages, which
-  // merge's MADV_NOHUGEPAGE prevents (README "Huge pages"). Let a fast
-  // khugepaged pass over everything three times, then count again.
-  // Counted within the merged domain: khugepaged may also collapse the
-  // skipped root parent's memory, which it still shares with its workers
-  // since the fork (apache2's heap); the copy it makes then shows as new
-  // duplicates in the whole selection, though no merge was undone.
+  // would collapse the ranges KSM merged back into private huge pages,
+  // copying the merged pages out again, which merge's MADV_NOHUGEPAGE
+  // prevents (README "Huge pages"). Let a fast khugepaged pass over
+  // everything three times, then count the marked VMAs again: what KSM left
+  // unmerged there (count_pages --mergeable-only) must not have grown by
+  // more than 5% of the prediction. Counts beyond the marked VMAs are
+  // printed, not checked: khugepaged also collapses memory no merge
+  // touched, the root parent's (shared with its workers since the fork) and
+  // a worker's unchosen sparse heap, filling its empty entries with
+  // zero-filled frames (measured in an apache2 worker on 6.12: 408 kB of
+  // anonymous memory became 2048 kB), which move those counts whatever the
+  // merge did.
   const scans = await khugepagedPasses(3);
+  const leftLater = merged.length
+    ? (await count(markedSelection)).totals
+    : undefined;
   const later = await count(selection);
   const uids2 = await countByUid(later);
   const domainFreed = (after: Map<number, Figures>) =>
@@ -444,10 +455,14 @@ async function merge(label: string, selection: string[]) {
     freed >= 0.95 * predicted,
     `frames freed in the selection, counted independently, ${freed} >= 95% of predicted ${predicted}`,
   );
-  const bar = Math.min(predicted, uidFreed);
+  const regained = (leftLater?.saveable_pages ?? 0) -
+    (leftAfter?.saveable_pages ?? 0);
+  console.log(
+    `LATER server=${label} kernel=${kernel} marked VMAs: unmerged saveable ${leftAfter?.saveable_pages} -> ${leftLater?.saveable_pages}`,
+  );
   check(
-    domainLater >= 0.95 * bar,
-    `after khugepaged's passes the merged domain still has ${domainLater} pages freed, >= 95% of ${bar} (the prediction, or the domain's count right after the merge if lower)`,
+    regained <= 0.05 * predicted,
+    `after khugepaged's passes the marked VMAs hold ${regained} more saveable pages than right after the merge: <= 5% of predicted ${predicted}, so >= 95% of it is still freed`,
   );
 }
 
