@@ -12,8 +12,7 @@
  *
  * @module
  */
-import { readStat } from "../proc/info.ts";
-import { RUN_DIR } from "./journal.ts";
+import { processStartTime, RUN_DIR } from "./journal.ts";
 import { removeFileDurably, writeFileAtomic } from "./state_file.ts";
 
 /** The record's schema identifier. */
@@ -50,14 +49,6 @@ export function thpRecordPath(pid: number, runDir = RUN_DIR): string {
   return `${dir(runDir)}/${pid}.json`;
 }
 
-function startTime(pid: number, proc: string): string | undefined {
-  try {
-    return readStat(pid, { proc }).startTime;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The record of a running process; undefined when there is none or it
  * belongs to an earlier process with the same pid.
@@ -75,7 +66,9 @@ export function readThpRecord(
     return undefined;
   }
   if (r.schema !== THP_RECORD_SCHEMA || r.pid !== pid) return undefined;
-  if (r.start_time !== startTime(pid, opts.proc ?? "/proc")) return undefined;
+  if (r.start_time !== processStartTime(pid, opts.proc ?? "/proc")) {
+    return undefined;
+  }
   return r;
 }
 
@@ -90,7 +83,7 @@ export function addThpVmas(
 ): void {
   if (vmas.length === 0) return;
   const runDir = opts.runDir ?? RUN_DIR;
-  const now = startTime(pid, opts.proc ?? "/proc");
+  const now = processStartTime(pid, opts.proc ?? "/proc");
   if (now === undefined) return; // gone: nothing left to undo
   const old = readThpRecord(pid, opts);
   const byStart = new Map((old?.vmas ?? []).map((v) => [v.start, v]));
