@@ -262,9 +262,12 @@ function formatMerge(r: MergeReport): string {
     lines.push(
       `achieved: ${
         s.bold(formatBytes(r.achieved_bytes))
-      } (${r.achieved_pages} pages)${pct} in ${
-        r.seconds.toFixed(1)
-      } s (ksmd: ${r.ksmd_end})`,
+      } (${r.achieved_pages} pages${
+        r.achieved_outside_chosen_pages
+          ? `, ${r.achieved_outside_chosen_pages} of them in huge pages ` +
+            "the merge split, beyond the chosen mappings"
+          : ""
+      })${pct} in ${r.seconds.toFixed(1)} s (ksmd: ${r.ksmd_end})`,
     );
     const b = r.ksm_settings_before, a = r.ksm_settings_after;
     lines.push(

@@ -58,7 +58,9 @@ import { VERSION } from "../version.ts";
 import {
   type FrameSets,
   FramesHidden,
+  freedNeighbours,
   freedSince,
+  hugePageNeighbours,
   readSelectionFrames,
   ZeroPageFilter,
 } from "./achieved.ts";
@@ -272,6 +274,15 @@ export interface MergeReport {
    * ksm_zero_pages ("global-counters").
    */
   achieved_pages: number;
+  /**
+   * Of achieved_pages, the frames freed beyond the chosen VMAs: small
+   * pages of transparent huge pages that pages left out (a server's root
+   * parent, since the fork) shared with chosen pages, which no page of the
+   * selection maps since KSM split the huge page to merge (Linux 6.12 and
+   * later map a split huge page's zero-filled small pages to the shared
+   * zero page). Not part of the prediction.
+   */
+  achieved_outside_chosen_pages: number;
   /** achieved_pages * page_size, in bytes. */
   achieved_bytes: number;
   /** How achieved_pages was measured. */
@@ -718,6 +729,12 @@ interface Baseline {
    * KSM's global counters (before and after are then null).
    */
   achievedNow(): { before: number | null; after: number | null; freed: number };
+  /**
+   * Frames freed beyond the chosen VMAs by the last {@link achievedNow}:
+   * left-out pages' frames in huge pages the merge split
+   * (src/merge/achieved.ts); 0 without PFNs.
+   */
+  freedOutsideChosen(): number;
   /** pages_sharing + ksm_zero_pages risen since the baseline (a hint). */
   globalSince(): number;
   /** Whether a planned process was still there at the last measure. */
@@ -783,8 +800,12 @@ function measureBefore(
   const freed = framesBefore
     ? freedSince(framesBefore, plan.pinnedFrames)
     : undefined;
+  const neighbours = framesBefore
+    ? hugePageNeighbours(plan.hugeNeighbours)
+    : undefined;
   // Processes of the selection still there at the last measure.
   let survivors = ranges.size;
+  let last: FrameSets | undefined;
   return {
     rows,
     ranges,
@@ -798,8 +819,11 @@ function measureBefore(
       }
       const now = readSelectionFrames(ranges, zero);
       survivors = now.size;
+      last = now;
       return freed(now);
     },
+    freedOutsideChosen: () =>
+      neighbours && last ? freedNeighbours(neighbours, last) : 0,
     globalSince: () => globalSaved(dir) - global0,
     anyLeft: () => survivors > 0,
   };
@@ -1024,6 +1048,7 @@ function finalReport(r: ReportInput): MergeReport {
   const end = opts.dryRun
     ? { before: null, after: null, freed: 0 }
     : base.achievedNow();
+  const outside = opts.dryRun ? 0 : base.freedOutsideChosen();
   const ps = plan.page_size;
   const frames = base.framesBefore && !opts.dryRun;
   return {
@@ -1043,8 +1068,9 @@ function finalReport(r: ReportInput): MergeReport {
     pages_scanned: plan.pagesScanned,
     predicted_saveable_pages: plan.predictedSaveablePages,
     predicted_saveable_bytes: plan.predictedSaveablePages * ps,
-    achieved_pages: end.freed,
-    achieved_bytes: end.freed * ps,
+    achieved_pages: end.freed + outside,
+    achieved_bytes: (end.freed + outside) * ps,
+    achieved_outside_chosen_pages: outside,
     achieved_method: base.framesBefore ? "selection-frames" : "global-counters",
     frames_before: frames ? end.before : null,
     frames_after: frames ? end.after : null,

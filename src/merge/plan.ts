@@ -38,6 +38,7 @@ import {
   newContentCounts,
 } from "../dedup/accounting.ts";
 import { readMergeableMappings } from "../ksm/process.ts";
+import type { HugeNeighbours } from "./achieved.ts";
 import type { HashBackend } from "../engine/hash_backend.ts";
 import type { MappingResult, ScanResult, Skip } from "../scan/result.ts";
 import { scan, type ScanPages } from "../scan/scan.ts";
@@ -83,6 +84,14 @@ export interface MergePlan {
    * them. In ascending order; empty without PFNs.
    */
   pinnedFrames: Float64Array;
+  /**
+   * Pages left out (see pinnedFrames) whose frames lie in the same
+   * huge-page-sized block of physical memory as a chosen page's frame:
+   * where that block is one transparent huge page, merging the chosen page
+   * splits it, which can free these frames too (src/merge/achieved.ts,
+   * {@link HugeNeighbours}). Empty without PFNs.
+   */
+  hugeNeighbours: HugeNeighbours;
 }
 
 /** Options of {@link scanForPlan}. */
@@ -224,7 +233,46 @@ export function choosePlan(s: PlanScan, opts: ChooseOptions = {}): MergePlan {
     chosen.set(p.pid, vmas);
   }
   const pinned = Float64Array.from(counts.pinned).sort();
-  return result(r, chosen, markable, pinned);
+  return result(
+    r,
+    chosen,
+    markable,
+    pinned,
+    hugeNeighbourPages(pages, chosenG, r.page_size),
+  );
+}
+
+/**
+ * The pages left out (`chosen[mapping]` clear) whose frame shares a
+ * PMD-sized block of frames (page size / 8 frames: 512 with 4 KiB pages,
+ * the size and alignment of a PMD-mapped transparent huge page) with a
+ * chosen page's frame. Whether the block really is one huge page is
+ * checked when the merge measures (kpageflags, root only).
+ */
+export function hugeNeighbourPages(
+  pages: ScanPages,
+  chosen: Uint8Array,
+  pageSize: number,
+): HugeNeighbours {
+  const { mapping, frame, page, count, mappings } = pages;
+  const out: HugeNeighbours = { pid: [], address: [], frame: [] };
+  const perBlock = pageSize / 8;
+  const blocks = new Set<number>();
+  for (let i = 0; i < count; i++) {
+    if (chosen[mapping[i]] && frame[i] !== 0) {
+      blocks.add(Math.floor(frame[i] / perBlock));
+    }
+  }
+  if (blocks.size === 0) return out;
+  for (let i = 0; i < count; i++) {
+    if (chosen[mapping[i]] || frame[i] === 0) continue;
+    if (!blocks.has(Math.floor(frame[i] / perBlock))) continue;
+    const m = mappings[mapping[i]];
+    out.pid.push(m.pid);
+    out.address.push(m.start + page[i] * pageSize);
+    out.frame.push(frame[i]);
+  }
+  return out;
 }
 
 /** A mapping's scan counts with the recounted ones put in. */
@@ -315,6 +363,7 @@ function result(
   chosen: Map<number, PlannedVma[]>,
   markable: (pid: number) => boolean,
   pinnedFrames: Float64Array,
+  hugeNeighbours: HugeNeighbours,
 ): MergePlan {
   let predicted = 0, scanned = 0;
   const processes: ProcessPlan[] = [];
@@ -338,5 +387,6 @@ function result(
     pagesScanned: scanned,
     predictedSaveablePages: predicted,
     pinnedFrames,
+    hugeNeighbours,
   };
 }

@@ -238,6 +238,7 @@ const MERGE: Complete<MergeReport> = {
   predicted_saveable_bytes: 32768000,
   achieved_pages: 8000,
   achieved_bytes: 32768000,
+  achieved_outside_chosen_pages: 0,
   achieved_method: "selection-frames",
   frames_before: 12959,
   frames_after: 4959,

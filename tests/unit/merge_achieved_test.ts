@@ -1,6 +1,20 @@
-/** src/merge/achieved.ts: frames freed by a selection, over survivors. */
+/**
+ * src/merge/achieved.ts: frames freed by a selection, over survivors; and
+ * beyond the chosen VMAs, in huge pages a merge split (on real workers:
+ * run as root, PFNs need CAP_SYS_ADMIN).
+ */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { freedSince } from "../../src/merge/achieved.ts";
+import {
+  freedNeighbours,
+  freedSince,
+  hugePageNeighbours,
+  ZeroPageFilter,
+} from "../../src/merge/achieved.ts";
+import { presentFrames } from "../../src/pages/frames.ts";
+import { KPF_THP, KPF_ZERO_PAGE } from "../../src/pages/pagemap.ts";
+import { systemPageSize } from "../../src/pages/pagesize.ts";
+import { STANDARD_SPEC, startWorker } from "../helpers/workers.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 /** Frame sets as presentFrames gives them: in any order, repeats too. */
 const sets = (o: Record<number, number[]>) =>
@@ -100,4 +114,79 @@ Deno.test("freedSince: repeated measures, and one after a process exited", () =>
     after: 1,
     freed: 5,
   });
+});
+
+Deno.test("hugePageNeighbours: keeps the pages whose frame kpageflags calls THP, not the huge zero page", () => {
+  // A kpageflags fixture: one 64-bit word of flags per PFN.
+  const flags = new BigUint64Array(16);
+  flags[3] = 1n << BigInt(KPF_THP);
+  flags[5] = (1n << BigInt(KPF_THP)) | (1n << BigInt(KPF_ZERO_PAGE));
+  flags[9] = 1n << BigInt(KPF_THP);
+  const path = `${tempDir()}/kpageflags`;
+  Deno.writeFileSync(path, new Uint8Array(flags.buffer));
+  const n = {
+    pid: [1, 1, 2, 2, 3],
+    address: [0x1000, 0x2000, 0x1000, 0x3000, 0x5000],
+    frame: [9, 4, 3, 5, 3],
+  };
+  assertEquals(hugePageNeighbours(n, path), {
+    pid: [1, 2, 3],
+    address: [0x1000, 0x1000, 0x5000],
+    frame: [9, 3, 3],
+  });
+  assertEquals(hugePageNeighbours(n, `${path}.missing`), {
+    pid: [],
+    address: [],
+    frame: [],
+  });
+});
+
+Deno.test("freedNeighbours: a frame counts as freed only when no page of the selection maps it", async () => {
+  const w = await startWorker(STANDARD_SPEC);
+  const zero = new ZeroPageFilter();
+  try {
+    const ps = systemPageSize();
+    const start = BigInt(w.addr);
+    // The worker's first pages are written: present, in address order.
+    const f = presentFrames(
+      w.pid,
+      [{ start, end: start + 2n * BigInt(ps) }],
+      zero,
+    )!;
+    assertEquals(f.length, 2);
+    const at = (k: number) => Number(start) + k * ps;
+    const none = new Map<number, Float64Array>();
+    // Still mapped where the plan saw them.
+    assertEquals(
+      freedNeighbours({
+        pid: [w.pid, w.pid],
+        address: [at(0), at(1)],
+        frame: [f[0], f[1]],
+      }, none),
+      0,
+    );
+    // The page maps another frame now: its old frame is freed, once even
+    // when two pages mapped it.
+    const old = f[0] + f[1] + 1;
+    const moved = {
+      pid: [w.pid, w.pid],
+      address: [at(0), at(1)],
+      frame: [old, old],
+    };
+    assertEquals(freedNeighbours(moved, none), 1);
+    // ... unless a chosen page maps it now.
+    assertEquals(
+      freedNeighbours(moved, new Map([[w.pid, Float64Array.of(old)]])),
+      0,
+    );
+    // A process that is gone keeps its frames (an exit is not a merge).
+    await w.stop();
+    assertEquals(
+      freedNeighbours({ pid: [w.pid], address: [at(0)], frame: [old] }, none),
+      0,
+    );
+  } finally {
+    zero.close();
+    await w.stop();
+  }
 });

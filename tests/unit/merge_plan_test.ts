@@ -3,7 +3,11 @@ import {
   deepStrictEqual as assertEquals,
   ok as assert,
 } from "node:assert/strict";
-import { recount, worthMarking } from "../../src/merge/plan.ts";
+import {
+  hugeNeighbourPages,
+  recount,
+  worthMarking,
+} from "../../src/merge/plan.ts";
 import type { MappingResult } from "../../src/scan/result.ts";
 import { parseMeminfo, reserveBytes } from "../../src/merge/unmerge.ts";
 
@@ -111,5 +115,59 @@ for (const c of recountCases) {
     );
     assertEquals([...r.saveable], c.saveable);
     assertEquals([...r.pinned], c.pinned);
+  });
+}
+
+// hugeNeighbourPages: left-out pages in a PMD-sized block of frames (512
+// with 4 KiB pages) with a chosen page's frame; mapping g is pid 100 + g,
+// start 0x1000.
+const neighbourCases: {
+  name: string;
+  rows: [number, number, number, number][];
+  chosen: number[];
+  want: { pid: number[]; address: number[]; frame: number[] };
+}[] = [
+  {
+    name: "a parent's page in the chosen worker's huge page block",
+    rows: [[0, 3, 1024 + 5, 1], [1, 7, 1024 + 200, 2]],
+    chosen: [0, 1],
+    want: { pid: [100], address: [0x1000 + 3 * 4096], frame: [1029] },
+  },
+  {
+    name: "a left-out page in another block is not a neighbour",
+    rows: [[0, 0, 1023, 1], [1, 0, 1024, 2]],
+    chosen: [0, 1],
+    want: { pid: [], address: [], frame: [] },
+  },
+  {
+    name: "nothing chosen: no neighbours",
+    rows: [[0, 0, 1024, 1], [1, 0, 1025, 2]],
+    chosen: [0, 0],
+    want: { pid: [], address: [], frame: [] },
+  },
+  {
+    name: "frames 0 (no PFNs: stand-ins) never count",
+    rows: [[0, 0, 0, 1], [1, 0, 0, 2]],
+    chosen: [0, 1],
+    want: { pid: [], address: [], frame: [] },
+  },
+  {
+    name: "a pinned frame (chosen and left out) is a neighbour",
+    rows: [[0, 1, 2048, 1], [1, 2, 2048, 1]],
+    chosen: [0, 1],
+    want: { pid: [100], address: [0x1000 + 4096], frame: [2048] },
+  },
+];
+
+for (const c of neighbourCases) {
+  Deno.test(`hugeNeighbourPages: ${c.name}`, () => {
+    assertEquals(
+      hugeNeighbourPages(
+        pages(c.rows, c.chosen.length),
+        Uint8Array.from(c.chosen),
+        4096,
+      ),
+      c.want,
+    );
   });
 }
