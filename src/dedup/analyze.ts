@@ -132,6 +132,22 @@ export interface AnalyzeOptions {
    * accounting are the same either way.
    */
   confirm?: boolean;
+  /**
+   * Accounts each content instead of accountContent() into the result's
+   * duplicate, sharedAlready and saveable counters (which then stay 0):
+   * a sampled scan's accountant (sample.ts).
+   */
+  accountant?: (
+    cols: {
+      mapping: Uint16Array | Uint32Array;
+      page: Uint32Array;
+      frame: Uint32Array | Float64Array;
+    },
+    rows: ArrayLike<number>,
+    start: number,
+    end: number,
+    zeroContent: boolean,
+  ) => void;
 }
 
 const ZERO_LABEL = 0;
@@ -221,6 +237,14 @@ export function analyze(
   }
 
   const cols = { mapping: mapIdx, page: pageIdx, frame: pfn };
+  const accountOne = opts.accountant ??
+    ((
+      cl: typeof cols,
+      rows: ArrayLike<number>,
+      s: number,
+      e: number,
+      z: boolean,
+    ) => accountContent(cl, rows, s, e, z, c));
   let scratch = new Uint32Array(64);
   const byLabel = (a: number, b: number) =>
     label[a] !== label[b]
@@ -240,7 +264,7 @@ export function analyze(
       if (label[order[j]] !== label[order[s]]) mixed = true;
     }
     if (!mixed) {
-      accountContent(cols, order, s, e, label[order[s]] === ZERO_LABEL, c);
+      accountOne(cols, order, s, e, label[order[s]] === ZERO_LABEL);
       return;
     }
     // Several contents under one hash: one run per content, by frame.
@@ -251,7 +275,7 @@ export function analyze(
     for (let a = 0; a < rows.length;) {
       let b = a + 1;
       while (b < rows.length && label[rows[b]] === label[rows[a]]) b++;
-      accountContent(cols, rows, a, b, label[rows[a]] === ZERO_LABEL, c);
+      accountOne(cols, rows, a, b, label[rows[a]] === ZERO_LABEL);
       a = b;
     }
   }

@@ -15,7 +15,13 @@
 import { processGone } from "../errors.ts";
 import type { MappingRef } from "../dedup/analyze.ts";
 import { type PageTable, reserve, setMapIdx, setPfn } from "../dedup/table.ts";
-import { PAGE_EXCLUSIVE, PAGE_HASHED, PAGE_PIN_OK } from "../pages/flags.ts";
+import {
+  PAGE_EXCLUSIVE,
+  PAGE_HASHED,
+  PAGE_PIN_OK,
+  PAGE_ZERO,
+} from "../pages/flags.ts";
+import { type SliceFilter, sliceOf } from "../dedup/sample.ts";
 import {
   PM_EXCLUSIVE_HI,
   PM_FILE_HI,
@@ -66,6 +72,17 @@ export interface CollectOptions {
   expected: number;
   profile: ScanProfile;
   onProgress?: (p: ScanProgress) => void | Promise<void>;
+  /**
+   * Keep only the rows of one content slice (src/dedup/sample.ts); the
+   * others are hashed, then dropped. Default: every row.
+   */
+  slice?: SliceFilter;
+  /**
+   * Per mapping index: where the dropped rows are counted (present, and
+   * not exclusively mapped), when they must be (a sampled scan); a scan
+   * in passes counts each row in the pass that keeps it instead.
+   */
+  dropped?: { present: number[]; sharedEstimate: number[] };
 }
 
 /** What one process's collection shares across its mappings. */
@@ -151,6 +168,11 @@ export async function collectPages(
     const rowStart = table.length;
     st.firstMap = refs.length;
     for (const m of st.maps) refs.push({ pid: st.info.pid, start: m.start });
+    // Skipped in an earlier pass: its mapping indexes stay reserved.
+    if (st.result.skipped) {
+      done++;
+      continue;
+    }
     let pagemap: Deno.FsFile | null = null;
     let target: HashTarget | null = null;
     let c: Collector | null = null;
@@ -419,12 +441,31 @@ function keepHashed(
   const { table: t } = c;
   const bits = set.bits;
   const equalv = c.o.strategy === "equalv";
+  const slice = c.o.slice;
+  const dropped = c.o.dropped;
   let w = t.length;
   for (let k = 0; k < cnt; k++) {
     const r = row0 + k;
     if (!(t.flags[r] & PAGE_HASHED)) {
       c.st.vanished++;
       continue;
+    }
+    if (slice) {
+      const keep = t.flags[r] & PAGE_ZERO
+        ? slice.zero
+        : sliceOf(equalv ? t.pageIdx[r] : t.hashLo[r], slice.n) ===
+          slice.index;
+      if (!keep) {
+        if (dropped) {
+          const mi = t.mapIdx[r];
+          dropped.present[mi] = (dropped.present[mi] ?? 0) + 1;
+          if (!(bits[k] & PAGE_EXCLUSIVE)) {
+            dropped.sharedEstimate[mi] = (dropped.sharedEstimate[mi] ?? 0) +
+              1;
+          }
+        }
+        continue;
+      }
     }
     if (w !== r) {
       t.mapIdx[w] = t.mapIdx[r];

@@ -34,6 +34,17 @@ export interface PageCounts {
   /** Frames merging would free: distinct frames minus distinct contents
    * (an estimate when pfns_available is false). */
   saveable_pages: number;
+  /**
+   * Sampled scans only (ScanResult.sample): pages_duplicate,
+   * pages_shared_already and saveable_pages are then estimates, each
+   * within ± its error bound (ScanResult.sample.z standard errors) of the
+   * exact figure. Absent from exact scans.
+   */
+  pages_duplicate_error_bound?: number;
+  /** See pages_duplicate_error_bound; null with pages_shared_already. */
+  pages_shared_already_error_bound?: number | null;
+  /** See pages_duplicate_error_bound. */
+  saveable_pages_error_bound?: number;
 }
 
 /** Per-process and whole-scan totals. */
@@ -42,6 +53,8 @@ export interface Totals extends PageCounts {
   pages_scanned: number;
   /** saveable_pages * page_size. */
   saveable_bytes: number;
+  /** Sampled scans only: saveable_pages_error_bound * page_size. */
+  saveable_bytes_error_bound?: number;
   /** Resident pages of every mapping (smaps Rss), candidates or not. */
   rss_pages: number;
   /** Resident pages that are not candidates (page-cache pages, shared or
@@ -148,6 +161,21 @@ export interface ScanResult {
    * predictions such as merge planning). Absent: every match confirmed.
    */
   confirmed?: false;
+  /**
+   * Present only for a sampled scan (ScanOptions.sample, `scan --sample
+   * N`): the contents kept (slice `slice` of `slices`, by content hash),
+   * and the error bounds' width in standard errors (`z`). pages_present,
+   * pages_zero, pages_scanned and the other page counts are exact;
+   * pages_duplicate, pages_shared_already and saveable_pages (and bytes)
+   * are estimates with *_error_bound fields; pages_ksm and pages_thp are
+   * null (not counted) when slices > 1.
+   */
+  sample?: { slices: number; slice: number; z: number };
+  /**
+   * Present only when an exact scan ran in more than one pass, each
+   * keeping one content slice (ScanOptions.maxMemory): how many.
+   */
+  passes?: number;
 }
 
 /** Zeroed {@link Totals}. */
@@ -174,8 +202,10 @@ export function emptyTotals(pfns: boolean, root: boolean): Totals {
 export function addTotals(a: Totals, b: Totals): void {
   for (const k of Object.keys(b) as (keyof Totals)[]) {
     const x = a[k], y = b[k];
-    if (x !== null && y !== null) {
-      (a as unknown as Record<string, number>)[k] = x + y;
+    // An error bound absent from `a` starts at 0; bounds add up (the
+    // bound of a sum is at most the sum of the bounds).
+    if (x !== null && y !== null && y !== undefined) {
+      (a as unknown as Record<string, number>)[k] = (x ?? 0) + y;
     }
   }
 }

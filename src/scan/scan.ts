@@ -6,7 +6,20 @@
  * @module
  */
 import { messageOf, usageError } from "../errors.ts";
-import { analyze, type MappingRef } from "../dedup/analyze.ts";
+import {
+  analyze,
+  type MappingCounters,
+  type MappingRef,
+} from "../dedup/analyze.ts";
+import {
+  BOUND_Z,
+  estimate,
+  newSampleSums,
+  processIndexes,
+  sampleAccountant,
+  type SampleSums,
+  type SliceFilter,
+} from "../dedup/sample.ts";
 import { newTable, sortOrder } from "../dedup/table.ts";
 import { getChecksum } from "../hash/mod.ts";
 import { kpageflagsKsmReliable } from "../pages/pagemap.ts";
@@ -25,7 +38,14 @@ import { readTenancies } from "../proc/containers.ts";
 import { createTableReader } from "./page_reader.ts";
 import { lap, type ScanProfile } from "./profile.ts";
 import { buildResults } from "./report.ts";
-import { SCAN_SCHEMA, type ScanResult, type Strategy } from "./result.ts";
+import {
+  type PageCounts,
+  SCAN_SCHEMA,
+  type ScanResult,
+  type Strategy,
+  type Totals,
+} from "./result.ts";
+import type { ProcState } from "./layouts.ts";
 import { createUserBackend } from "./user_backend.ts";
 
 export type { ScanProgress } from "./collect.ts";
@@ -77,6 +97,44 @@ export interface ScanOptions {
    * it, by phase name (for bench/scan_bench.ts).
    */
   profile?: ScanProfile;
+  /**
+   * Estimate instead of counting (`scan --sample N`): keep only the
+   * contents of one slice of `sample`, chosen by content hash (every copy
+   * of a content, and every page of a frame, together), and scale their
+   * figures by `sample`; zero-filled pages are always counted exactly.
+   * The page table then holds about 1/`sample` of the rows. Each
+   * estimated figure comes with an error bound ({@link BOUND_Z} standard
+   * errors); see src/dedup/sample.ts and ScanResult.sample. Needs the
+   * hash strategy and xxh64 (a random hash); 1 counts everything.
+   */
+  sample?: number;
+  /** Which slice a sampled scan keeps, 0..sample-1 (default 0). */
+  sampleSlice?: number;
+  /**
+   * Bytes the page table (and its sort order) may take in an exact scan
+   * (default {@link DEFAULT_MAX_MEMORY}). A scan whose expected rows
+   * (smaps Anonymous) need more runs in passes, each keeping one content
+   * slice; the figures are exact either way (ScanResult.passes). Ignored
+   * with `onPages`, which needs every row at once.
+   */
+  maxMemory?: number;
+}
+
+/** The page table's default memory budget in an exact scan (16 MiB). */
+export const DEFAULT_MAX_MEMORY = 16 * 1024 * 1024;
+
+/**
+ * Bytes per row of the page table (19) and its sort order (4), for the
+ * choice of passes.
+ */
+export const ROW_BYTES = 23;
+
+/**
+ * The passes of an exact scan of about `rows` rows within `maxMemory`
+ * bytes: 1 for small scans.
+ */
+export function passesFor(rows: number, maxMemory: number): number {
+  return Math.max(1, Math.ceil(rows * ROW_BYTES / maxMemory));
 }
 
 /**
@@ -157,6 +215,38 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       );
     }
   }
+  const sampleN = opts.sample;
+  const fail = (msg: string): never => {
+    if (ownBackend) backend.dispose?.();
+    throw usageError(msg);
+  };
+  if (sampleN !== undefined) {
+    if (!Number.isInteger(sampleN) || sampleN < 1 || sampleN > 2 ** 20) {
+      fail(`sample: expected a whole number 1..${2 ** 20}, got ${sampleN}`);
+    }
+    if (strategy !== "hash" || !TRUSTED_HASHES.includes(backend.checksum)) {
+      fail(
+        `sampling needs a random hash of the content: the hash strategy with ${
+          TRUSTED_HASHES.join(" or ")
+        }, not ${strategy === "hash" ? backend.checksum : strategy}`,
+      );
+    }
+  }
+  const sampleSlice = opts.sampleSlice ?? 0;
+  if (
+    !Number.isInteger(sampleSlice) || sampleSlice < 0 ||
+    sampleSlice >= (sampleN ?? 1)
+  ) {
+    fail(
+      `sample slice: expected a whole number 0..${
+        (sampleN ?? 1) - 1
+      }, got ${sampleSlice}`,
+    );
+  }
+  const maxMemory = opts.maxMemory ?? DEFAULT_MAX_MEMORY;
+  if (!(maxMemory > 0)) {
+    fail(`max memory: expected bytes > 0, got ${maxMemory}`);
+  }
   let sel;
   try {
     sel = selectProcesses(opts.selection ?? {});
@@ -206,52 +296,90 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   }
   tp = lap(prof, "1.smaps", tp);
 
-  // Phase 2: collect pages (pagemap and hashes) into the page table.
-  const table = newTable(expected * 1.05 + 1024);
+  // Phases 2-4, once per pass: a sampled scan keeps one content slice, an
+  // exact scan too big for maxMemory runs in passes of one slice each
+  // (the figures of the slices add up: src/dedup/sample.ts).
+  const sampled = sampleN !== undefined;
+  const passes = sampled || opts.onPages
+    ? 1
+    : passesFor(expected * 1.05, maxMemory);
+  // A sampled table grows as rows come; an exact one starts at its
+  // expected size.
+  const table = newTable(sampled ? 0 : expected * 1.05 / passes + 1024);
   const refs: MappingRef[] = [];
+  const dropped = sampled
+    ? { present: [] as number[], sharedEstimate: [] as number[] }
+    : undefined;
+  let total: MappingCounters | null = null;
+  let sums: SampleSums | null = null;
+  const kept = new Map<ProcState, number[]>();
   try {
-    await collectPages(states, table, refs, {
-      backend,
-      strategy,
-      pageSize: ps,
-      pfns,
-      chunk: opts.pagemapBatch ?? 65536,
-      done: sel.skipped.length + (sel.processes.length - states.length),
-      total: sel.processes.length + sel.skipped.length,
-      expected,
-      profile: prof,
-      onProgress: opts.onProgress,
-    });
+    for (let pass = 0; pass < passes; pass++) {
+      const slice: SliceFilter | undefined = sampled
+        ? { n: sampleN, index: sampleSlice, zero: true }
+        : passes > 1
+        ? { n: passes, index: pass, zero: pass === 0 }
+        : undefined;
+      table.length = 0;
+      refs.length = 0;
+      // Per-process page counts are taken in the first pass only.
+      if (pass === 1) {
+        for (const st of states) {
+          kept.set(st, [st.scanned, st.noncandidate, st.swapped, st.vanished]);
+        }
+      }
+      await collectPages(states, table, refs, {
+        backend,
+        strategy,
+        pageSize: ps,
+        pfns,
+        chunk: opts.pagemapBatch ?? 65536,
+        done: sel.skipped.length + (sel.processes.length - states.length),
+        total: sel.processes.length + sel.skipped.length,
+        expected,
+        profile: prof,
+        onProgress: opts.onProgress,
+        slice,
+        dropped,
+      });
+      for (const [st, v] of kept) {
+        [st.scanned, st.noncandidate, st.swapped, st.vanished] = v;
+      }
+      tp = lap(prof, "2.pagemap+hash", tp);
+
+      // Phase 3: classify frames (kpageflags, in PFN order).
+      const order = new Uint32Array(table.length);
+      if (kpf && pfns) {
+        classifyFrames(table, kpf, order, framesMayMatter(states, refs.length));
+        tp = lap(prof, "3.kpageflags", tp);
+      }
+
+      // Phase 4: group by hash, confirm, count (src/dedup/).
+      sortOrder(table, "hash", order);
+      tp = lap(prof, "4.sort.hash", tp);
+      if (sampled) {
+        sums = newSampleSums(processIndexes(refs.map((r) => r.pid)));
+      }
+      const reader = createTableReader(table, refs, ps);
+      const c = analyze(table, refs, {
+        pageSize: ps,
+        pfns,
+        order,
+        profile: prof,
+        labelAll: opts.onPages !== undefined,
+        confirm,
+        reader,
+        ...(sums ? { accountant: sampleAccountant(sums) } : {}),
+      });
+      reader.close();
+      tp = lap(prof, "4.analyze", tp);
+      total = total === null ? c : addCounters(total, c);
+    }
   } finally {
     if (ownBackend) backend.dispose?.();
+    kpf?.close();
   }
-  tp = lap(prof, "2.pagemap+hash", tp);
-
-  // Phase 3: classify frames (kpageflags, in PFN order).
-  const order = new Uint32Array(table.length);
-  if (kpf) {
-    if (pfns) {
-      classifyFrames(table, kpf, order, framesMayMatter(states, refs.length));
-    }
-    kpf.close();
-    tp = lap(prof, "3.kpageflags", tp);
-  }
-
-  // Phase 4: group by hash, confirm, count (src/dedup/).
-  sortOrder(table, "hash", order);
-  tp = lap(prof, "4.sort.hash", tp);
-  const reader = createTableReader(table, refs, ps);
-  const c = analyze(table, refs, {
-    pageSize: ps,
-    pfns,
-    order,
-    profile: prof,
-    labelAll: opts.onPages !== undefined,
-    confirm,
-    reader,
-  });
-  reader.close();
-  tp = lap(prof, "4.analyze", tp);
+  const c = total!;
   opts.onPages?.({
     count: table.length,
     mappings: refs,
@@ -260,9 +388,21 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     frame: table.pfn,
     content: table.hashLo,
   });
+  const counters = sums && dropped
+    ? estimatedCounters(c, sums, dropped, sampleN!)
+    : c;
 
   // Phase 5: build results.
-  const totals = buildResults(states, results, c, ps, pfns, root, ksmFlag);
+  const totals = buildResults(
+    states,
+    results,
+    counters,
+    ps,
+    pfns,
+    root && !(sampled && sampleN! > 1),
+    ksmFlag,
+  );
+  if (sums) addErrorBounds(states, totals, sums, sampleN!, ps, pfns);
   results.sort((a, b) => a.pid - b.pid);
   lap(prof, "5.results", tp);
   return {
@@ -278,5 +418,75 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     processes: results,
     warnings,
     ...(confirm ? {} : { confirmed: false }),
+    ...(sampled
+      ? { sample: { slices: sampleN, slice: sampleSlice, z: BOUND_Z } }
+      : {}),
+    ...(passes > 1 ? { passes } : {}),
   };
+}
+
+/** a + b, mapping by mapping (b's arrays may be reused). */
+function addCounters(a: MappingCounters, b: MappingCounters): MappingCounters {
+  for (const k of Object.keys(a) as (keyof MappingCounters)[]) {
+    const x = a[k], y = b[k];
+    for (let i = 0; i < x.length; i++) x[i] += y[i];
+  }
+  return a;
+}
+
+/**
+ * The counters of a sampled scan, mapping by mapping: the rows dropped
+ * added to the exact counts, and the sampled figures as estimates
+ * (Float64Arrays: a scaled figure may pass 2^32).
+ */
+function estimatedCounters(
+  c: MappingCounters,
+  sums: SampleSums,
+  dropped: { present: number[]; sharedEstimate: number[] },
+  n: number,
+): MappingCounters {
+  const m = c.present.length;
+  const out = {
+    ...c,
+    duplicate: new Float64Array(m),
+    sharedAlready: new Float64Array(m),
+    saveable: new Float64Array(m),
+  };
+  for (let i = 0; i < m; i++) {
+    c.present[i] += dropped.present[i] ?? 0;
+    c.sharedEstimate[i] += dropped.sharedEstimate[i] ?? 0;
+    for (const f of ["duplicate", "sharedAlready", "saveable"] as const) {
+      out[f][i] = estimate(sums.zero[f][i], sums.sampled[f][i], 0, n).estimate;
+    }
+  }
+  return out as unknown as MappingCounters;
+}
+
+/** Writes the error bounds of a sampled scan into its results. */
+function addErrorBounds(
+  states: ProcState[],
+  totals: Totals,
+  sums: SampleSums,
+  n: number,
+  ps: number,
+  pfns: boolean,
+): void {
+  const bound = (sq: number) => estimate(0, 0, sq, n).errorBound;
+  const set = (t: PageCounts, sq: SampleSums["sqTotal"], i: number) => {
+    t.pages_duplicate_error_bound = bound(sq.duplicate[i]);
+    t.pages_shared_already_error_bound = pfns
+      ? bound(sq.sharedAlready[i])
+      : null;
+    t.saveable_pages_error_bound = bound(sq.saveable[i]);
+  };
+  for (const st of states) {
+    const r = st.result;
+    if (r.skipped) continue;
+    r.mappings.forEach((mr, mi) => set(mr, sums.sqMapping, st.firstMap + mi));
+    set(r.totals, sums.sqProcess, sums.procOf[st.firstMap] ?? 0);
+    r.totals.saveable_bytes_error_bound = r.totals.saveable_pages_error_bound! *
+      ps;
+  }
+  set(totals, sums.sqTotal, 0);
+  totals.saveable_bytes_error_bound = totals.saveable_pages_error_bound! * ps;
 }

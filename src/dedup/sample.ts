@@ -1,0 +1,224 @@
+/**
+ * Content-defined slices of a scan, and the estimator of a sampled scan.
+ *
+ * A content's slice is a function of its 64-bit hash alone (the low
+ * word: the hash sort orders and buckets by the high word first), so every
+ * copy of a content, and every page sharing one frame (one frame has one
+ * content), falls into the same slice. Hence:
+ *
+ * - **Exact scan in passes.** Accounting is per content
+ *   (accounting.ts), so the figures of slices 0..K-1 add up to those of
+ *   the whole scan: a scan in K passes, pass i keeping slice i of K, is
+ *   exact with 1/K of the rows in memory at a time.
+ * - **Estimate** (Harnik et al., "Estimation of Deduplication Ratios in
+ *   Large Data Sets", MSST 2012): keeping one slice of N keeps each
+ *   content independently with p = 1/N (for a random hash). For a figure
+ *   X = Σ_c w_c (w_c: what content c adds to it), X̂ = N·Σ_sampled w_c is
+ *   unbiased, with Var X̂ = (N−1)·Σ_all w_c², estimated unbiasedly by
+ *   (N−1)·N·Σ_sampled w_c². The reported bound is {@link BOUND_Z} standard
+ *   errors.
+ *
+ * Zero-filled pages are one heavy content, recognised by their bytes: they
+ * are never sampled, only counted exactly (in pass 0 of an exact scan).
+ *
+ * @module
+ */
+import {
+  accountContent,
+  type ContentCounts,
+  type PageColumns,
+} from "./accounting.ts";
+
+/** Standard errors in a reported error bound (a two-sided 95% normal
+ * interval). */
+export const BOUND_Z = 1.96;
+
+/** The slice (0..n-1) of a content whose hash has low word `hashLo`. */
+export function sliceOf(hashLo: number, n: number): number {
+  // Fold the word through a multiplicative hash first, so that a weak
+  // low word (a checksum with few bits there) still spreads.
+  return (Math.imul(hashLo ^ (hashLo >>> 16), 0x45d9f3b) >>> 0) % n;
+}
+
+/** Which rows a pass keeps: non-zero rows of slice `index` of `n`, and
+ * zero-filled rows when `zero`. */
+export interface SliceFilter {
+  /** Slices (≥ 1). */
+  n: number;
+  /** The slice kept (0..n-1). */
+  index: number;
+  /** Keep the zero-filled rows (never sampled). */
+  zero: boolean;
+}
+
+/**
+ * Sums of a sampled scan by mapping, process and in total: the sampled
+ * figures (duplicate, sharedAlready, saveable) of non-zero contents, and
+ * the sums of their squared per-content weights, for the variance. The
+ * zero content's figures are kept apart (`zero*`), exact.
+ */
+export interface SampleSums {
+  /** Per mapping: sampled Σ w (non-zero contents). */
+  sampled: ContentCounts;
+  /** Per mapping: the zero content's figures (exact). */
+  zero: ContentCounts;
+  /** Σ w² per mapping, per process (index: procOf) and in total, by
+   * figure. */
+  sqMapping: SquareSums;
+  sqProcess: SquareSums;
+  sqTotal: SquareSums;
+  /** Process index of each mapping (processes in mapping order). */
+  procOf: Uint32Array;
+}
+
+/** Σ w² of each figure. */
+export interface SquareSums {
+  duplicate: Float64Array;
+  sharedAlready: Float64Array;
+  saveable: Float64Array;
+}
+
+const FIGURES = ["duplicate", "sharedAlready", "saveable"] as const;
+
+function squares(n: number): SquareSums {
+  return {
+    duplicate: new Float64Array(n),
+    sharedAlready: new Float64Array(n),
+    saveable: new Float64Array(n),
+  };
+}
+
+function counts(n: number): ContentCounts {
+  return {
+    duplicate: new Uint32Array(n),
+    saveable: new Uint32Array(n),
+    sharedAlready: new Uint32Array(n),
+  };
+}
+
+/**
+ * Empty sums for mappings whose process index is `procOf[mapping]`
+ * (0-based, processes numbered consecutively).
+ */
+export function newSampleSums(procOf: Uint32Array): SampleSums {
+  const m = procOf.length;
+  let p = 0;
+  for (let i = 0; i < m; i++) p = Math.max(p, procOf[i] + 1);
+  return {
+    sampled: counts(m),
+    zero: counts(m),
+    sqMapping: squares(m),
+    sqProcess: squares(p),
+    sqTotal: squares(1),
+    procOf,
+  };
+}
+
+/**
+ * Process indexes of mappings listed in scan order by pid: a new index
+ * wherever the pid changes.
+ */
+export function processIndexes(pids: ArrayLike<number>): Uint32Array {
+  const out = new Uint32Array(pids.length);
+  let p = -1;
+  for (let i = 0; i < pids.length; i++) {
+    if (i === 0 || pids[i] !== pids[i - 1]) p++;
+    out[i] = p;
+  }
+  return out;
+}
+
+/**
+ * An accountant for a sampled scan: accounts one content like
+ * accountContent(), into `sums` (the zero content exactly, the others as
+ * sampled weights with their squares).
+ */
+export function sampleAccountant(
+  sums: SampleSums,
+): (
+  cols: PageColumns,
+  rows: ArrayLike<number>,
+  start: number,
+  end: number,
+  zeroContent: boolean,
+) => void {
+  const m = sums.procOf.length;
+  const scratch = counts(m);
+  const procW = squares(sums.sqProcess.duplicate.length);
+  const procs: number[] = [];
+  return (cols, rows, start, end, zeroContent) => {
+    if (zeroContent) {
+      accountContent(cols, rows, start, end, true, sums.zero);
+      return;
+    }
+    accountContent(cols, rows, start, end, false, scratch);
+    const mapping = cols.mapping;
+    let td = 0, ts = 0, tv = 0;
+    procs.length = 0;
+    for (let j = start; j < end; j++) {
+      const mi = mapping[rows[j]];
+      const d = scratch.duplicate[mi],
+        s = scratch.sharedAlready[mi],
+        v = scratch.saveable[mi];
+      if (d === 0 && s === 0 && v === 0) continue;
+      scratch.duplicate[mi] =
+        scratch.sharedAlready[mi] =
+        scratch.saveable[mi] =
+          0;
+      sums.sampled.duplicate[mi] += d;
+      sums.sampled.sharedAlready[mi] += s;
+      sums.sampled.saveable[mi] += v;
+      sums.sqMapping.duplicate[mi] += d * d;
+      sums.sqMapping.sharedAlready[mi] += s * s;
+      sums.sqMapping.saveable[mi] += v * v;
+      const p = sums.procOf[mi];
+      if (
+        procW.duplicate[p] === 0 && procW.sharedAlready[p] === 0 &&
+        procW.saveable[p] === 0
+      ) procs.push(p);
+      procW.duplicate[p] += d;
+      procW.sharedAlready[p] += s;
+      procW.saveable[p] += v;
+      td += d;
+      ts += s;
+      tv += v;
+    }
+    for (const p of procs) {
+      for (const f of FIGURES) {
+        sums.sqProcess[f][p] += procW[f][p] * procW[f][p];
+        procW[f][p] = 0;
+      }
+    }
+    sums.sqTotal.duplicate[0] += td * td;
+    sums.sqTotal.sharedAlready[0] += ts * ts;
+    sums.sqTotal.saveable[0] += tv * tv;
+  };
+}
+
+/** An estimate of a sampled figure. */
+export interface Estimate {
+  /** exact part + n · sampled part, rounded to a whole page. */
+  estimate: number;
+  /** {@link BOUND_Z} standard errors, rounded up to a whole page. */
+  errorBound: number;
+}
+
+/**
+ * The estimate of a figure from one slice of `n`: `exact` (the zero
+ * content's part) + n·`sampled`, with the bound BOUND_Z·√((n−1)·n·`sq`),
+ * where `sq` is Σ_sampled w_c².
+ */
+export function estimate(
+  exact: number,
+  sampled: number,
+  sq: number,
+  n: number,
+): Estimate {
+  return {
+    estimate: Math.round(exact + n * sampled),
+    errorBound: Math.max(
+      0,
+      Math.ceil(BOUND_Z * Math.sqrt((n - 1) * n * sq) - 1e-9),
+    ),
+  };
+}
