@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { allDenied, ErrorKind, ErrorReason, MergememError } from "../errors.ts";
+import {
+  allDenied,
+  ErrorKind,
+  ErrorReason,
+  MergememError,
+  usageError,
+} from "../errors.ts";
 import { ExitCode, exitCodesHelp } from "./exit_codes.ts";
 import { nothingSelected } from "./select_common.ts";
 import { DEFAULT_TRUST_LEVEL, tenantOf } from "../merge/trust.ts";
@@ -88,6 +94,28 @@ export const OPTIONS = {
     help: "rows in the process and mapping tables (default 10)",
   },
   strict: { type: "boolean", help: "exit 5 if any process had to be skipped" },
+  sample: {
+    type: "string",
+    arg: "N",
+    help: "estimate from 1/N of the contents (chosen by hash) with\n" +
+      "a bounded page table: duplicate, shared and saveable\n" +
+      "figures are shown as estimate ± 95% error bound; zero,\n" +
+      "present and scanned pages stay exact (xxh64 and the\n" +
+      "hash strategy only)",
+  },
+  "sample-slice": {
+    type: "string",
+    arg: "I",
+    help: "with --sample N: which slice of contents, 0..N-1\n" +
+      "(default 0)",
+  },
+  "max-memory": {
+    type: "string",
+    arg: "MIB",
+    help: "page-table budget of an exact scan (default 16); a\n" +
+      "bigger scan runs in passes, each hashing every page and\n" +
+      "keeping 1/passes of the contents (same figures, slower)",
+  },
   ...jsonOption(SCAN_SCHEMA),
   ...HELP_OPTION,
 } as const satisfies DocumentedOptions;
@@ -111,6 +139,7 @@ Examples:
   sudo mergemem scan --comm httpd             the httpd workers
   sudo mergemem scan --user www-data --json   machine-readable
   mergemem scan --pid 1234,1240 --strategy equalv
+  sudo mergemem scan --all --sample 64        estimate a big host in little memory
 
 ${
   exitCodesHelp([
@@ -139,6 +168,12 @@ export interface ScanRequest {
   top: number;
   strict: boolean;
   json: boolean;
+  /** --sample N (undefined: exact). */
+  sample?: number;
+  /** --sample-slice I. */
+  sampleSlice?: number;
+  /** --max-memory, in bytes. */
+  maxMemory?: number;
 }
 
 /** Parses scan's argv (usage errors throw, exit 2). */
@@ -165,6 +200,24 @@ export function parseScanArgs(args: string[]): ScanArgs {
     }
     backend = "user";
   }
+  const sample = values.sample === undefined
+    ? undefined
+    : parseIntOption("sample", values.sample, 1, 1, 2 ** 20);
+  if (sample !== undefined && (strategy !== "hash" || checksum !== "xxh64")) {
+    throw usageError(
+      "--sample needs xxh64 and the hash strategy (a random hash of the content)",
+    );
+  }
+  if (values["sample-slice"] !== undefined && sample === undefined) {
+    throw usageError("--sample-slice needs --sample N");
+  }
+  const sampleSlice = values["sample-slice"] === undefined
+    ? undefined
+    : parseIntOption("sample-slice", values["sample-slice"], 0, 0, sample! - 1);
+  const maxMemory = values["max-memory"] === undefined
+    ? undefined
+    : parseIntOption("max-memory", values["max-memory"], 16, 1, 2 ** 30) *
+      1024 * 1024;
   return {
     help: false,
     selection,
@@ -175,6 +228,9 @@ export function parseScanArgs(args: string[]): ScanArgs {
     top: parseIntOption("top", values.top, 10, 1, 100000),
     strict: values.strict ?? false,
     json: values.json ?? false,
+    ...(sample !== undefined ? { sample } : {}),
+    ...(sampleSlice !== undefined ? { sampleSlice } : {}),
+    ...(maxMemory !== undefined ? { maxMemory } : {}),
   };
 }
 
@@ -199,6 +255,9 @@ export async function run(args: string[]): Promise<number> {
       strategy: a.strategy,
       backend,
       ...(a.verify ? { confirm: true } : {}),
+      ...(a.sample !== undefined ? { sample: a.sample } : {}),
+      ...(a.sampleSlice !== undefined ? { sampleSlice: a.sampleSlice } : {}),
+      ...(a.maxMemory !== undefined ? { maxMemory: a.maxMemory } : {}),
       onProgress: (p) =>
         progress.update(p.pagesDone, p.pagesTotal, `pid ${p.pid}`),
     });
@@ -258,15 +317,29 @@ function summarizeSkips(skipped: ProcessResult[]): string {
   return shown.join(", ");
 }
 
+/** A sampled figure as "≈ ESTIMATE ± BOUND"; an exact one as it is. */
+export function formatEstimate(
+  pages: number,
+  bound: number | null | undefined,
+  ps: number,
+): string {
+  if (bound === undefined || bound === null) return formatPages(pages, ps);
+  return `≈ ${formatPages(pages, ps)} ± ${formatPages(bound, ps)}`;
+}
+
 function countCells(t: PageCounts, ps: number): string[] {
   return [
     formatPages(t.pages_present, ps),
     formatPages(t.pages_zero, ps),
-    formatPages(t.pages_duplicate, ps),
+    formatEstimate(t.pages_duplicate, t.pages_duplicate_error_bound, ps),
     t.pages_shared_already === null
       ? `~${formatPages(t.pages_shared_already_estimate, ps)}`
-      : formatPages(t.pages_shared_already, ps),
-    formatPages(t.saveable_pages, ps),
+      : formatEstimate(
+        t.pages_shared_already,
+        t.pages_shared_already_error_bound,
+        ps,
+      ),
+    formatEstimate(t.saveable_pages, t.saveable_pages_error_bound, ps),
   ];
 }
 
@@ -282,11 +355,29 @@ function printReport(r: ScanResult, top: number, grouped: boolean): void {
     `${s.bold("mergemem scan")}: ${t.processes} process(es), ${
       formatPages(t.pages_present, ps)
     } of mergeable memory present, ${
-      s.green(formatPages(t.saveable_pages, ps))
+      s.green(
+        formatEstimate(t.saveable_pages, t.saveable_pages_error_bound, ps),
+      )
     } saveable (${formatPercent(t.saveable_pages, t.pages_present)})${
-      r.pfns_available ? "" : " (estimate)"
+      r.pfns_available && !r.sample ? "" : " (estimate)"
     }`,
   );
+  if (r.sample) {
+    console.log(
+      s.dim(
+        `sampled: contents of hash slice ${r.sample.slice} of ${r.sample.slices}; ` +
+          `≈ figures are estimates ± a 95% error bound (${r.sample.z} standard errors; ` +
+          "bounds of groups are summed, so conservative)",
+      ),
+    );
+  }
+  if (r.passes) {
+    console.log(
+      s.dim(
+        `exact, in ${r.passes} passes of one content slice each (--max-memory)`,
+      ),
+    );
+  }
   console.log(
     s.dim(
       `strategy ${r.strategy}, checksum ${r.checksum}, backend ${r.backend}, ${

@@ -253,6 +253,30 @@ const scanCases: {
   { argv: ["--top"], error: /--top/ },
   { argv: ["--strict"], want: { strict: true } },
   { argv: ["--json"], want: { json: true } },
+  { argv: ["--sample", "64"], want: { sample: 64 } },
+  { argv: ["--sample", "1"], want: { sample: 1 } },
+  {
+    argv: ["--sample", "8", "--sample-slice", "7"],
+    want: { sample: 8, sampleSlice: 7 },
+  },
+  { argv: ["--sample", "0"], error: /--sample: 0 is out of range 1\.\./ },
+  { argv: ["--sample", "x"], error: /--sample: expected a whole number/ },
+  { argv: ["--sample", "-3"], error: /--sample/ },
+  {
+    argv: ["--sample", "8", "--sample-slice", "8"],
+    error: /--sample-slice: 8 is out of range 0\.\.7/,
+  },
+  { argv: ["--sample-slice", "1"], error: /--sample-slice needs --sample N/ },
+  {
+    argv: ["--sample", "4", "--strategy", "equalv"],
+    error: /--sample needs xxh64 and the hash strategy/,
+  },
+  {
+    argv: ["--sample", "4", "--checksum", "crc32"],
+    error: /--sample needs xxh64/,
+  },
+  { argv: ["--max-memory", "64"], want: { maxMemory: 64 * 1024 * 1024 } },
+  { argv: ["--max-memory", "0"], error: /--max-memory: 0 is out of range/ },
   { argv: ["--bogus"], error: /^Unknown option '--bogus'$/ },
   { argv: ["httpd"], error: /^Unexpected argument 'httpd'/ },
   // merge's and status's options are not scan's.
