@@ -22,7 +22,7 @@
 #include "target.h"
 #include "thp.h"
 
-#define MERGEMEM_MODULE_VERSION 0x000100	/* 0.1.0, see MODULE_VERSION */
+/* MERGEMEM_VERSION and MERGEMEM_VERSION_CODE come from dkms.conf (Kbuild). */
 
 /* Without CONFIG_KSM, ksm_madvise() is a stub: MERGE would do nothing. */
 #define MERGEMEM_HAVE_KSM IS_ENABLED(CONFIG_KSM)
@@ -65,7 +65,7 @@ static long mergemem_ioctl_api(struct mergemem_file *mf,
 	api.api = MERGEMEM_API;
 	api.features = MERGEMEM_FEATURES;
 	api.ioctls = MERGEMEM_IOCTLS;
-	api.module_version = MERGEMEM_MODULE_VERSION;
+	api.module_version = MERGEMEM_VERSION_CODE;
 	api.reserved = 0;
 	if (copy_to_user(uapi, &api, sizeof(api)))
 		return -EFAULT;
@@ -173,6 +173,6 @@ module_init(mergemem_init);
 module_exit(mergemem_exit);
 
 MODULE_LICENSE("GPL");
-MODULE_VERSION("0.1.0");
+MODULE_VERSION(MERGEMEM_VERSION);
 MODULE_AUTHOR("The mergemem authors");
 MODULE_DESCRIPTION("Hash other processes' pages and register them with KSM");

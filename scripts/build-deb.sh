@@ -4,8 +4,8 @@
 #   scripts/build-deb.sh [-o DIR]
 #
 # 1. writes debian/changelog from deno.json's "version" (the one place the
-#    version is written) and checks that kmod/dkms.conf and kmod/main.c
-#    carry the same;
+#    version is written) and checks that kmod/dkms.conf carries the same
+#    (the module takes its version from there, kmod/Kbuild);
 # 2. installs the missing build tools (dpkg-dev debhelper dh-dkms lintian,
 #    and npm only when the pinned Deno is missing and npm is not on PATH);
 # 3. runs `dpkg-buildpackage -us -uc -b` in a copy of the tree (it writes
@@ -58,15 +58,9 @@ case $out in /*) ;; *) out=$(pwd)/$out ;; esac
 version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$root/deno.json" | head -1)
 [ -n "$version" ] || die "cannot read \"version\" from deno.json"
 dkms_version=$(sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$root/kmod/dkms.conf")
-module_version=$(sed -n 's/^MODULE_VERSION("\([^"]*\)");.*/\1/p' "$root/kmod/main.c")
-bad=
+# (kmod/Kbuild gives the module dkms.conf's version.)
 [ "$dkms_version" = "$version" ] ||
-	bad="$bad
-  kmod/dkms.conf PACKAGE_VERSION is '$dkms_version'"
-[ "$module_version" = "$version" ] ||
-	bad="$bad
-  kmod/main.c MODULE_VERSION is '$module_version'"
-[ -z "$bad" ] || die "the versions disagree: deno.json says '$version', but$bad"
+	die "the versions disagree: deno.json says '$version', but kmod/dkms.conf PACKAGE_VERSION is '$dkms_version'"
 
 deb_version=${MERGEMEM_DEB_VERSION:-$version}
 case $deb_version in
