@@ -82,7 +82,25 @@ export interface CollectOptions {
    * not exclusively mapped), when they must be (a sampled scan); a scan
    * in passes counts each row in the pass that keeps it instead.
    */
-  dropped?: { present: number[]; sharedEstimate: number[] };
+  dropped?: DroppedRows;
+}
+
+/**
+ * Rows a sampled scan counted but did not keep, by mapping index. Of the
+ * zero-filled rows (never sampled), a sampled scan of more than one slice
+ * keeps only the first exclusively mapped one of each mapping: the others
+ * are frames of their own that no other page maps, so each adds exactly
+ * one present, zero and saveable page to its mapping (the zero content's
+ * keeper lies in a mapping with a kept row either way), and the table
+ * stays bounded however much zero-filled memory there is.
+ */
+export interface DroppedRows {
+  present: number[];
+  sharedEstimate: number[];
+  /** Zero-filled, exclusively mapped rows dropped (each also saveable). */
+  zero: number[];
+  /** Mappings that kept an exclusively mapped zero-filled row. */
+  zeroKept: Set<number>;
 }
 
 /** What one process's collection shares across its mappings. */
@@ -455,6 +473,17 @@ function keepHashed(
         ? slice.zero
         : sliceOf(equalv ? t.pageIdx[r] : t.hashLo[r], slice.n) ===
           slice.index;
+      if (
+        keep && dropped && slice.n > 1 && (t.flags[r] & PAGE_ZERO) &&
+        (bits[k] & PAGE_EXCLUSIVE)
+      ) {
+        const mi = t.mapIdx[r];
+        if (dropped.zeroKept.has(mi)) {
+          dropped.zero[mi] = (dropped.zero[mi] ?? 0) + 1;
+          continue;
+        }
+        dropped.zeroKept.add(mi);
+      }
       if (!keep) {
         if (dropped) {
           const mi = t.mapIdx[r];

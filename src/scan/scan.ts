@@ -32,7 +32,11 @@ import {
 } from "../proc/select.ts";
 import type { HashBackend } from "../engine/hash_backend.ts";
 import { classifyFrames, framesMayMatter } from "./classify.ts";
-import { collectPages, type ScanProgress } from "./collect.ts";
+import {
+  collectPages,
+  type DroppedRows,
+  type ScanProgress,
+} from "./collect.ts";
 import { readLayouts } from "./layouts.ts";
 import { readTenancies } from "../proc/containers.ts";
 import { createTableReader } from "./page_reader.ts";
@@ -307,8 +311,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   // expected size.
   const table = newTable(sampled ? 0 : expected * 1.05 / passes + 1024);
   const refs: MappingRef[] = [];
-  const dropped = sampled
-    ? { present: [] as number[], sharedEstimate: [] as number[] }
+  const dropped: DroppedRows | undefined = sampled
+    ? { present: [], sharedEstimate: [], zero: [], zeroKept: new Set() }
     : undefined;
   let total: MappingCounters | null = null;
   let sums: SampleSums | null = null;
@@ -442,7 +446,7 @@ function addCounters(a: MappingCounters, b: MappingCounters): MappingCounters {
 function estimatedCounters(
   c: MappingCounters,
   sums: SampleSums,
-  dropped: { present: number[]; sharedEstimate: number[] },
+  dropped: DroppedRows,
   n: number,
 ): MappingCounters {
   const m = c.present.length;
@@ -453,10 +457,13 @@ function estimatedCounters(
     saveable: new Float64Array(m),
   };
   for (let i = 0; i < m; i++) {
-    c.present[i] += dropped.present[i] ?? 0;
+    const zero = dropped.zero[i] ?? 0;
+    c.present[i] += (dropped.present[i] ?? 0) + zero;
+    c.zero[i] += zero;
     c.sharedEstimate[i] += dropped.sharedEstimate[i] ?? 0;
     for (const f of ["duplicate", "sharedAlready", "saveable"] as const) {
-      out[f][i] = estimate(sums.zero[f][i], sums.sampled[f][i], 0, n).estimate;
+      const exact = sums.zero[f][i] + (f === "saveable" ? zero : 0);
+      out[f][i] = estimate(exact, sums.sampled[f][i], 0, n).estimate;
     }
   }
   return out as unknown as MappingCounters;

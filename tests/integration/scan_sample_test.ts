@@ -114,6 +114,19 @@ Deno.test("over all N slices the estimates average to the exact figures", async 
       strictEqual(s.totals.pages_zero, exact.totals.pages_zero);
       strictEqual(s.totals.pages_scanned, exact.totals.pages_scanned);
       strictEqual(s.totals.pages_ksm, null);
+      // Mapping by mapping too (zero-filled pages are counted, not kept).
+      s.processes.forEach((p, pi) =>
+        p.mappings.forEach((m, mi) => {
+          const e = exact.processes[pi].mappings[mi];
+          for (
+            const k of [
+              "pages_present",
+              "pages_zero",
+              "pages_shared_already_estimate",
+            ] as const
+          ) strictEqual(m[k], e[k], `pid ${p.pid} mapping ${mi} ${k}`);
+        })
+      );
     }
     const mean = (get: (f: ReturnType<typeof figures>) => unknown) =>
       fs.reduce((a, f) => a + (get(f) as number), 0) / N;
