@@ -2,7 +2,7 @@
  * Command-line parsing shared by every subcommand: a strict wrapper around
  * node:util's parseArgs that turns every mistake into a usage error, and the
  * process selectors (--comm, --pid, --user, --cgroup, --unit, --container,
- * --pod, --k8s-namespace, --all).
+ * --pod, --k8s-namespace, --image, --compose-project, --all).
  *
  * @module
  */
@@ -68,6 +68,20 @@ export const SELECTOR_OPTIONS = {
     help: "every process of the Kubernetes pods of namespace NS\n" +
       "(from the kubelet's /var/log/pods; repeatable)",
   },
+  image: {
+    type: "string",
+    multiple: true,
+    arg: "IMAGE",
+    help: "every process of the containers running IMAGE (with or\n" +
+      "without tag; through podman or docker; repeatable)",
+  },
+  "compose-project": {
+    type: "string",
+    multiple: true,
+    arg: "NAME",
+    help: "every process of a Docker Compose or podman-compose\n" +
+      "project's containers (repeatable)",
+  },
   all: { type: "boolean", help: "every process the caller may read" },
 } as const satisfies DocumentedOptions;
 
@@ -87,6 +101,8 @@ export interface SelectorArgs {
   containers: string[];
   pods: string[];
   k8sNamespaces: string[];
+  images: string[];
+  composeProjects: string[];
 }
 
 /**
@@ -199,6 +215,8 @@ export function parseSelectors(values: {
   container?: string[];
   pod?: string[];
   "k8s-namespace"?: string[];
+  image?: string[];
+  "compose-project"?: string[];
 }): SelectorArgs {
   const pids: number[] = [];
   for (const item of values.pid ?? []) {
@@ -247,6 +265,16 @@ export function parseSelectors(values: {
       values["k8s-namespace"],
       /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
     ),
+    images: named(
+      "image",
+      values.image,
+      /^[\w][\w.-]*(:\d+)?(\/[\w][\w.-]*)*(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/,
+    ),
+    composeProjects: named(
+      "compose-project",
+      values["compose-project"],
+      /^[a-z0-9][a-z0-9_-]*$/,
+    ),
   };
 }
 
@@ -262,6 +290,8 @@ export function selectionOf(s: SelectorArgs) {
     containers: s.containers,
     pods: s.pods,
     k8sNamespaces: s.k8sNamespaces,
+    images: s.images,
+    composeProjects: s.composeProjects,
   };
 }
 
@@ -270,5 +300,6 @@ export function noSelector(s: SelectorArgs): boolean {
   return !s.all && s.comms.length === 0 && s.pids.length === 0 &&
     s.users.length === 0 && s.cgroups.length === 0 && s.units.length === 0 &&
     s.containers.length === 0 && s.pods.length === 0 &&
-    s.k8sNamespaces.length === 0;
+    s.k8sNamespaces.length === 0 && s.images.length === 0 &&
+    s.composeProjects.length === 0;
 }

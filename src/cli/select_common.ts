@@ -46,7 +46,7 @@ export function selectPids(
 ): { pids: number[]; warnings: string[]; onlyPids: boolean } {
   if (noSelector(sel)) {
     throw usageError(
-      `${cmd} needs a process selection: --comm, --pid, --user, --cgroup, --unit, --container, --pod, --k8s-namespace or --all`,
+      `${cmd} needs a process selection: --comm, --pid, --user, --cgroup, --unit, --container, --pod, --k8s-namespace, --image, --compose-project or --all`,
     );
   }
   const r = selectProcesses(selectionOf(sel));

@@ -1,11 +1,12 @@
 /**
  * Selecting by container, pod and Kubernetes namespace (`--container`,
- * `--pod`, `--k8s-namespace`): the processes whose /proc/PID/cgroup puts
- * them there (src/proc/tenant.ts). Containers are named by id or id
- * prefix, or by name where a runtime on the host knows it
- * (src/proc/runtime.ts); pods by name (`NAME` or `NAMESPACE/NAME` for
- * Kubernetes, from the kubelet's log directories; podman pods through
- * podman) or UID prefix.
+ * `--pod`, `--k8s-namespace`), image and compose project (`--image`,
+ * `--compose-project`): the processes whose /proc/PID/cgroup puts them
+ * there (src/proc/tenant.ts). Containers are named by id or id prefix, or
+ * by name where a runtime on the host knows it (src/proc/runtime.ts); pods
+ * by name (`NAME` or `NAMESPACE/NAME` for Kubernetes, from the kubelet's
+ * log directories; podman pods through podman) or UID prefix. Images and
+ * compose projects are known only through a runtime (podman, docker).
  *
  * @module
  */
@@ -31,6 +32,16 @@ export interface TenantSelectors {
   pods?: string[];
   /** Kubernetes namespaces. */
   k8sNamespaces?: string[];
+  /** Images: every container running one ({@link imageMatches}). */
+  images?: string[];
+  /** Docker Compose / podman-compose projects. */
+  composeProjects?: string[];
+}
+
+/** Whether a selection needs the runtimes' listing (names, images). */
+export function needsRuntimeNames(sel: TenantSelectors): boolean {
+  return !!(sel.containers?.length || sel.pods?.length ||
+    sel.images?.length || sel.composeProjects?.length);
 }
 
 /** The processes' tenancies, with names filled in from the runtimes. */
@@ -77,6 +88,8 @@ export function nameContainers(
     const known = t.container && byId.get(t.container.id);
     if (!known) continue;
     if (known.names[0]) t.container!.name = known.names[0];
+    if (known.image) t.container!.image = known.image;
+    if (known.project) t.container!.project = known.project;
     if (known.pod && t.pod?.kind === "podman" && t.pod.uid === known.pod.id) {
       t.pod.name = known.pod.name;
     }
@@ -131,6 +144,22 @@ export function tenantPids(
       entries.map(([, t]) => t.pod && podMatches(t, p) ? t.pod.uid : null),
     );
   }
+  for (const img of sel.images ?? []) {
+    pick(
+      "image",
+      img,
+      (t) => imageMatches(t.container?.image, img),
+      () => distinct(entries.map(([, t]) => t.container?.image ?? null)),
+    );
+  }
+  for (const p of sel.composeProjects ?? []) {
+    pick(
+      "compose project",
+      p,
+      (t) => t.container?.project === p,
+      () => distinct(entries.map(([, t]) => t.container?.project ?? null)),
+    );
+  }
   for (const ns of sel.k8sNamespaces ?? []) {
     pick(
       "Kubernetes namespace",
@@ -148,6 +177,27 @@ function containerMatches(t: Tenancy, wanted: string): boolean {
   if (!c) return false;
   return c.id === wanted || c.name === wanted ||
     (/^[0-9a-f]{4,}$/.test(wanted) && c.id.startsWith(wanted));
+}
+
+/**
+ * An image selector: the image as the runtime lists it, or the same
+ * without its tag or digest, its default registry (docker.io, localhost)
+ * or Docker's "library/": `php:8.2-fpm`, `php` and `docker.io/library/php`
+ * all match a container running `docker.io/library/php:8.2-fpm`.
+ */
+export function imageMatches(
+  image: string | undefined,
+  wanted: string,
+): boolean {
+  if (!image) return false;
+  if (image === wanted) return true;
+  const short = (x: string) =>
+    x.replace(/^(docker\.io|localhost)\//, "").replace(/^library\//, "");
+  const repo = (x: string) => x.replace(/@.*$/, "").replace(/:[^/:]*$/, "");
+  const w = short(wanted), i = short(image);
+  if (w === i) return true;
+  // A wanted image without tag or digest matches every tag of it.
+  return repo(w) === w && repo(i) === w;
 }
 
 /** A pod selector: NAME, NAMESPACE/NAME, or a UID prefix (≥ 4). */
@@ -197,6 +247,17 @@ function unknown(
           ? `(runtimes installed: ${tenancies.runtimes.join(", ")})`
           : "and no container runtime (podman, docker) is installed"
       }`,
+      ErrorKind.NothingScannable,
+      { reason: ErrorReason.NoSuchContainer },
+    );
+  }
+  if (
+    (what === "image" || what === "compose project") &&
+    tenancies.runtimes.length === 0
+  ) {
+    return new MergememError(
+      `no ${what} '${wanted}': images and compose projects are known only ` +
+        "through a container runtime, and none (podman, docker) is installed",
       ErrorKind.NothingScannable,
       { reason: ErrorReason.NoSuchContainer },
     );

@@ -23,7 +23,7 @@ import {
 } from "./info.ts";
 import { resolveUsers } from "./users.ts";
 import { cgroupPids, resolveCgroup, unitCgroup } from "./cgroup.ts";
-import { readTenancies, tenantPids } from "./containers.ts";
+import { needsRuntimeNames, readTenancies, tenantPids } from "./containers.ts";
 
 /** The processes of the selection's cgroups, units, containers, pods
  * and Kubernetes namespaces. */
@@ -34,8 +34,7 @@ function servicePids(sel: Selection): Set<number> {
   ];
   const pids = new Set(dirs.flatMap((d) => cgroupPids(d)));
   if (hasTenantSelector(sel)) {
-    const names = (sel.containers?.length ?? 0) > 0 ||
-      (sel.pods?.length ?? 0) > 0;
+    const names = needsRuntimeNames(sel);
     for (const pid of tenantPids(sel, readTenancies(undefined, { names }))) {
       pids.add(pid);
     }
@@ -45,7 +44,8 @@ function servicePids(sel: Selection): Set<number> {
 
 function hasTenantSelector(sel: Selection): boolean {
   return !!(sel.containers?.length || sel.pods?.length ||
-    sel.k8sNamespaces?.length);
+    sel.k8sNamespaces?.length || sel.images?.length ||
+    sel.composeProjects?.length);
 }
 
 /** Which processes to scan. */
@@ -68,6 +68,10 @@ export interface Selection {
   pods?: string[];
   /** Kubernetes namespaces: every process of their pods. */
   k8sNamespaces?: string[];
+  /** Images: every container running one (through podman or docker). */
+  images?: string[];
+  /** Docker Compose / podman-compose projects (through podman or docker). */
+  composeProjects?: string[];
 }
 
 /** The reasons a process can be skipped. */

@@ -44,6 +44,10 @@ export interface ContainerRef {
   id: string;
   /** Its name, when a runtime was asked (src/proc/runtime.ts). */
   name?: string;
+  /** The image it runs, when a runtime was asked. */
+  image?: string;
+  /** Its Docker Compose / podman-compose project, when a runtime was asked. */
+  project?: string;
 }
 
 /** A pod: a Kubernetes pod or a podman pod. */

@@ -42,6 +42,8 @@ const none: SelectorArgs = {
   containers: [],
   pods: [],
   k8sNamespaces: [],
+  images: [],
+  composeProjects: [],
 };
 const selectors: {
   argv: string[];
@@ -76,6 +78,29 @@ const selectors: {
       pods: ["shop/web-1"],
       k8sNamespaces: ["shop"],
     },
+  },
+  {
+    argv: [
+      "--image",
+      "docker.io/library/php:8.2-fpm",
+      "--image",
+      "localhost:5000/team/app@sha256:" + "ab".repeat(32),
+      "--compose-project",
+      "shop_v2",
+    ],
+    want: {
+      images: [
+        "docker.io/library/php:8.2-fpm",
+        "localhost:5000/team/app@sha256:" + "ab".repeat(32),
+      ],
+      composeProjects: ["shop_v2"],
+    },
+  },
+  { argv: ["--image", "php fpm"], error: /--image: 'php fpm' is not a name/ },
+  { argv: ["--image", "../x"], error: /--image: '..\/x' is not a name/ },
+  {
+    argv: ["--compose-project", "Shop"],
+    error: /--compose-project: 'Shop' is not a name/,
   },
   { argv: ["--container", "a/b"], error: /--container: 'a\/b' is not a name/ },
   { argv: ["--pod", "../x"], error: /--pod: '..\/x' is not a name/ },
@@ -225,6 +250,16 @@ const scanCases: {
         containers: ["a"],
         pods: ["b"],
         k8sNamespaces: ["c"],
+      },
+    },
+  },
+  {
+    argv: ["--image", "php:8.2-fpm", "--compose-project", "shop"],
+    want: {
+      selection: {
+        ...none,
+        images: ["php:8.2-fpm"],
+        composeProjects: ["shop"],
       },
     },
   },

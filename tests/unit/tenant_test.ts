@@ -12,7 +12,11 @@ import {
   TenancyReader,
 } from "../../src/proc/tenant.ts";
 import { parseDockerPs, parsePodmanPs } from "../../src/proc/runtime.ts";
-import { nameContainers, tenantPids } from "../../src/proc/containers.ts";
+import {
+  imageMatches,
+  nameContainers,
+  tenantPids,
+} from "../../src/proc/containers.ts";
 import { ErrorKind, MergememError } from "../../src/errors.ts";
 
 const ID = "3f2a9c1b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
@@ -300,3 +304,89 @@ Deno.test("tenantPids: names, id prefixes, pods, namespaces; unknown and ambiguo
   );
   assert(true);
 });
+
+Deno.test("tenantPids: images and compose projects, from the runtime's listing", () => {
+  const ID2 = "3f2a" + "0".repeat(60);
+  const byPid = new Map<number, Tenancy>([
+    [1, { container: null, pod: null, userns: null }],
+    [10, {
+      container: { runtime: "docker", id: ID },
+      pod: null,
+      userns: null,
+    }],
+    [11, {
+      container: { runtime: "docker", id: ID2 },
+      pod: null,
+      userns: null,
+    }],
+  ]);
+  nameContainers(byPid, {
+    runtimes: ["docker"],
+    containers: [
+      {
+        runtime: "docker",
+        id: ID,
+        names: ["shop-web-1"],
+        image: "docker.io/library/php:8.2-fpm",
+        project: "shop",
+      },
+      { runtime: "docker", id: ID2, names: ["blog"], image: "nginx" },
+    ],
+  });
+  const map = { byPid, runtimes: ["docker"] };
+  const pids = (sel: Parameters<typeof tenantPids>[0]) =>
+    [...tenantPids(sel, map)].sort((a, b) => a - b);
+  assertEquals(pids({ images: ["php"] }), [10]);
+  assertEquals(pids({ images: ["php:8.2-fpm"] }), [10]);
+  assertEquals(pids({ images: ["nginx", "php"] }), [10, 11]);
+  assertEquals(pids({ composeProjects: ["shop"] }), [10]);
+  const err = (re: RegExp) => (e: unknown) =>
+    e instanceof MergememError && e.kind === ErrorKind.NothingScannable &&
+    re.test(e.message);
+  throws(
+    () => pids({ images: ["php:8.3-fpm"] }),
+    err(
+      /^no image 'php:8.3-fpm' is running \(images: docker.io\/library\/php:8.2-fpm, nginx\)$/,
+    ),
+  );
+  throws(
+    () => pids({ composeProjects: ["blog"] }),
+    err(/^no compose project 'blog' is running \(compose projects: shop\)$/),
+  );
+  // Containers, but no runtime to say what runs in them.
+  throws(
+    () =>
+      tenantPids({ images: ["php"] }, {
+        byPid: new Map([[10, {
+          container: { runtime: "docker", id: ID },
+          pod: null,
+          userns: null,
+        }]]),
+        runtimes: [],
+      }),
+    err(
+      /^no image 'php': images and compose projects are known only through a container runtime, and none \(podman, docker\) is installed$/,
+    ),
+  );
+});
+
+const imageCases: [string, string, boolean][] = [
+  ["docker.io/library/php:8.2-fpm", "docker.io/library/php:8.2-fpm", true],
+  ["docker.io/library/php:8.2-fpm", "php:8.2-fpm", true],
+  ["docker.io/library/php:8.2-fpm", "php", true],
+  ["docker.io/library/php:8.2-fpm", "library/php", true],
+  ["docker.io/library/php:8.2-fpm", "php:8.3-fpm", false],
+  ["docker.io/library/php:8.2-fpm", "ph", false],
+  ["localhost/mergemem:0.1.0", "mergemem", true],
+  ["localhost/mergemem:0.1.0", "localhost/mergemem:0.1.0", true],
+  ["quay.io/team/app:1", "team/app", false],
+  ["quay.io/team/app:1", "quay.io/team/app", true],
+  ["registry:5000/app:1", "registry:5000/app", true],
+  ["registry:5000/app:1", "registry", false],
+  ["app@sha256:" + "ab".repeat(32), "app", true],
+];
+for (const [image, wanted, want] of imageCases) {
+  Deno.test(`imageMatches(${image}, ${wanted}) is ${want}`, () => {
+    assertEquals(imageMatches(image, wanted), want);
+  });
+}
