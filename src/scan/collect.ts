@@ -78,29 +78,40 @@ export interface CollectOptions {
    */
   slice?: SliceFilter;
   /**
-   * Per mapping index: where the dropped rows are counted (present, and
-   * not exclusively mapped), when they must be (a sampled scan); a scan
-   * in passes counts each row in the pass that keeps it instead.
+   * Per mapping index: where the rows that are not kept are counted, and
+   * which zero-filled rows are counted instead of kept (see
+   * {@link DroppedRows}).
    */
   dropped?: DroppedRows;
 }
 
 /**
- * Rows a sampled scan counted but did not keep, by mapping index. Of the
- * zero-filled rows (never sampled), a sampled scan of more than one slice
- * keeps only the first exclusively mapped one of each mapping: the others
+ * Rows a scan of one slice counted but did not keep, by mapping index.
+ *
+ * Of the zero-filled rows it keeps (they are never sampled, and a scan in
+ * passes keeps them in its first), it keeps only the first exclusively
+ * mapped one of each mapping where `zeroCountable` allows it: the others
  * are frames of their own that no other page maps, so each adds exactly
  * one present, zero and saveable page to its mapping (the zero content's
  * keeper lies in a mapping with a kept row either way), and the table
  * stays bounded however much zero-filled memory there is.
  */
 export interface DroppedRows {
+  /** Count the non-zero rows of other slices (a sampled scan), not only
+   * the zero-filled rows counted instead of kept. */
+  others: boolean;
   present: number[];
   sharedEstimate: number[];
-  /** Zero-filled, exclusively mapped rows dropped (each also saveable). */
+  /** Zero-filled, exclusively mapped rows counted instead of kept (each
+   * is also present, zero and saveable). */
   zero: number[];
   /** Mappings that kept an exclusively mapped zero-filled row. */
   zeroKept: Set<number>;
+  /**
+   * By mapping index, 1 where zero-filled rows may be counted instead of
+   * kept (their kpageflags are not needed); null: everywhere.
+   */
+  zeroCountable: Uint8Array | null;
 }
 
 /** What one process's collection shares across its mappings. */
@@ -259,14 +270,17 @@ async function collectMapping(
     tq = lap(o.profile, "2.pagemap", tq);
     const set = c.sets[c.flip];
     const cnt = countChunk(c, n, pinOk);
+    let row0 = stagingRow(c, cnt);
     // Growing the table replaces the columns the back-end is writing.
-    if (c.end + cnt > c.table.capacity) await keepPending(c, done);
-    const row0 = c.end;
+    if (row0 + cnt > c.table.capacity) {
+      await keepPending(c, done);
+      row0 = stagingRow(c, cnt);
+    }
+    c.end = row0;
     decodeChunk(c, set, st.firstMap + mi, m.start, off, n, cnt, pinOk);
     tq = lap(o.profile, "2.decode", tq);
     if (cnt === 0) continue;
     await keepPending(c, done);
-    c.end = row0 + cnt;
     c.flip ^= 1;
     const hashed = hashChunk(c, set, row0, cnt);
     // Its failure is thrown where it is awaited (keepPending), not as an
@@ -274,6 +288,19 @@ async function collectMapping(
     hashed.catch(() => {});
     c.pending = { done: hashed, set, row0, cnt, keyId };
   }
+}
+
+/**
+ * Where the next chunk of `cnt` rows is decoded: right after the kept
+ * rows, clear of the chunk being hashed and of the rows its keeping will
+ * move down ([length, length + its count)). So the rows in use stay
+ * within a few chunks of the kept ones, however many are dropped (a
+ * sampled scan, a pass).
+ */
+function stagingRow(c: Collector, cnt: number): number {
+  const p = c.pending, len = c.table.length;
+  if (!p) return len;
+  return len + p.cnt + cnt <= p.row0 ? len + p.cnt : p.row0 + p.cnt;
 }
 
 /**
@@ -469,13 +496,15 @@ function keepHashed(
       continue;
     }
     if (slice) {
-      const keep = t.flags[r] & PAGE_ZERO
-        ? slice.zero
-        : sliceOf(equalv ? t.pageIdx[r] : t.hashLo[r], slice.n) ===
-          slice.index;
+      const zero = (t.flags[r] & PAGE_ZERO) !== 0;
+      const sl = zero
+        ? -1
+        : sliceOf(equalv ? t.pageIdx[r] : t.hashLo[r], slice.n);
+      const keep = zero ? slice.zero : sl === slice.index;
       if (
-        keep && dropped && slice.n > 1 && (t.flags[r] & PAGE_ZERO) &&
-        (bits[k] & PAGE_EXCLUSIVE)
+        keep && zero && dropped && slice.n > 1 &&
+        (bits[k] & PAGE_EXCLUSIVE) &&
+        (!dropped.zeroCountable || dropped.zeroCountable[t.mapIdx[r]])
       ) {
         const mi = t.mapIdx[r];
         if (dropped.zeroKept.has(mi)) {
@@ -485,7 +514,7 @@ function keepHashed(
         dropped.zeroKept.add(mi);
       }
       if (!keep) {
-        if (dropped) {
+        if (dropped?.others) {
           const mi = t.mapIdx[r];
           dropped.present[mi] = (dropped.present[mi] ?? 0) + 1;
           if (!(bits[k] & PAGE_EXCLUSIVE)) {

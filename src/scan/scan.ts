@@ -67,7 +67,7 @@ export interface ScanOptions {
   backend?: HashBackend;
   /** Called after each batch; may be async (the scan awaits it). */
   onProgress?: (p: ScanProgress) => void | Promise<void>;
-  /** Pagemap entries read per call (default 65536). */
+  /** Pagemap entries read per call (default 65536; 16384 when sampling). */
   pagemapBatch?: number;
   /**
    * Opt-in: called once, after byte confirmation and before the scan
@@ -307,16 +307,37 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   const passes = sampled || opts.onPages
     ? 1
     : passesFor(expected * 1.05, maxMemory);
-  // A sampled table grows as rows come; an exact one starts at its
-  // expected size.
-  const table = newTable(sampled ? 0 : expected * 1.05 / passes + 1024);
+  // A sampled table grows as rows come. An exact one is allocated at its
+  // expected size, every pass reusing it from row 0: the kernel backs
+  // only the rows written, so it costs the rows of the biggest pass (and
+  // never a copy for growing).
+  const table = newTable(sampled ? 0 : expected * 1.05 + 1024);
   const refs: MappingRef[] = [];
-  const dropped: DroppedRows | undefined = sampled
-    ? { present: [], sharedEstimate: [], zero: [], zeroKept: new Set() }
+  // Zero-filled rows are counted instead of kept where that loses nothing
+  // (sampled: everywhere; in passes: where kpageflags are not read).
+  let countable: Uint8Array | null = null;
+  if (!sampled && passes > 1 && kpf && pfns) {
+    let g = 0;
+    for (const st of states) {
+      st.firstMap = g;
+      g += st.maps.length;
+    }
+    countable = framesMayMatter(states, g).map((x) => x ^ 1);
+  }
+  const dropped: DroppedRows | undefined = sampled || passes > 1
+    ? {
+      others: sampled,
+      present: [],
+      sharedEstimate: [],
+      zero: [],
+      zeroKept: new Set(),
+      zeroCountable: countable,
+    }
     : undefined;
   let total: MappingCounters | null = null;
   let sums: SampleSums | null = null;
   const kept = new Map<ProcState, number[]>();
+  let orderBuf = new Uint32Array(0);
   try {
     for (let pass = 0; pass < passes; pass++) {
       const slice: SliceFilter | undefined = sampled
@@ -337,7 +358,9 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         strategy,
         pageSize: ps,
         pfns,
-        chunk: opts.pagemapBatch ?? 65536,
+        // A sampled scan keeps few rows: smaller chunks keep the rows
+        // being decoded and hashed (3 chunks at most) small too.
+        chunk: opts.pagemapBatch ?? (sampled ? 16384 : 65536),
         done: sel.skipped.length + (sel.processes.length - states.length),
         total: sel.processes.length + sel.skipped.length,
         expected,
@@ -351,8 +374,14 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       }
       tp = lap(prof, "2.pagemap+hash", tp);
 
-      // Phase 3: classify frames (kpageflags, in PFN order).
-      const order = new Uint32Array(table.length);
+      // Phase 3: classify frames (kpageflags, in PFN order). One order
+      // array for every pass: a pass's garbage would otherwise stay
+      // until V8 collects it, adding up over the passes.
+      if (orderBuf.length < table.length) {
+        orderBuf = new Uint32Array(0);
+        orderBuf = new Uint32Array(passes > 1 ? table.capacity : table.length);
+      }
+      const order = orderBuf.subarray(0, table.length);
       if (kpf && pfns) {
         classifyFrames(table, kpf, order, framesMayMatter(states, refs.length));
         tp = lap(prof, "3.kpageflags", tp);
@@ -392,6 +421,15 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     frame: table.pfn,
     content: table.hashLo,
   });
+  if (dropped && !sums) {
+    // Zero-filled rows counted instead of kept: present, zero, saveable.
+    for (let i = 0; i < c.present.length; i++) {
+      const z = dropped.zero[i] ?? 0;
+      c.present[i] += z;
+      c.zero[i] += z;
+      c.saveable[i] += z;
+    }
+  }
   const counters = sums && dropped
     ? estimatedCounters(c, sums, dropped, sampleN!)
     : c;
