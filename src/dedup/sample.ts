@@ -16,7 +16,8 @@
  *   X = Σ_c w_c (w_c: what content c adds to it), X̂ = N·Σ_sampled w_c is
  *   unbiased, with Var X̂ = (N−1)·Σ_all w_c², estimated unbiasedly by
  *   (N−1)·N·Σ_sampled w_c². The reported bound is {@link BOUND_Z} standard
- *   errors.
+ *   errors, made safe for figures of few sampled contents
+ *   ({@link errorBound}).
  *
  * Zero-filled pages are one heavy content, recognised by their bytes: they
  * are never sampled, only counted exactly (in pass 0 of an exact scan).
@@ -221,4 +222,26 @@ export function estimate(
       Math.ceil(BOUND_Z * Math.sqrt((n - 1) * n * sq) - 1e-9),
     ),
   };
+}
+
+/**
+ * The bound reported for a sampled figure: {@link BOUND_Z} standard errors
+ * of {@link estimate}, with Σ_sampled w² taken one larger (one unseen
+ * content of weight 1, so that a figure with no content sampled does not
+ * claim a bound of 0), and never more than the error can be: the figure's
+ * sampled part counts non-zero pages, so it lies in [0, `nonZero`], and
+ * its estimate is `scaled` (n · the sampled part), so the error is at
+ * most max(`scaled`, `nonZero`). 0 when n is 1 (nothing is sampled).
+ */
+export function errorBound(
+  sq: number,
+  n: number,
+  scaled: number,
+  nonZero: number,
+): number {
+  if (n <= 1) return 0;
+  return Math.min(
+    Math.max(scaled, nonZero),
+    estimate(0, 0, sq + 1, n).errorBound,
+  );
 }

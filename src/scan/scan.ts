@@ -13,6 +13,7 @@ import {
 } from "../dedup/analyze.ts";
 import {
   BOUND_Z,
+  errorBound,
   estimate,
   newSampleSums,
   processIndexes,
@@ -516,22 +517,41 @@ function addErrorBounds(
   ps: number,
   pfns: boolean,
 ): void {
-  const bound = (sq: number) => estimate(0, 0, sq, n).errorBound;
-  const set = (t: PageCounts, sq: SampleSums["sqTotal"], i: number) => {
-    t.pages_duplicate_error_bound = bound(sq.duplicate[i]);
-    t.pages_shared_already_error_bound = pfns
-      ? bound(sq.sharedAlready[i])
-      : null;
-    t.saveable_pages_error_bound = bound(sq.saveable[i]);
+  type Sampled = { duplicate: number; sharedAlready: number; saveable: number };
+  const set = (
+    t: PageCounts,
+    sq: SampleSums["sqTotal"],
+    i: number,
+    s: Sampled,
+  ) => {
+    const nonZero = t.pages_present - t.pages_zero;
+    const b = (f: keyof Sampled) => errorBound(sq[f][i], n, n * s[f], nonZero);
+    t.pages_duplicate_error_bound = b("duplicate");
+    t.pages_shared_already_error_bound = pfns ? b("sharedAlready") : null;
+    t.saveable_pages_error_bound = b("saveable");
   };
+  const all: Sampled = { duplicate: 0, sharedAlready: 0, saveable: 0 };
   for (const st of states) {
     const r = st.result;
     if (r.skipped) continue;
-    r.mappings.forEach((mr, mi) => set(mr, sums.sqMapping, st.firstMap + mi));
-    set(r.totals, sums.sqProcess, sums.procOf[st.firstMap] ?? 0);
+    const proc: Sampled = { duplicate: 0, sharedAlready: 0, saveable: 0 };
+    r.mappings.forEach((mr, mi) => {
+      const g = st.firstMap + mi;
+      const s: Sampled = {
+        duplicate: sums.sampled.duplicate[g],
+        sharedAlready: sums.sampled.sharedAlready[g],
+        saveable: sums.sampled.saveable[g],
+      };
+      for (const f of ["duplicate", "sharedAlready", "saveable"] as const) {
+        proc[f] += s[f];
+        all[f] += s[f];
+      }
+      set(mr, sums.sqMapping, g, s);
+    });
+    set(r.totals, sums.sqProcess, sums.procOf[st.firstMap] ?? 0, proc);
     r.totals.saveable_bytes_error_bound = r.totals.saveable_pages_error_bound! *
       ps;
   }
-  set(totals, sums.sqTotal, 0);
+  set(totals, sums.sqTotal, 0, all);
   totals.saveable_bytes_error_bound = totals.saveable_pages_error_bound! * ps;
 }

@@ -12,6 +12,7 @@ import {
 } from "node:assert/strict";
 import {
   BOUND_Z,
+  errorBound,
   estimate,
   newSampleSums,
   processIndexes,
@@ -110,6 +111,21 @@ Deno.test("estimate: exact part + N x sampled, bound z standard errors", () => {
     errorBound: Math.ceil(BOUND_Z * Math.sqrt(600)),
   });
   strictEqual(estimate(0, 0, 0, 16).errorBound, 0);
+});
+
+Deno.test("errorBound: one unseen content more, capped by what the error can be", () => {
+  strictEqual(errorBound(50, 1, 10, 100), 0);
+  // N = 4: √(3·4·(50 + 1)) = 24.7…
+  strictEqual(errorBound(50, 4, 40, 1000), Math.ceil(BOUND_Z * Math.sqrt(612)));
+  // Nothing sampled: not 0, but one content's worth…
+  strictEqual(
+    errorBound(0, 64, 0, 1000),
+    Math.ceil(BOUND_Z * Math.sqrt(63 * 64)),
+  );
+  // …and no more than the mapping's non-zero pages (the error's range).
+  strictEqual(errorBound(0, 64, 0, 10), 10);
+  // An estimate above every page there: the error is at most the estimate.
+  strictEqual(errorBound(1, 64, 64, 10), 64);
 });
 
 Deno.test("the estimator is unbiased, with variance (N-1)·Σw² and an unbiased variance estimate", () => {
