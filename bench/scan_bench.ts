@@ -19,11 +19,19 @@
  *
  *   deno run --allow-all bench/scan_bench.ts [--workers 4] [--mib 256]
  *     [--runs 3] [--backend user|kernel|user,kernel]
- *     [--only hash/xxh64,...] [--json FILE] [--fork] [--memory]
+ *     [--only hash/xxh64,...] [--json FILE] [--fork] [--light]
+ *     [--memory [--sample N] [--max-memory MIB]] [--trials T --sample N]
  *
  * With --fork every worker forks after filling its memory, so every page
  * is fork-shared (parent and child), read through /proc/PID/mem by the
  * scan and by the raw read alike.
+ *
+ * With --trials T --sample N it measures the accuracy of sampled scans
+ * instead: one exact scan, then T sampled scans (slices 0..T-1 of N), and
+ * for each estimated figure, in total, per process and per mapping, the
+ * fraction of trials whose error lay within the reported bound. --light
+ * (either mode) leaves out the one heavy content (the 20% duplicated
+ * within): 40% unique, 50% common, 10% zero.
  *
  * With --memory it measures only memory, with the default scan (user
  * back-end, hash/xxh64): --runs scans of all workers and as many of the
@@ -32,7 +40,9 @@
  * one) / (their difference in pages), so that fixed costs (Deno, JIT
  * code, buffers, V8's young generation once grown)
  * cancel out; with the spread (min and max over the runs), and the peak
- * RSS of the whole tool for both.
+ * RSS of the whole tool for both. --sample N measures sampled scans,
+ * --max-memory MIB exact scans with that budget (a huge one: one pass);
+ * the default budget's passes are printed.
  *
  * @module
  */
@@ -77,6 +87,7 @@ async function child(): Promise<void> {
     saveable: r.totals.saveable_pages,
     rss_increase: after.hwm - before.rss,
     peak_rss: after.hwm,
+    passes: r.passes ?? 1,
     profile,
   }));
 }
@@ -170,13 +181,23 @@ async function runChild(opts: unknown) {
 }
 
 /** The --memory mode (see the module documentation). */
-async function memory(workers: Worker[], runs: number, json?: string) {
+async function memory(
+  workers: Worker[],
+  runs: number,
+  json?: string,
+  extra: Record<string, unknown> = {},
+) {
   const all = [], one = [];
   for (let i = 0; i < runs; i++) {
     all.push(
-      await runChild({ selection: { pids: workers.map((w) => w.pid) } }),
+      await runChild({
+        selection: { pids: workers.map((w) => w.pid) },
+        ...extra,
+      }),
     );
-    one.push(await runChild({ selection: { pids: [workers[0].pid] } }));
+    one.push(
+      await runChild({ selection: { pids: [workers[0].pid] }, ...extra }),
+    );
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const pages = all[0].present - one[0].present;
@@ -195,11 +216,105 @@ async function memory(workers: Worker[], runs: number, json?: string) {
     bytes_per_page_max: per(Math.max(...incAll)),
     peak_rss_mib: mib(all),
     baseline_peak_rss_mib: mib(one),
+    peak_rss_mib_max: +(Math.max(...all.map((r) => r.peak_rss)) / 2 ** 20)
+      .toFixed(1),
+    passes: all[0].passes,
+    ...extra,
     runs,
     kernel: Deno.osRelease(),
   };
   console.log(JSON.stringify(row));
-  if (json) Deno.writeTextFileSync(json, JSON.stringify(row) + "\n");
+  if (json) {
+    Deno.writeTextFileSync(json, JSON.stringify(row) + "\n", { append: true });
+  }
+}
+
+/**
+ * The --trials mode: one exact scan of every worker, then sampled scans of
+ * slices 0..trials-1 of --sample N; for each estimated figure, in total,
+ * per process and per mapping (with a non-zero exact or estimated value),
+ * the fraction of (trial, figure) pairs whose error lies within the
+ * reported bound.
+ */
+async function trials(
+  pids: number[],
+  n: number,
+  count: number,
+  json?: string,
+) {
+  const exact = await scan({ selection: { pids } });
+  const figs = [
+    "pages_duplicate",
+    "pages_shared_already",
+    "saveable_pages",
+  ] as const;
+  type Counts = { [k: string]: number | null | undefined };
+  const tally: Record<string, { within: number; of: number; worst: number }> =
+    {};
+  const add = (level: string, e: Counts, s: Counts) => {
+    for (const f of figs) {
+      const truth = e[f] as number | null, est = s[f] as number | null;
+      const bound = s[`${f}_error_bound`] as number | null;
+      if (truth === null || est === null || bound === null) continue;
+      if (level !== "total" && truth === 0 && est === 0) continue;
+      const t = tally[`${level}:${f}`] ??= { within: 0, of: 0, worst: 0 };
+      t.of++;
+      if (Math.abs(est - truth) <= bound) t.within++;
+      t.worst = Math.max(t.worst, Math.abs(est - truth) / Math.max(1, bound));
+    }
+  };
+  const rel: number[] = [];
+  for (let i = 0; i < Math.min(count, n); i++) {
+    const r = await scan({ selection: { pids }, sample: n, sampleSlice: i });
+    add(
+      "total",
+      exact.totals as unknown as Counts,
+      r.totals as unknown as Counts,
+    );
+    rel.push(
+      (r.totals.saveable_pages - exact.totals.saveable_pages) /
+        Math.max(1, exact.totals.saveable_pages),
+    );
+    r.processes.forEach((p, pi) => {
+      const e = exact.processes[pi];
+      if (p.skipped || e.skipped || e.pid !== p.pid) return;
+      add(
+        "process",
+        e.totals as unknown as Counts,
+        p.totals as unknown as Counts,
+      );
+      p.mappings.forEach((m, mi) =>
+        add(
+          "mapping",
+          e.mappings[mi] as unknown as Counts,
+          m as unknown as Counts,
+        )
+      );
+    });
+  }
+  const rows = Object.entries(tally).map(([k, t]) => ({
+    figure: k,
+    within: t.within,
+    of: t.of,
+    fraction: +(t.within / t.of).toFixed(3),
+    worst_error_in_bounds: +t.worst.toFixed(2),
+  }));
+  console.table(rows);
+  const summary = {
+    sample: n,
+    trials: Math.min(count, n),
+    exact_pages_present: exact.totals.pages_present,
+    exact_saveable_pages: exact.totals.saveable_pages,
+    saveable_relative_error_max: +Math.max(...rel.map(Math.abs)).toFixed(4),
+    rows,
+    kernel: Deno.osRelease(),
+  };
+  console.log(JSON.stringify(summary));
+  if (json) {
+    Deno.writeTextFileSync(json, JSON.stringify(summary) + "\n", {
+      append: true,
+    });
+  }
 }
 
 async function main(): Promise<void> {
@@ -214,6 +329,10 @@ async function main(): Promise<void> {
       json: { type: "string" },
       memory: { type: "boolean" },
       fork: { type: "boolean" },
+      sample: { type: "string" },
+      "max-memory": { type: "string" },
+      trials: { type: "string" },
+      light: { type: "boolean" },
     },
   });
   const backends = (a.values.backend ?? "user").split(",");
@@ -232,11 +351,13 @@ async function main(): Promise<void> {
   const nw = Number(a.values.workers ?? 4);
   const pages = (Number(a.values.mib ?? 256) * 1024 * 1024) / PS;
   // Mixed content: 40% unique, 30% common across workers, 20% duplicate
-  // within, 10% zero.
+  // within (one content), 10% zero. --light leaves out the one heavy
+  // content (see bench/README.md): 40% unique, 50% common, 10% zero.
+  const heavy = !a.values.light;
   const spec = {
     unique: Math.round(pages * 0.4),
-    common: Math.round(pages * 0.3),
-    dup: Math.round(pages * 0.2),
+    common: Math.round(pages * (heavy ? 0.3 : 0.5)),
+    dup: heavy ? Math.round(pages * 0.2) : 0,
     zero: Math.round(pages * 0.1),
   };
   const workers: Worker[] = [];
@@ -244,11 +365,25 @@ async function main(): Promise<void> {
     for (let i = 0; i < nw; i++) {
       workers.push(await startWorker({ ...spec, fork: a.values.fork }));
     }
-    if (a.values.memory) {
-      await memory(workers, runs, a.values.json);
+    const pids = workers.flatMap((w) => w.child ? [w.pid, w.child] : [w.pid]);
+    if (a.values.trials) {
+      await trials(
+        pids,
+        Number(a.values.sample ?? 64),
+        Number(a.values.trials),
+        a.values.json,
+      );
       return;
     }
-    const pids = workers.flatMap((w) => w.child ? [w.pid, w.child] : [w.pid]);
+    if (a.values.memory) {
+      await memory(workers, runs, a.values.json, {
+        ...(a.values.sample ? { sample: Number(a.values.sample) } : {}),
+        ...(a.values["max-memory"]
+          ? { maxMemory: Number(a.values["max-memory"]) * 2 ** 20 }
+          : {}),
+      });
+      return;
+    }
     const rows = [];
     const phases: Record<string, unknown> = {};
     const median = <T>(xs: T[], key: (x: T) => number): T =>
