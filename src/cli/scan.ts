@@ -99,7 +99,7 @@ export const OPTIONS = {
     arg: "N",
     help: "estimate from 1/N of the contents (chosen by hash) with\n" +
       "a bounded page table: duplicate, shared and saveable\n" +
-      "figures are shown as estimate ± 95% error bound; zero,\n" +
+      "figures are shown as estimate ± error bound (99%); zero,\n" +
       "present and scanned pages stay exact (xxh64 and the\n" +
       "hash strategy only)",
   },
@@ -366,7 +366,7 @@ function printReport(r: ScanResult, top: number, grouped: boolean): void {
     console.log(
       s.dim(
         `sampled: contents of hash slice ${r.sample.slice} of ${r.sample.slices}; ` +
-          `≈ figures are estimates ± a 95% error bound (${r.sample.z} standard errors; ` +
+          `≈ figures are estimates ± an error bound of ${r.sample.z} standard errors (99%; ` +
           "bounds of groups are summed, so conservative)",
       ),
     );

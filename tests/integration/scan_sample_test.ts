@@ -13,6 +13,7 @@ import {
   strictEqual,
 } from "node:assert/strict";
 import { scan } from "../../src/scan/mod.ts";
+import { BOUND_Z } from "../../src/dedup/sample.ts";
 import type { PageCounts, ScanResult } from "../../src/scan/mod.ts";
 import { STANDARD_SPEC, startWorker, type Worker } from "../helpers/workers.ts";
 
@@ -84,7 +85,7 @@ Deno.test("sample: 1 is the exact scan, with bounds of 0", async () => {
   await withWorkers(MIXED, async (pids) => {
     const exact = await scan({ selection: { pids } });
     const s1 = await scan({ selection: { pids }, sample: 1 });
-    assertEquals(s1.sample, { slices: 1, slice: 0, z: 1.96 });
+    assertEquals(s1.sample, { slices: 1, slice: 0, z: BOUND_Z });
     assertEquals(figures(s1), figures(exact));
     strictEqual(s1.totals.saveable_pages_error_bound, 0);
     strictEqual(s1.totals.pages_duplicate_error_bound, 0);
