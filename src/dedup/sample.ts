@@ -32,7 +32,7 @@ import {
 
 /**
  * Standard errors in a reported error bound: 2.576, a two-sided 99%
- * normal interval. The 95% one (1.96) covered only 148 of 160 trials of
+ * normal interval. The 95% one (1.96) covered only 197 of 210 trials of
  * the scan's totals in bench/README.md ("Sampled and multi-pass scans"),
  * so the bound is the wider one, for at least 95%.
  */

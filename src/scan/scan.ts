@@ -315,9 +315,10 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   const table = newTable(sampled ? 0 : expected * 1.05 + 1024);
   const refs: MappingRef[] = [];
   // Zero-filled rows are counted instead of kept where that loses nothing
-  // (sampled: everywhere; in passes: where kpageflags are not read).
+  // (sampled: everywhere; in passes: where no frame can be KSM or THP,
+  // whose flags come from kpageflags or the kernel back-end per row).
   let countable: Uint8Array | null = null;
-  if (!sampled && passes > 1 && kpf && pfns) {
+  if (!sampled && passes > 1 && (kpf || classified) && pfns) {
     let g = 0;
     for (const st of states) {
       st.firstMap = g;
