@@ -49,9 +49,10 @@ export interface ScanProgress {
   processesDone: number;
   /** Processes selected. */
   processesTotal: number;
-  /** Candidate pages read so far. */
+  /** Candidate pages read so far (in every pass, kept or not). */
   pagesDone: number;
-  /** Expected candidate pages (from smaps; the real number may differ). */
+  /** Expected candidate pages to read (from smaps, times the passes of a
+   * scan in passes; the real number may differ). */
   pagesTotal: number;
 }
 
@@ -68,8 +69,13 @@ export interface CollectOptions {
   done: number;
   /** Processes selected. */
   total: number;
-  /** Expected candidate pages, for progress. */
+  /** Expected candidate pages, for progress (of every pass). */
   expected: number;
+  /**
+   * Candidate pages read and hashed so far, for progress: kept or not,
+   * and over every pass (the caller keeps it from pass to pass).
+   */
+  pagesRead: { n: number };
   profile: ScanProfile;
   onProgress?: (p: ScanProgress) => void | Promise<void>;
   /**
@@ -342,6 +348,7 @@ async function keepPending(c: Collector, done: number): Promise<void> {
   await p.done;
   c.pending = null;
   keepHashed(c, p.set, p.row0, p.cnt, p.keyId);
+  c.o.pagesRead.n += p.cnt;
   // Rows past the kept ones are free again (a caller that decoded the
   // next chunk meanwhile sets `end` past it).
   c.end = c.table.length;
@@ -350,7 +357,7 @@ async function keepPending(c: Collector, done: number): Promise<void> {
       pid: c.st.info.pid,
       processesDone: done,
       processesTotal: c.o.total,
-      pagesDone: c.table.length,
+      pagesDone: c.o.pagesRead.n,
       pagesTotal: Math.round(c.o.expected),
     });
   }

@@ -340,6 +340,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   let sums: SampleSums | null = null;
   const kept = new Map<ProcState, number[]>();
   let orderBuf = new Uint32Array(0);
+  const pagesRead = { n: 0 };
   try {
     for (let pass = 0; pass < passes; pass++) {
       const slice: SliceFilter | undefined = sampled
@@ -365,7 +366,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         chunk: opts.pagemapBatch ?? (sampled ? 16384 : 65536),
         done: sel.skipped.length + (sel.processes.length - states.length),
         total: sel.processes.length + sel.skipped.length,
-        expected,
+        expected: expected * passes,
+        pagesRead,
         profile: prof,
         onProgress: opts.onProgress,
         slice,

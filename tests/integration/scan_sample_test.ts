@@ -14,7 +14,11 @@ import {
 } from "node:assert/strict";
 import { scan } from "../../src/scan/mod.ts";
 import { BOUND_Z } from "../../src/dedup/sample.ts";
-import type { PageCounts, ScanResult } from "../../src/scan/mod.ts";
+import type {
+  PageCounts,
+  ScanProgress,
+  ScanResult,
+} from "../../src/scan/mod.ts";
 import { STANDARD_SPEC, startWorker, type Worker } from "../helpers/workers.ts";
 
 const SAMPLED = [
@@ -72,8 +76,18 @@ Deno.test("a scan in passes gives the one-pass figures, mapping by mapping", asy
     strictEqual(one.passes, undefined);
     // Rows of the workers and of every process's other pages: a budget of
     // a few hundred rows makes several passes.
-    const many = await scan({ selection: { pids }, maxMemory: 23 * 400 });
+    let last: ScanProgress | null = null;
+    const many = await scan({
+      selection: { pids },
+      maxMemory: 23 * 400,
+      onProgress: (p) => void (last = p),
+    });
     ok((many.passes ?? 1) >= 3, `passes: ${many.passes}`);
+    // Progress counts the pages read in every pass.
+    strictEqual(
+      (last as ScanProgress | null)?.pagesDone,
+      many.passes! * (many.totals.pages_present + many.totals.pages_vanished),
+    );
     assertEquals(figures(many), figures(one));
     assertEquals(many.totals.pages_ksm, one.totals.pages_ksm);
     assertEquals(many.totals.pages_thp, one.totals.pages_thp);
@@ -84,7 +98,16 @@ Deno.test("a scan in passes gives the one-pass figures, mapping by mapping", asy
 Deno.test("sample: 1 is the exact scan, with bounds of 0", async () => {
   await withWorkers(MIXED, async (pids) => {
     const exact = await scan({ selection: { pids } });
-    const s1 = await scan({ selection: { pids }, sample: 1 });
+    let last: ScanProgress | null = null;
+    const s1 = await scan({
+      selection: { pids },
+      sample: 1,
+      onProgress: (p) => void (last = p),
+    });
+    strictEqual(
+      (last as ScanProgress | null)?.pagesDone,
+      s1.totals.pages_present + s1.totals.pages_vanished,
+    );
     assertEquals(s1.sample, { slices: 1, slice: 0, z: BOUND_Z });
     assertEquals(figures(s1), figures(exact));
     strictEqual(s1.totals.saveable_pages_error_bound, 0);
