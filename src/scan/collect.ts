@@ -99,8 +99,16 @@ export interface CollectOptions {
  * mapped one of each mapping where `zeroCountable` allows it: the others
  * are frames of their own that no other page maps, so each adds exactly
  * one present, zero and saveable page to its mapping (the zero content's
- * keeper lies in a mapping with a kept row either way), and the table
- * stays bounded however much zero-filled memory there is.
+ * keeper lies in a mapping with a kept row either way). Of the
+ * zero-filled rows not exclusively mapped on one frame (`zeroFrame`: the
+ * frame of the first such row, usually the kernel's shared zero page;
+ * without PFNs every such row, as one stand-in frame), it keeps two per
+ * mapping: every other one is a page of a frame that at least three
+ * scanned pages map, so it adds exactly one present, zero, shared-already
+ * and not-exclusive page to its mapping, and nothing else (not a frame's
+ * first page, so never saveable). So the table stays bounded however much
+ * zero-filled memory there is, apart from zero-filled frames that few
+ * pages share (fork copies).
  */
 export interface DroppedRows {
   /** Count the non-zero rows of other slices (a sampled scan), not only
@@ -113,6 +121,12 @@ export interface DroppedRows {
   zero: number[];
   /** Mappings that kept an exclusively mapped zero-filled row. */
   zeroKept: Set<number>;
+  /** The shared zero-filled frame counted instead of kept (-1: none yet). */
+  zeroFrame: number;
+  /** Rows of `zeroFrame` kept, by mapping index (at most 2). */
+  zeroFrameKept: number[];
+  /** Rows of `zeroFrame` counted instead of kept. */
+  zeroShared: number[];
   /**
    * By mapping index, 1 where zero-filled rows may be counted instead of
    * kept (their kpageflags are not needed); null: everywhere.
@@ -510,15 +524,26 @@ function keepHashed(
       const keep = zero ? slice.zero : sl === slice.index;
       if (
         keep && zero && dropped && slice.n > 1 &&
-        (bits[k] & PAGE_EXCLUSIVE) &&
         (!dropped.zeroCountable || dropped.zeroCountable[t.mapIdx[r]])
       ) {
         const mi = t.mapIdx[r];
-        if (dropped.zeroKept.has(mi)) {
-          dropped.zero[mi] = (dropped.zero[mi] ?? 0) + 1;
-          continue;
+        if (bits[k] & PAGE_EXCLUSIVE) {
+          if (dropped.zeroKept.has(mi)) {
+            dropped.zero[mi] = (dropped.zero[mi] ?? 0) + 1;
+            continue;
+          }
+          dropped.zeroKept.add(mi);
+        } else {
+          if (dropped.zeroFrame < 0) dropped.zeroFrame = t.pfn[r];
+          if (t.pfn[r] === dropped.zeroFrame) {
+            const n = dropped.zeroFrameKept[mi] ?? 0;
+            if (n >= 2) {
+              dropped.zeroShared[mi] = (dropped.zeroShared[mi] ?? 0) + 1;
+              continue;
+            }
+            dropped.zeroFrameKept[mi] = n + 1;
+          }
         }
-        dropped.zeroKept.add(mi);
       }
       if (!keep) {
         if (dropped?.others) {

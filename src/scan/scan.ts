@@ -333,6 +333,9 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       sharedEstimate: [],
       zero: [],
       zeroKept: new Set(),
+      zeroFrame: -1,
+      zeroFrameKept: [],
+      zeroShared: [],
       zeroCountable: countable,
     }
     : undefined;
@@ -426,12 +429,14 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
     content: table.hashLo,
   });
   if (dropped && !sums) {
-    // Zero-filled rows counted instead of kept: present, zero, saveable.
+    // Zero-filled rows counted instead of kept (DroppedRows).
     for (let i = 0; i < c.present.length; i++) {
-      const z = dropped.zero[i] ?? 0;
-      c.present[i] += z;
-      c.zero[i] += z;
+      const z = dropped.zero[i] ?? 0, zs = dropped.zeroShared[i] ?? 0;
+      c.present[i] += z + zs;
+      c.zero[i] += z + zs;
       c.saveable[i] += z;
+      c.sharedAlready[i] += zs;
+      c.sharedEstimate[i] += zs;
     }
   }
   const counters = sums && dropped
@@ -499,12 +504,13 @@ function estimatedCounters(
     saveable: new Float64Array(m),
   };
   for (let i = 0; i < m; i++) {
-    const zero = dropped.zero[i] ?? 0;
-    c.present[i] += (dropped.present[i] ?? 0) + zero;
-    c.zero[i] += zero;
-    c.sharedEstimate[i] += dropped.sharedEstimate[i] ?? 0;
+    const zero = dropped.zero[i] ?? 0, zs = dropped.zeroShared[i] ?? 0;
+    c.present[i] += (dropped.present[i] ?? 0) + zero + zs;
+    c.zero[i] += zero + zs;
+    c.sharedEstimate[i] += (dropped.sharedEstimate[i] ?? 0) + zs;
     for (const f of ["duplicate", "sharedAlready", "saveable"] as const) {
-      const exact = sums.zero[f][i] + (f === "saveable" ? zero : 0);
+      const exact = sums.zero[f][i] +
+        (f === "saveable" ? zero : f === "sharedAlready" ? zs : 0);
       out[f][i] = estimate(exact, sums.sampled[f][i], 0, n).estimate;
     }
   }
