@@ -64,10 +64,15 @@ async function withWorkers(
   }
 }
 
+// Zero-filled pages of every kind (exclusive frames, the kernel's zero
+// page, fork-shared frames) in numbers that the scans count instead of
+// keeping (src/scan/collect.ts, DroppedRows).
 const MIXED = [
   { ...STANDARD_SPEC, common: 300 },
   { ...STANDARD_SPEC, common: 300, fork: true },
   { ...STANDARD_SPEC, common: 200, unique: 50 },
+  { common: 50, zero: 200, zeroRead: 300 },
+  { common: 50, zero: 20, zeroRead: 30, fork: true },
 ];
 
 Deno.test("a scan in passes gives the one-pass figures, mapping by mapping", async () => {
