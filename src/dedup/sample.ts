@@ -46,7 +46,8 @@ export function sliceOf(hashLo: number, n: number): number {
 }
 
 /** Which rows a pass keeps: non-zero rows of slice `index` of `n`, and
- * zero-filled rows when `zero`. */
+ * zero-filled rows when `zero` (with the hash strategy: equalv, which
+ * groups by position, slices its zero-filled rows by position too). */
 export interface SliceFilter {
   /** Slices (≥ 1). */
   n: number;

@@ -517,7 +517,9 @@ function keepHashed(
       continue;
     }
     if (slice) {
-      const zero = (t.flags[r] & PAGE_ZERO) !== 0;
+      // equalv compares positions: its zero-filled rows are a content of
+      // their position's group, sliced with it.
+      const zero = !equalv && (t.flags[r] & PAGE_ZERO) !== 0;
       const sl = zero
         ? -1
         : sliceOf(equalv ? t.pageIdx[r] : t.hashLo[r], slice.n);

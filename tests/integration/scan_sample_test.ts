@@ -100,6 +100,31 @@ Deno.test("a scan in passes gives the one-pass figures, mapping by mapping", asy
   });
 });
 
+Deno.test("passes are exact with every checksum, byte confirmation and equalv", async () => {
+  await withWorkers(MIXED, async (pids) => {
+    for (
+      const o of [
+        { checksum: "fast" },
+        { checksum: "const" },
+        { confirm: true },
+        { strategy: "equalv" as const },
+      ]
+    ) {
+      const one = await scan({ selection: { pids }, ...o });
+      const many = await scan({
+        selection: { pids },
+        ...o,
+        maxMemory: 23 * 400,
+      });
+      ok(
+        (many.passes ?? 1) >= 3,
+        `${JSON.stringify(o)}: passes ${many.passes}`,
+      );
+      assertEquals(figures(many), figures(one), JSON.stringify(o));
+    }
+  });
+});
+
 Deno.test("sample: 1 is the exact scan, with bounds of 0", async () => {
   await withWorkers(MIXED, async (pids) => {
     const exact = await scan({ selection: { pids } });
