@@ -1,7 +1,8 @@
 /**
  * Content slices on real workers (run as root): a scan in K passes (a
  * small maxMemory) gives the one-pass figures exactly, per process and
- * mapping; `sample: 1` is the exact scan; over the N slices of a sampled
+ * mapping (with every checksum, byte confirmation, equalv, and without
+ * PFNs as an unprivileged user); `sample: 1` is the exact scan; over the N slices of a sampled
  * scan the estimates average to the exact figures exactly (each content
  * lies in one slice); and for workers of many equal-weight contents the
  * estimates of every slice lie within their error bounds (the contents
@@ -20,6 +21,7 @@ import type {
   ScanResult,
 } from "../../src/scan/mod.ts";
 import { STANDARD_SPEC, startWorker, type Worker } from "../helpers/workers.ts";
+import { denoRunAs, testUser, type User } from "../helpers/run_as.ts";
 
 const SAMPLED = [
   "pages_duplicate",
@@ -235,5 +237,47 @@ Deno.test("estimates of many equal-weight contents lie within their bounds", asy
         );
       }
     }
+  });
+});
+
+/** Runs a scan as `user` in a subprocess and returns its result. */
+async function scanAs(user: User, opts: unknown): Promise<ScanResult> {
+  const helper = new URL("../helpers/scan_as.ts", import.meta.url).pathname;
+  const out = await denoRunAs(user, helper, [JSON.stringify(opts)]).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(new TextDecoder().decode(out.stderr) || text);
+  }
+  return JSON.parse(text);
+}
+
+Deno.test("unprivileged (stand-in frames): passes and sample: 1 give the exact figures", async () => {
+  const user = await testUser();
+  await withWorkers(MIXED.map((s) => ({ ...s, user })), async (pids) => {
+    const one = await scanAs(user, { selection: { pids } });
+    strictEqual(one.pfns_available, false);
+    const many = await scanAs(user, {
+      selection: { pids },
+      maxMemory: 23 * 400,
+    });
+    ok((many.passes ?? 1) >= 3, `passes: ${many.passes}`);
+    assertEquals(figures(many), figures(one));
+    const s1 = await scanAs(user, { selection: { pids }, sample: 1 });
+    assertEquals(figures(s1), figures(one));
+    // Sampled: the exact figures stay exact, mapping by mapping.
+    const s4 = await scanAs(user, { selection: { pids }, sample: 4 });
+    strictEqual(s4.totals.pages_shared_already_error_bound, null);
+    s4.processes.forEach((p, pi) =>
+      p.mappings.forEach((m, mi) => {
+        const e = one.processes[pi].mappings[mi];
+        for (
+          const k of [
+            "pages_present",
+            "pages_zero",
+            "pages_shared_already_estimate",
+          ] as const
+        ) strictEqual(m[k], e[k], `pid ${p.pid} mapping ${mi} ${k}`);
+      })
+    );
   });
 });
