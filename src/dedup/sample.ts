@@ -29,6 +29,7 @@ import {
   type ContentCounts,
   type PageColumns,
 } from "./accounting.ts";
+import { PAGE_COUNTED } from "../pages/flags.ts";
 
 /**
  * Standard errors in a reported error bound: 2.576, a two-sided 99%
@@ -66,8 +67,9 @@ export interface SliceFilter {
 export interface SampleSums {
   /** Per mapping: sampled Σ w (non-zero contents). */
   sampled: ContentCounts;
-  /** Per mapping: the zero content's figures (exact). */
-  zero: ContentCounts;
+  /** Per mapping: the figures of the contents counted exactly (the zero
+   * content, heavy contents: rows flagged PAGE_COUNTED). */
+  exact: ContentCounts;
   /** Σ w² per mapping, per process (index: procOf) and in total, by
    * figure. */
   sqMapping: SquareSums;
@@ -112,7 +114,7 @@ export function newSampleSums(procOf: Uint32Array): SampleSums {
   for (let i = 0; i < m; i++) p = Math.max(p, procOf[i] + 1);
   return {
     sampled: counts(m),
-    zero: counts(m),
+    exact: counts(m),
     sqMapping: squares(m),
     sqProcess: squares(p),
     sqTotal: squares(1),
@@ -136,11 +138,13 @@ export function processIndexes(pids: ArrayLike<number>): Uint32Array {
 
 /**
  * An accountant for a sampled scan: accounts one content like
- * accountContent(), into `sums` (the zero content exactly, the others as
- * sampled weights with their squares).
+ * accountContent(), into `sums`: the zero content, and contents whose
+ * rows `flags` marks PAGE_COUNTED, exactly; the others as sampled weights
+ * with their squares.
  */
 export function sampleAccountant(
   sums: SampleSums,
+  flags?: Uint8Array,
 ): (
   cols: PageColumns,
   rows: ArrayLike<number>,
@@ -153,8 +157,8 @@ export function sampleAccountant(
   const procW = squares(sums.sqProcess.duplicate.length);
   const procs: number[] = [];
   return (cols, rows, start, end, zeroContent) => {
-    if (zeroContent) {
-      accountContent(cols, rows, start, end, true, sums.zero);
+    if (zeroContent || (flags && (flags[rows[start]] & PAGE_COUNTED))) {
+      accountContent(cols, rows, start, end, zeroContent, sums.exact);
       return;
     }
     accountContent(cols, rows, start, end, false, scratch);
@@ -249,4 +253,48 @@ export function errorBound(
     Math.max(scaled, nonZero),
     estimate(0, 0, sq + 1, n).errorBound,
   );
+}
+
+/**
+ * A content's key for {@link HeavyHitters}: 53 bits of its 64-bit hash
+ * (a JavaScript number). Two contents may share a key; both are then
+ * counted exactly, which is never wrong.
+ */
+export function contentKey(hashLo: number, hashHi: number): number {
+  return (hashHi >>> 11) * 0x100000000 + (hashLo >>> 0);
+}
+
+/**
+ * The heavy contents of a stream of content keys (Misra and Gries, 1982):
+ * at most `k` counters; every content making up more than 1/(k+1) of the
+ * stream is among {@link keys} at the end. A sampled scan counts those
+ * contents exactly instead of sampling them: one content with a large
+ * share of a figure would otherwise be either missing from the slice or
+ * multiplied by N, far beyond any bound the sample can give.
+ */
+export class HeavyHitters {
+  readonly #k: number;
+  readonly #counts = new Map<number, number>();
+
+  constructor(k = 1024) {
+    this.#k = k;
+  }
+
+  /** Counts one occurrence of `key`. */
+  add(key: number): void {
+    const c = this.#counts.get(key);
+    if (c !== undefined) this.#counts.set(key, c + 1);
+    else if (this.#counts.size < this.#k) this.#counts.set(key, 1);
+    else {
+      for (const [k2, c2] of this.#counts) {
+        if (c2 === 1) this.#counts.delete(k2);
+        else this.#counts.set(k2, c2 - 1);
+      }
+    }
+  }
+
+  /** The contents still counted: every heavy one, and maybe others. */
+  keys(): Set<number> {
+    return new Set(this.#counts.keys());
+  }
 }

@@ -24,3 +24,8 @@ export const PAGE_THP = 16;
  * /proc/PID/mem.
  */
 export const PAGE_PIN_OK = 32;
+/**
+ * A sampled scan counts the page's content exactly, outside the sample
+ * (a heavy content: src/dedup/sample.ts, HeavyHitters).
+ */
+export const PAGE_COUNTED = 64;

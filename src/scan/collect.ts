@@ -16,12 +16,18 @@ import { processGone } from "../errors.ts";
 import type { MappingRef } from "../dedup/analyze.ts";
 import { type PageTable, reserve, setMapIdx, setPfn } from "../dedup/table.ts";
 import {
+  PAGE_COUNTED,
   PAGE_EXCLUSIVE,
   PAGE_HASHED,
   PAGE_PIN_OK,
   PAGE_ZERO,
 } from "../pages/flags.ts";
-import { type SliceFilter, sliceOf } from "../dedup/sample.ts";
+import {
+  contentKey,
+  type HeavyHitters,
+  type SliceFilter,
+  sliceOf,
+} from "../dedup/sample.ts";
 import {
   PM_EXCLUSIVE_HI,
   PM_FILE_HI,
@@ -89,6 +95,13 @@ export interface CollectOptions {
    * {@link DroppedRows}).
    */
   dropped?: DroppedRows;
+  /**
+   * A sampled scan's heavy contents: `observe` counts every non-zero
+   * row's content (the first pass, which keeps nothing); `counted` are
+   * kept whatever their slice, flagged PAGE_COUNTED, and counted exactly
+   * (the sampled pass).
+   */
+  heavy?: { observe?: HeavyHitters; counted?: Set<number> };
 }
 
 /**
@@ -127,6 +140,15 @@ export interface DroppedRows {
   zeroFrameKept: number[];
   /** Rows of `zeroFrame` counted instead of kept. */
   zeroShared: number[];
+  /**
+   * Exclusively mapped rows of a heavy content (CollectOptions.heavy)
+   * counted instead of kept: as for zero-filled rows, one is kept per
+   * mapping and content, and each other one is present, a duplicate and
+   * saveable in its mapping.
+   */
+  heavy: number[];
+  /** "mapping:content key" of the exclusively mapped heavy rows kept. */
+  heavyKept: Set<string>;
   /**
    * By mapping index, 1 where zero-filled rows may be counted instead of
    * kept (their kpageflags are not needed); null: everywhere.
@@ -516,6 +538,7 @@ function keepHashed(
       c.st.vanished++;
       continue;
     }
+    let extra = 0;
     if (slice) {
       // equalv compares positions: its zero-filled rows are a content of
       // their position's group, sliced with it.
@@ -523,7 +546,21 @@ function keepHashed(
       const sl = zero
         ? -1
         : sliceOf(equalv ? t.pageIdx[r] : t.hashLo[r], slice.n);
-      const keep = zero ? slice.zero : sl === slice.index;
+      const key = !zero && c.o.heavy
+        ? contentKey(t.hashLo[r], t.hashHi[r])
+        : -1;
+      if (key >= 0) c.o.heavy?.observe?.add(key);
+      const counted = key >= 0 && c.o.heavy?.counted?.has(key) === true;
+      const keep = zero ? slice.zero : counted || sl === slice.index;
+      if (counted && dropped && (bits[k] & PAGE_EXCLUSIVE)) {
+        const mk = `${t.mapIdx[r]}:${key}`;
+        if (dropped.heavyKept.has(mk)) {
+          dropped.heavy[t.mapIdx[r]] = (dropped.heavy[t.mapIdx[r]] ?? 0) + 1;
+          continue;
+        }
+        dropped.heavyKept.add(mk);
+      }
+      if (counted) extra = PAGE_COUNTED;
       if (
         keep && zero && dropped && slice.n > 1 &&
         (!dropped.zeroCountable || dropped.zeroCountable[t.mapIdx[r]])
@@ -566,7 +603,7 @@ function keepHashed(
       t.hashLo[w] = t.hashLo[r];
       t.hashHi[w] = t.hashHi[r];
     }
-    t.flags[w] = t.flags[r] | bits[k];
+    t.flags[w] = t.flags[r] | bits[k] | extra;
     if (equalv) {
       t.hashHi[w] = keyId;
       t.hashLo[w] = t.pageIdx[w];

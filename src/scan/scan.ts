@@ -15,6 +15,7 @@ import {
   BOUND_Z,
   errorBound,
   estimate,
+  HeavyHitters,
   newSampleSums,
   processIndexes,
   sampleAccountant,
@@ -336,6 +337,8 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       zeroFrame: -1,
       zeroFrameKept: [],
       zeroShared: [],
+      heavy: [],
+      heavyKept: new Set(),
       zeroCountable: countable,
     }
     : undefined;
@@ -344,9 +347,16 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   const kept = new Map<ProcState, number[]>();
   let orderBuf = new Uint32Array(0);
   const pagesRead = { n: 0 };
+  const heavyPass = sampled && sampleN! > 1;
+  const heavyHitters = new HeavyHitters();
+  let counted: Set<number> | undefined;
   try {
-    for (let pass = 0; pass < passes; pass++) {
-      const slice: SliceFilter | undefined = sampled
+    // A sampled scan first finds its heavy contents (HeavyHitters) in a
+    // pass of its own (pass -1), which keeps no row.
+    for (let pass = heavyPass ? -1 : 0; pass < passes; pass++) {
+      const slice: SliceFilter | undefined = pass < 0
+        ? { n: sampleN!, index: -1, zero: false }
+        : sampled
         ? { n: sampleN, index: sampleSlice, zero: true }
         : passes > 1
         ? { n: passes, index: pass, zero: pass === 0 }
@@ -369,13 +379,27 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         chunk: opts.pagemapBatch ?? (sampled ? 16384 : 65536),
         done: sel.skipped.length + (sel.processes.length - states.length),
         total: sel.processes.length + sel.skipped.length,
-        expected: expected * passes,
+        expected: expected * (passes + (heavyPass ? 1 : 0)),
         pagesRead,
         profile: prof,
         onProgress: opts.onProgress,
         slice,
-        dropped,
+        ...(pass < 0
+          ? { heavy: { observe: heavyHitters } }
+          : { dropped, ...(counted ? { heavy: { counted } } : {}) }),
       });
+      if (pass < 0) {
+        counted = heavyHitters.keys();
+        for (const st of states) {
+          st.scanned =
+            st.noncandidate =
+            st.swapped =
+            st.vanished =
+              0;
+        }
+        tp = lap(prof, "2.heavy", tp);
+        continue;
+      }
       for (const [st, v] of kept) {
         [st.scanned, st.noncandidate, st.swapped, st.vanished] = v;
       }
@@ -409,7 +433,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
         labelAll: opts.onPages !== undefined,
         confirm,
         reader,
-        ...(sums ? { accountant: sampleAccountant(sums) } : {}),
+        ...(sums ? { accountant: sampleAccountant(sums, table.flags) } : {}),
       });
       reader.close();
       tp = lap(prof, "4.analyze", tp);
@@ -505,12 +529,19 @@ function estimatedCounters(
   };
   for (let i = 0; i < m; i++) {
     const zero = dropped.zero[i] ?? 0, zs = dropped.zeroShared[i] ?? 0;
-    c.present[i] += (dropped.present[i] ?? 0) + zero + zs;
+    const heavy = dropped.heavy[i] ?? 0;
+    c.present[i] += (dropped.present[i] ?? 0) + zero + zs + heavy;
     c.zero[i] += zero + zs;
     c.sharedEstimate[i] += (dropped.sharedEstimate[i] ?? 0) + zs;
     for (const f of ["duplicate", "sharedAlready", "saveable"] as const) {
-      const exact = sums.zero[f][i] +
-        (f === "saveable" ? zero : f === "sharedAlready" ? zs : 0);
+      const exact = sums.exact[f][i] +
+        (f === "saveable"
+          ? zero + heavy
+          : f === "sharedAlready"
+          ? zs
+          : f === "duplicate"
+          ? heavy
+          : 0);
       out[f][i] = estimate(exact, sums.sampled[f][i], 0, n).estimate;
     }
   }

@@ -12,8 +12,10 @@ import {
 } from "node:assert/strict";
 import {
   BOUND_Z,
+  contentKey,
   errorBound,
   estimate,
+  HeavyHitters,
   newSampleSums,
   processIndexes,
   sampleAccountant,
@@ -98,8 +100,8 @@ Deno.test("sampleAccountant: weights, squares by mapping, process and total", ()
   assertEquals([...s.sqTotal.sharedAlready], [4]);
   assertEquals([...s.sqTotal.saveable], [5]);
   // The zero content apart, exact: saveable 1 (m2), no duplicates.
-  assertEquals([...s.zero.saveable], [0, 0, 1]);
-  assertEquals([...s.zero.duplicate], [0, 0, 0]);
+  assertEquals([...s.exact.saveable], [0, 0, 1]);
+  assertEquals([...s.exact.duplicate], [0, 0, 0]);
 });
 
 Deno.test("estimate: exact part + N x sampled, bound z standard errors", () => {
@@ -160,6 +162,28 @@ Deno.test("the estimator is unbiased, with variance (N-1)·Σw² and an unbiased
     ok(close(second - mean * mean, (n - 1) * sq), `variance, ${w} / ${n}`);
     ok(close(varEst, (n - 1) * sq), `variance estimate, ${w} / ${n}`);
   }
+});
+
+Deno.test("HeavyHitters: every content above 1/(k+1) of the stream is kept", () => {
+  const h = new HeavyHitters(8);
+  // Distinct light contents, and two heavy ones (1/8 of the stream each:
+  // above 1/9) spread through it.
+  let light = 1000;
+  for (let i = 0; i < 1600; i++) {
+    if (i % 8 === 3) h.add(1e12);
+    else if (i % 8 === 5) h.add(2e12);
+    else h.add(light++);
+  }
+  const keys = h.keys();
+  ok(keys.has(1e12) && keys.has(2e12), `${[...keys]}`);
+  ok(keys.size <= 8);
+});
+
+Deno.test("contentKey: 53 bits of the hash, equal for equal hashes", () => {
+  strictEqual(contentKey(5, 0), 5);
+  strictEqual(contentKey(0xffffffff, 0xffffffff), 2 ** 53 - 1);
+  strictEqual(contentKey(7, 1 << 11), 0x100000000 + 7);
+  ok(Number.isSafeInteger(contentKey(0xdeadbeef, 0xcafebabe)));
 });
 
 Deno.test("passesFor: one pass up to the budget, then enough passes", () => {
