@@ -100,8 +100,8 @@ export const OPTIONS = {
     help: "estimate from 1/N of the contents (chosen by hash) with\n" +
       "a bounded page table: duplicate, shared and saveable\n" +
       "figures are shown as estimate ± error bound (99%); zero,\n" +
-      "present and scanned pages stay exact (xxh64 and the\n" +
-      "hash strategy only)",
+      "present and scanned pages and heavy contents stay exact\n" +
+      "(pages are read twice; xxh64 and the hash strategy only)",
   },
   "sample-slice": {
     type: "string",

@@ -21,6 +21,10 @@
  *
  * Zero-filled pages are one heavy content, recognised by their bytes: they
  * are never sampled, only counted exactly (in pass 0 of an exact scan).
+ * A sampled scan finds the other heavy contents in a first pass
+ * ({@link HeavyHitters}) and counts them exactly too: sampling one
+ * content that makes up a large share of a figure would miss it or
+ * multiply it, far beyond any bound.
  *
  * @module
  */

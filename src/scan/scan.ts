@@ -107,8 +107,10 @@ export interface ScanOptions {
    * Estimate instead of counting (`scan --sample N`): keep only the
    * contents of one slice of `sample`, chosen by content hash (every copy
    * of a content, and every page of a frame, together), and scale their
-   * figures by `sample`; zero-filled pages are always counted exactly.
-   * The page table then holds about 1/`sample` of the rows. Each
+   * figures by `sample`; zero-filled pages are always counted exactly,
+   * and so are the heavy contents, which a first pass finds
+   * (HeavyHitters: every page is then read twice). The page table then
+   * holds about 1/`sample` of the rows. Each
    * estimated figure comes with an error bound ({@link BOUND_Z} standard
    * errors); see src/dedup/sample.ts and ScanResult.sample. Needs the
    * hash strategy and xxh64 (a random hash); 1 counts everything.
