@@ -344,8 +344,8 @@ function skip(notes: Notes, pid: number, reason: string): void {
 /**
  * Merges the selected processes' duplicate pages. See the module doc.
  * The steps: {@link readUids}, {@link openEngine}, {@link planDomain},
- * {@link measureBefore}, {@link markAndBurst} (mark, then burst, under the
- * KSM lock; not for a dry run), {@link finalReport}. Everything opened
+ * {@link markAndBurst} (measure before, mark, then burst, under the KSM
+ * lock; a dry run only measures), {@link finalReport}. Everything opened
  * (marker, hash back-end, signal guard, zero-page filter) is closed when
  * merge() returns or throws.
  *
@@ -387,10 +387,10 @@ export async function merge(opts: MergeOptions): Promise<MergeReport> {
     signal,
     onProgress: opts.onProgress,
   }, notes);
-  const base = measureBefore(planned.plan, members, dir, zero, notes);
-  const burst = opts.dryRun
-    ? undefined
-    : await markAndBurst(opts, dir, engine.marker, planned.plan, base, {
+  const measure = () => measureBefore(planned.plan, members, dir, zero, notes);
+  const { base, burst } = opts.dryRun
+    ? { base: measure(), burst: undefined }
+    : await markAndBurst(opts, dir, engine.marker, planned.plan, measure, {
       notes,
       signal,
       // Another run may have marked another domain since the plan.
@@ -840,9 +840,12 @@ interface RunContext {
 }
 
 /**
- * Steps 5 and 6 under the KSM lock (one run at a time marks memory and
+ * Steps 4 to 6 under the KSM lock (one run at a time marks memory and
  * drives ksmd; taking the lock also repairs the settings a crashed run
- * left behind): {@link markPlanned}, then {@link burstKsmd}.
+ * left behind): `measure` ({@link measureBefore}), {@link markPlanned},
+ * then {@link burstKsmd}. The baseline is taken under the lock, so that
+ * a run that waited for another one does not count that run's saving as
+ * its own.
  *
  * @throws MergememError LockBusy, Interrupted, and the burst's errors.
  */
@@ -851,9 +854,9 @@ async function markAndBurst(
   dir: string,
   marker: Marker,
   plan: MergePlan,
-  base: Baseline,
+  measure: () => Baseline,
   ctx: RunContext,
-): Promise<BurstResult | undefined> {
+): Promise<{ base: Baseline; burst: BurstResult | undefined }> {
   return await withKsmLock({
     lockTimeoutSeconds: opts.lockTimeoutSeconds,
     onLockWait: opts.onLockWait,
@@ -863,9 +866,13 @@ async function markAndBurst(
   }, async (held) => {
     ctx.notes.warnings.push(...held.warnings);
     ctx.beforeMark?.();
+    const base = measure();
     await markPlanned(opts, marker, plan, base, ctx);
     throwIfInterrupted(ctx.signal);
-    return await burstKsmd(opts, dir, plan, base, ctx.signal);
+    return {
+      base,
+      burst: await burstKsmd(opts, dir, plan, base, ctx.signal),
+    };
   });
 }
 
