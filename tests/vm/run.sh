@@ -163,6 +163,29 @@ if [[ -f $VMDIR/guest/Makefile ]]; then
 	fi
 fi
 
+# --- the node agent's image, for t_71 (in the background) ----------------
+# scripts/build-image.sh --local-base (no registry) saves it as an OCI
+# archive under $WORKROOT/agent-image/, which the guest loads with podman:
+# image.oci and rc (the build's exit code) appear when it is done, log
+# holds its output. A tag of this run's own, removed from the host's store
+# once saved, so that two checkouts building at once do not mix images.
+# The build runs beside the first VMs; t_71 comes late and waits for rc.
+AGENT_DIR=$WORKROOT/agent-image
+rm -rf "$AGENT_DIR"
+if [[ -z $ONLY || t_71_containers_merge =~ $ONLY ]] && command -v podman >/dev/null 2>&1; then
+	mkdir -p "$AGENT_DIR"
+	(
+		tag=localhost/mergemem-vmtest-$$:test
+		rc=0
+		"$REPO/scripts/build-image.sh" --local-base --tag "$tag" \
+			--save "$AGENT_DIR/image.oci" >"$AGENT_DIR/log" 2>&1 || rc=$?
+		podman rmi -f "$tag" "${tag%:*}:latest" >/dev/null 2>&1 || true
+		echo "$tag" >"$AGENT_DIR/tag"
+		echo "$rc" >"$AGENT_DIR/rc"
+	) </dev/null &
+	log "building the node agent's image in the background (${AGENT_DIR#"$REPO"/}/log)"
+fi
+
 # --- helpers ---------------------------------------------------------------
 
 # extract_vmlinux VMLINUZ OUT: the uncompressed ELF kernel out of a bzImage
@@ -503,6 +526,9 @@ for k in "${kernels[@]}"; do
 		bump 2
 	fi
 done
+
+# The agent image's build, if it is still running (it ends on its own).
+wait
 
 # --- summary ------------------------------------------------------------------
 {

@@ -257,11 +257,13 @@ ct_pod_devices() {
 }
 
 # ct_run NAME TENANT DIR [OPTION...]: php-fpm in container NAME with DIR
-# bind-mounted; the rootfs comes last (it takes the image's place).
+# bind-mounted; the rootfs comes last (it takes the image's place). The
+# tenant is also its compose project (the label podman-compose sets).
 ct_run() {
 	local name=$1 tenant=$2 dir=$3
 	shift 3
-	podman run -d --name "$name" --label "$CT_LABEL=$tenant" "$@" \
+	podman run -d --name "$name" --label "$CT_LABEL=$tenant" \
+		--label "io.podman.compose.project=$tenant" "$@" \
 		--network=none --user 0:0 \
 		--tmpfs /tmp:rw,mode=1777,notmpcopyup --tmpfs /run:rw,mode=755,notmpcopyup \
 		--tmpfs /var/tmp:rw,mode=1777,notmpcopyup --tmpfs /var/log:rw,mode=755,notmpcopyup \

@@ -6,7 +6,9 @@
 # workers all run as uid 33, with the same code and data. Checks:
 # - scan of one container equals the independent counter (count_pages),
 #   the processes held still;
-# - merge --comm php-fpm8.2, twice (as a timer runs it), merge --all, and
+# - merge --comm php-fpm8.2 twice at once (as timers run it), by the node
+#   agent's container image (podman --pid=host) and by mergemem on the
+#   host, which both wait for the one KSM lock; merge --all, and
 #   merge --pod tenant-b (refused, exit 9, naming the pod holding KSM) never
 #   leave a page frame mapped by processes of both tenants: the PFN check of
 #   cross_tenant.ts, written from the kernel's interfaces;
@@ -76,26 +78,127 @@ Deno.exit(pids === want && diff.length === 0 && named ? 0 : 1);
 ' || fail "scan --container tenant-a-1 differs from count_pages, or does not name the container and pod"
 ok "scan --container tenant-a-1 equals count_pages and names container and pod"
 
-# A timer's merges: by command, twice; then everything.
-m1=$(M merge --comm "$FPM" --json) || fail "merge --comm $FPM (1) exit $?"
-echo "$m1" | js '
-const r = JSON.parse(await new Response(Deno.stdin.readable).text());
-const t = r.trust_domain;
-console.log(`domain=${t.domain} policy=${t.policy} processes=${r.processes.length} skipped_by_policy=${t.skipped_by_policy.length} predicted=${r.predicted_saveable_pages} achieved=${r.achieved_pages}`);
-Deno.writeTextFileSync("/tmp/domain", t.domain);
-Deno.exit(/^pod tenant-[ab], uid 33$/.test(t.domain) && r.achieved_pages > 0 && r.processes.every((p) => p.uid === 33) ? 0 : 1);
-' || fail "merge --comm: not one pod's uid 33, or nothing achieved"
+# A timer's merges, twice by command, at the same time: one by the node
+# agent's image (deploy/Containerfile, built on the host by run.sh with
+# scripts/build-image.sh --local-base, loaded here with podman) run as
+# deploy/README.md says, the host's PID namespace and /run/mergemem from
+# the host; one by mergemem on the host. While this test holds the KSM lock
+# (/run/mergemem/lock, flock), both start and must say they wait for it:
+# the agent and the host share one lock. Then both run, one after the
+# other, and must merge the same tenant's uid 33.
+agent_dir=$(dirname "$MERGEMEM_VM_WORK")/agent-image
+for _ in $(seq 900); do [[ -f $agent_dir/rc ]] && break; sleep 1; done
+[[ -f $agent_dir/rc ]] || fail "the agent image was not built on the host within 15 min (${agent_dir#"$REPO"/}/log)"
+if [[ $(cat "$agent_dir/rc") != 0 ]]; then
+	tail -n 20 "$agent_dir/log"
+	fail "scripts/build-image.sh failed on the host (above)"
+fi
+loaded=$(podman load -q -i "$agent_dir/image.oci") || fail "podman load of the agent image failed: $loaded"
+img=$(cat "$agent_dir/tag")
+podman image exists "$img" || fail "podman load gave '$loaded', not $img"
+ok "agent image $img loaded ($(du -m "$agent_dir/image.oci" | cut -f1) MiB archive)"
+mkdir -p /run/mergemem /tmp/agent-metrics
+exec 9<>/run/mergemem/lock
+flock -x 9
+podman run --rm --name mergemem-agent --pid=host --cgroupns=host --privileged \
+	--network=none --read-only \
+	-v /sys/kernel/mm/ksm:/sys/kernel/mm/ksm -v /run/mergemem:/run/mergemem \
+	-v /tmp/agent-metrics:/metrics -e MERGEMEM_TEXTFILE_DIR=/metrics \
+	-e MERGEMEM_ONCE=1 -e MERGEMEM_LOG_REPORT=1 -e "MERGEMEM_SELECT=--comm $FPM" \
+	"$img" >/tmp/agent.out 2>&1 &
+agent=$!
+waiting() { grep -q 'waiting for' "$1" 2>/dev/null; }
+# wait_for FILE PID: until FILE says it waits for the lock (PID alive).
+wait_for() {
+	for _ in $(seq 280); do
+		waiting "$1" && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 1
+	done
+	return 1
+}
+: >/tmp/m1.err
+host=
+if wait_for /tmp/agent.out "$agent"; then
+	M merge --comm "$FPM" --json >/tmp/m1.json 2>/tmp/m1.err &
+	host=$!
+	wait_for /tmp/m1.err "$host" || true
+fi
+w_agent=0 w_host=0
+waiting /tmp/agent.out && w_agent=1
+waiting /tmp/m1.err && w_host=1
+flock -u 9
+exec 9>&-
+set +e
+wait "$agent"
+rc_agent=$?
+rc_host=-1
+[[ -z $host ]] || { wait "$host"; rc_host=$?; }
+set -e
+sed 's/^/agent: /' /tmp/agent.out | cut -c1-400
+sed 's/^/host: /' /tmp/m1.err
+((w_agent && w_host)) || fail "while the lock was held: agent waiting=$w_agent, host mergemem waiting=$w_host"
+ok "the agent in its container and mergemem on the host both waited for the one KSM lock"
+((rc_agent == 0 && rc_host == 0)) || fail "agent exit $rc_agent, host merge exit $rc_host"
+grep '^{' /tmp/agent.out | tail -n 1 >/tmp/m2.json
+js '
+const a = JSON.parse(Deno.readTextFileSync("/tmp/m2.json"));
+const h = JSON.parse(Deno.readTextFileSync("/tmp/m1.json"));
+const pids = (r) => r.processes.map((p) => p.pid).sort((x, y) => x - y).join(",");
+for (const [who, r] of [["agent", a], ["host", h]]) {
+  console.log(`${who}: domain=${r.trust_domain.domain} processes=${pids(r)} predicted=${r.predicted_saveable_pages} achieved=${r.achieved_pages}`);
+}
+Deno.writeTextFileSync("/tmp/domain", h.trust_domain.domain);
+// They ran one after the other (the lock): the second measured its
+// baseline after the first had merged, so it must not claim that saving.
+const [lo, hi] = [a.achieved_pages, h.achieved_pages].sort((x, y) => x - y);
+if (lo > 0.05 * hi) console.log("the second run counted the saving of the first as its own");
+const ok = /^pod tenant-[ab], uid 33$/.test(h.trust_domain.domain) &&
+  pids(a) === pids(h) && h.processes.length > 0 &&
+  [a, h].every((r) => r.processes.every((p) => p.uid === 33)) &&
+  hi > 0 && lo <= 0.05 * hi;
+Deno.exit(ok ? 0 : 1);
+' || fail "the agent and the host merge: not the same pod's uid 33, nothing achieved, or both claimed it"
 domain=$(cat /tmp/domain)
 mine=${domain#pod }
 mine=${mine%%,*}
 other=tenant-b
 [[ $mine == tenant-b ]] && other=tenant-a
-ok "merge --comm $FPM merged $domain"
-no_cross "after merge --comm"
-M merge --comm "$FPM" --json >/tmp/m2.json || fail "merge --comm $FPM (2) exit $?"
-js 'const r = JSON.parse(Deno.readTextFileSync("/tmp/m2.json")); Deno.exit(r.trust_domain.domain === Deno.readTextFileSync("/tmp/domain") ? 0 : 1)' ||
-	fail "the second merge --comm chose another domain"
-ok "merge --comm again: the same domain (it holds KSM)"
+ok "the agent's image and the host's mergemem merged $domain"
+grep -m 3 -E '^mergemem_process_ksm_merging_pages\{.*pod="[^"]+".*\} [1-9]' /tmp/agent-metrics/mergemem.prom ||
+	fail "the agent wrote no per-pod merging metrics to its textfile directory"
+grep -q '^mergemem_agent_last_exit_code 0$' /tmp/agent-metrics/mergemem_agent.prom ||
+	fail "the agent's own metrics do not say exit 0"
+ok "the agent's Prometheus textfiles: per-pod process metrics, its last exit code 0"
+
+# Selection by image and by compose project (names known through podman):
+# an idle container of the agent's image, and the other tenant's pod,
+# whose containers carry podman-compose's project label.
+podman run -d --name agent-idle --network=none --entrypoint /bin/sleep "$img" 600 >/dev/null ||
+	fail "cannot start a container of the agent image"
+idle=$(podman inspect -f '{{.State.Pid}}' agent-idle)
+short=${img#localhost/}
+short=${short%:*}
+# The project's containers are the tenant's php-fpm replicas (not its pod's
+# infra container, which podman-compose would not label either).
+want_pids=$(
+	# shellcheck disable=SC2046 # container ids: one word each
+	for pid in $(podman inspect -f '{{.State.Pid}}' $(podman ps -q --filter "label=io.podman.compose.project=$other")); do
+		ct_cgroup_procs "$(ct_cgroup "$pid")"
+	done | sort -nu | paste -sd,
+)
+[[ -n $want_pids ]] || fail "no container carries the compose label of $other"
+M scan --image "$short" --compose-project "$other" --json >/tmp/sel.json || fail "scan --image $short --compose-project $other failed"
+podman rm -f -t 0 agent-idle >/dev/null 2>&1 || true
+WANT="$idle,$want_pids" js '
+const s = JSON.parse(Deno.readTextFileSync("/tmp/sel.json"));
+const got = s.processes.map((p) => p.pid).sort((a, b) => a - b).join(",");
+const want = Deno.env.get("WANT").split(",").map(Number).sort((a, b) => a - b).join(",");
+console.log(`selected ${got}; want ${want}`);
+Deno.exit(got === want ? 0 : 1);
+' || fail "scan --image $short --compose-project $other: not the idle agent container plus $other's processes"
+ok "scan --image $short --compose-project $other selects exactly that container and that project's processes"
+podman rmi -f "$img" >/dev/null 2>&1 || true
 M merge --all --json >/tmp/m3.json || fail "merge --all exit $?"
 js 'const r = JSON.parse(Deno.readTextFileSync("/tmp/m3.json")); Deno.exit(r.trust_domain.domain === Deno.readTextFileSync("/tmp/domain") ? 0 : 1)' ||
 	fail "merge --all chose another domain"
