@@ -269,6 +269,118 @@ export function contentKey(hashLo: number, hashHi: number): number {
 }
 
 /**
+ * Counts by content key (a number below 2^53) and a tag (a mapping index,
+ * or 0), in typed arrays with open addressing: nothing is allocated per
+ * operation, which matters in a scan's per-page loop (a Map or Set of such
+ * numbers boxes each key, and the garbage grew V8's young generation by
+ * tens of MiB in an 8 GiB scan). It doubles when half full.
+ */
+export class KeyCounts {
+  #keys: Float64Array;
+  #tags: Uint32Array;
+  #counts: Uint32Array;
+  #mask: number;
+  /** Entries with a count above 0. */
+  size = 0;
+
+  constructor(slots = 1024) {
+    let n = 16;
+    while (n < slots) n *= 2;
+    this.#keys = new Float64Array(n);
+    this.#tags = new Uint32Array(n);
+    this.#counts = new Uint32Array(n);
+    this.#mask = n - 1;
+  }
+
+  #slot(key: number, tag: number): number {
+    let i = Math.imul(
+      (key >>> 0) ^ ((key / 0x100000000) >>> 0) ^ Math.imul(tag, 0x85ebca6b),
+      0x9e3779b1,
+    ) >>> 0;
+    for (;;) {
+      i &= this.#mask;
+      if (
+        this.#counts[i] === 0 ||
+        (this.#keys[i] === key && this.#tags[i] === tag)
+      ) return i;
+      i++;
+    }
+  }
+
+  /** The count of (key, tag), 0 if absent. */
+  get(key: number, tag = 0): number {
+    return this.#counts[this.#slot(key, tag)];
+  }
+
+  /** Adds `by` (≥ 1) to the count of (key, tag). */
+  add(key: number, tag = 0, by = 1): void {
+    let i = this.#slot(key, tag);
+    if (this.#counts[i] === 0) {
+      if (2 * (this.size + 1) > this.#counts.length) {
+        this.#rehash(2 * this.#counts.length, 0);
+        i = this.#slot(key, tag);
+      }
+      this.#keys[i] = key;
+      this.#tags[i] = tag;
+      this.size++;
+    }
+    this.#counts[i] += by;
+  }
+
+  /**
+   * Lowers every count by `by`, dropping the entries that reach 0, in
+   * place: the survivors are moved through scratch arrays allocated once
+   * (fresh arrays at each call, thousands of times in a scan, grew
+   * malloc's heap by tens of MiB before the collector freed them).
+   */
+  decrementAll(by = 1): void {
+    const n = this.#counts.length;
+    if (!this.#scratch || this.#scratch.counts.length !== n) {
+      this.#scratch = {
+        keys: new Float64Array(n),
+        tags: new Uint32Array(n),
+        counts: new Uint32Array(n),
+      };
+    }
+    const s = this.#scratch;
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      if (this.#counts[i] > by) {
+        s.keys[m] = this.#keys[i];
+        s.tags[m] = this.#tags[i];
+        s.counts[m++] = this.#counts[i] - by;
+      }
+    }
+    this.#counts.fill(0);
+    this.size = 0;
+    for (let j = 0; j < m; j++) this.add(s.keys[j], s.tags[j], s.counts[j]);
+  }
+
+  #scratch:
+    | { keys: Float64Array; tags: Uint32Array; counts: Uint32Array }
+    | null = null;
+
+  #rehash(slots: number, minus: number): void {
+    const keys = this.#keys, tags = this.#tags, counts = this.#counts;
+    this.#keys = new Float64Array(slots);
+    this.#tags = new Uint32Array(slots);
+    this.#counts = new Uint32Array(slots);
+    this.#mask = slots - 1;
+    this.size = 0;
+    for (let i = 0; i < counts.length; i++) {
+      if (counts[i] > minus) this.add(keys[i], tags[i], counts[i] - minus);
+    }
+  }
+
+  /** Calls `f` with each (key, tag, count). */
+  forEach(f: (key: number, tag: number, count: number) => void): void {
+    for (let i = 0; i < this.#counts.length; i++) {
+      if (this.#counts[i] > 0) f(this.#keys[i], this.#tags[i], this.#counts[i]);
+    }
+  }
+}
+
+/**
  * The heavy contents of a stream of content keys (Misra and Gries, 1982):
  * at most `k` counters; every content making up more than 1/(k+1) of the
  * stream is among {@link keys} at the end. A sampled scan counts those
@@ -278,27 +390,25 @@ export function contentKey(hashLo: number, hashHi: number): number {
  */
 export class HeavyHitters {
   readonly #k: number;
-  readonly #counts = new Map<number, number>();
+  readonly #counts: KeyCounts;
 
   constructor(k = 1024) {
     this.#k = k;
+    this.#counts = new KeyCounts(4 * k);
   }
 
   /** Counts one occurrence of `key`. */
   add(key: number): void {
-    const c = this.#counts.get(key);
-    if (c !== undefined) this.#counts.set(key, c + 1);
-    else if (this.#counts.size < this.#k) this.#counts.set(key, 1);
-    else {
-      for (const [k2, c2] of this.#counts) {
-        if (c2 === 1) this.#counts.delete(k2);
-        else this.#counts.set(k2, c2 - 1);
-      }
-    }
+    if (this.#counts.get(key) > 0 || this.#counts.size < this.#k) {
+      this.#counts.add(key);
+    } else this.#counts.decrementAll();
   }
 
-  /** The contents still counted: every heavy one, and maybe others. */
-  keys(): Set<number> {
-    return new Set(this.#counts.keys());
+  /** The contents still counted (every heavy one, and maybe others), as
+   * a set: their count is 1. */
+  keys(): KeyCounts {
+    const set = new KeyCounts(4 * this.#k);
+    this.#counts.forEach((key) => set.add(key));
+    return set;
   }
 }

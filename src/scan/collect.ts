@@ -25,6 +25,7 @@ import {
 import {
   contentKey,
   type HeavyHitters,
+  type KeyCounts,
   type SliceFilter,
   sliceOf,
 } from "../dedup/sample.ts";
@@ -101,7 +102,7 @@ export interface CollectOptions {
    * kept whatever their slice, flagged PAGE_COUNTED, and counted exactly
    * (the sampled pass).
    */
-  heavy?: { observe?: HeavyHitters; counted?: Set<number> };
+  heavy?: { observe?: HeavyHitters; counted?: KeyCounts };
 }
 
 /**
@@ -147,8 +148,9 @@ export interface DroppedRows {
    * saveable in its mapping.
    */
   heavy: number[];
-  /** "mapping:content key" of the exclusively mapped heavy rows kept. */
-  heavyKept: Set<string>;
+  /** (content key, mapping index) of the exclusively mapped heavy rows
+   * kept. */
+  heavyKept: KeyCounts;
   /**
    * By mapping index, 1 where zero-filled rows may be counted instead of
    * kept (their kpageflags are not needed); null: everywhere.
@@ -550,15 +552,15 @@ function keepHashed(
         ? contentKey(t.hashLo[r], t.hashHi[r])
         : -1;
       if (key >= 0) c.o.heavy?.observe?.add(key);
-      const counted = key >= 0 && c.o.heavy?.counted?.has(key) === true;
+      const counted = key >= 0 && (c.o.heavy?.counted?.get(key) ?? 0) > 0;
       const keep = zero ? slice.zero : counted || sl === slice.index;
       if (counted && dropped && (bits[k] & PAGE_EXCLUSIVE)) {
-        const mk = `${t.mapIdx[r]}:${key}`;
-        if (dropped.heavyKept.has(mk)) {
-          dropped.heavy[t.mapIdx[r]] = (dropped.heavy[t.mapIdx[r]] ?? 0) + 1;
+        const mi = t.mapIdx[r];
+        if (dropped.heavyKept.get(key, mi) > 0) {
+          dropped.heavy[mi] = (dropped.heavy[mi] ?? 0) + 1;
           continue;
         }
-        dropped.heavyKept.add(mk);
+        dropped.heavyKept.add(key, mi);
       }
       if (counted) extra = PAGE_COUNTED;
       if (

@@ -16,6 +16,7 @@ import {
   errorBound,
   estimate,
   HeavyHitters,
+  KeyCounts,
   newSampleSums,
   processIndexes,
   sampleAccountant,
@@ -340,7 +341,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
       zeroFrameKept: [],
       zeroShared: [],
       heavy: [],
-      heavyKept: new Set(),
+      heavyKept: new KeyCounts(),
       zeroCountable: countable,
     }
     : undefined;
@@ -351,7 +352,7 @@ export async function scan(opts: ScanOptions = {}): Promise<ScanResult> {
   const pagesRead = { n: 0 };
   const heavyPass = sampled && sampleN! > 1;
   const heavyHitters = new HeavyHitters();
-  let counted: Set<number> | undefined;
+  let counted: KeyCounts | undefined;
   try {
     // A sampled scan first finds its heavy contents (HeavyHitters) in a
     // pass of its own (pass -1), which keeps no row.
