@@ -227,8 +227,9 @@ fi
 check "dkms status: mergemem/$version installed for $kver" \
 	"dkms status mergemem | tee /dev/stderr | grep -q '^mergemem/$version, $kver, x86_64: installed'"
 inch "dkms status" | sed 's/^/      | /'
+# The module carries the DKMS package's version whole (kmod/Kbuild).
 check "mergemem.ko for $kver is version $version" \
-	"modinfo -F version /lib/modules/$kver/updates/dkms/mergemem.ko* | grep -qx '${version%%[+~]*}'"
+	"modinfo -F version /lib/modules/$kver/updates/dkms/mergemem.ko* | grep -qxF '$version'"
 
 # 3. The upgrade: the module is rebuilt at the new version.
 if [ -n "$up_version" ]; then
