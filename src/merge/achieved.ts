@@ -40,8 +40,7 @@ import {
   KPF_THP,
   KPF_ZERO_PAGE,
   lookupKpageflagsOrdered,
-  PM_PFN_HI_MASK,
-  PM_PRESENT_HI,
+  pfnOf,
   readEntries,
 } from "../pages/pagemap.ts";
 import { systemPageSize } from "../pages/pagesize.ts";
@@ -215,9 +214,7 @@ export function freedNeighbours(
           still.add(n.frame[k]); // gone, or the address space changed
           continue;
         }
-        const hi = entry[1];
-        const pfn = (hi & PM_PFN_HI_MASK) * 0x100000000 + entry[0];
-        if ((hi & PM_PRESENT_HI) && pfn === n.frame[k]) still.add(n.frame[k]);
+        if (pfnOf(entry[0], entry[1]) === n.frame[k]) still.add(n.frame[k]);
       }
     } catch {
       for (const k of ks) still.add(n.frame[k]);
