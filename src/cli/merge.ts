@@ -65,8 +65,9 @@ export const OPTIONS = {
     type: "string",
     arg: "LEVEL",
     help: `${TRUST_LEVELS.join("|")}: how wide a tenant is (default\n` +
-      "namespace: a Kubernetes namespace, else a pod, else a\n" +
-      "container, else the host; host: one tenant, warned)",
+      "namespace: a Kubernetes namespace, else a pod or compose\n" +
+      "project, else a container, else the host; host: one\n" +
+      "tenant, warned)",
   },
   ...ENGINE_OPTION,
   "whole-process": {
@@ -99,8 +100,8 @@ does not undo the merges (unmerge gives them back). Marking uses the
 itself calls madvise, as under a debugger). Needs root (or ptrace rights).
 
 Merged pages leak through copy-on-write timing, so mergemem merges within
-one trust domain: a tenant (a Kubernetes namespace, else a pod, else a
-container, else the host) and, within it, one uid. KSM has one stable tree
+one trust domain: a tenant (a Kubernetes namespace, else a pod or compose
+project, else a container, else the host) and, within it, one uid. KSM has one stable tree
 per host and marks stay until unmerged, so while one domain holds mergeable
 memory on the host (marked by any run, or by systemd's MemoryKSM=, QEMU...)
 no other domain is marked: merge refuses (exit 9) and names it. A selection

@@ -7,9 +7,12 @@
  * A domain is a tenant and, within it, a uid:
  * - the tenant, at the level chosen (`--trust-domain`, default
  *   "namespace"): the Kubernetes namespace of a pod whose namespace is
- *   known, else its pod (a Kubernetes pod, a podman pod), else its
- *   container, else its user namespace when that is not the host's, else
- *   the host. Level "pod" stops at the pod, "container" at the container,
+ *   known, else its pod (a Kubernetes pod, a podman pod, or a Docker
+ *   Compose / podman-compose project where podman or docker reports its
+ *   label), else its container, else its user namespace when that is not
+ *   the host's, else the host. Without a runtime to ask, a project's
+ *   containers stay apart: narrower, never wider. Level "pod" stops at the
+ *   pod, "container" at the container,
  *   "host" puts every process in one tenant (warned). A process in a
  *   user namespace of its own is apart from everyone at every level but
  *   "host".
@@ -76,6 +79,12 @@ export function tenantOf(t: Tenancy, level: TrustLevel): TrustDomain {
     };
   } else if (level !== "container" && t.pod) {
     tenant = { key: `pod:${t.pod.kind}:${t.pod.uid}`, label: podLabel(t.pod) };
+  } else if (level !== "container" && t.container?.project) {
+    const { runtime, project } = t.container;
+    tenant = {
+      key: `compose:${runtime}:${project}`,
+      label: `compose project ${project}`,
+    };
   } else if (t.container) {
     tenant = {
       key: `container:${t.container.runtime}:${t.container.id}`,

@@ -85,6 +85,33 @@ Deno.test("domainOf: tenants at each level, uids within, user namespaces apart",
       false,
       "pod:podman:p1|uid:33",
     ],
+    [
+      "compose project: one tenant",
+      33,
+      { ...ctr("d"), container: { ...ctr("d").container!, project: "shop" } },
+      "namespace",
+      false,
+      "compose:podman:shop|uid:33",
+    ],
+    [
+      "compose project at container level: the container",
+      33,
+      { ...ctr("d"), container: { ...ctr("d").container!, project: "shop" } },
+      "container",
+      false,
+      `container:podman:${"d".repeat(64)}|uid:33`,
+    ],
+    [
+      "compose project inside a podman pod: the pod",
+      33,
+      {
+        ...ctr("e", { kind: "podman", uid: "p2" }),
+        container: { ...ctr("e").container!, project: "shop" },
+      },
+      "pod",
+      false,
+      "pod:podman:p2|uid:33",
+    ],
     ["--trust-domain host", 33, k8s("shop", "1"), "host", true, "host"],
     [
       "own user namespace, no container",
@@ -111,6 +138,13 @@ Deno.test("domainOf: tenants at each level, uids within, user namespaces apart",
     "Kubernetes namespace shop, uid 1000",
   );
   assertEquals(domainOf(33, HOST, ALL).label, "uid 33");
+  assertEquals(
+    domainOf(33, {
+      ...ctr("d"),
+      container: { ...ctr("d").container!, project: "shop" },
+    }, ALL).label,
+    "compose project shop, uid 33",
+  );
 });
 
 // pid -> domain of an apache2-like server: root master, www-data workers.
