@@ -30,9 +30,10 @@ die() {
 }
 (($(id -u) == 0)) || die "run as root"
 for c in apache2 ab; do command -v "$c" >/dev/null || die "$c missing (scripts/vm-deps.sh)"; done
-MODS=/usr/lib/apache2/modules
-PHP=$(find "$MODS" -name 'libphp*.so' | sort -V | tail -n1)
-[[ -n $PHP ]] || die "no mod_php in $MODS (scripts/vm-deps.sh)"
+# shellcheck source=tests/vm/guest/apache_conf.sh
+. "$REPO/tests/vm/guest/apache_conf.sh"
+PHP=$(apache_mod_php)
+[[ -n $PHP ]] || die "no mod_php in $APACHE_MODULES (scripts/vm-deps.sh)"
 ! pgrep -x apache2 >/dev/null || die "another apache2 runs here; stop it first"
 DENO=$("$REPO/scripts/ensure-deno.sh")
 D=$(mktemp -d /tmp/thp-price.XXXXXX)
@@ -47,43 +48,10 @@ cleanup() {
 	rm -rf "$D"
 }
 trap cleanup EXIT
-mkdir -p "$D/www" "$D/lock"
+mkdir -p "$D/www"
 install -m 644 "$REPO/tests/vm/guest/www/index.php" "$D/www/index.php"
-chown www-data "$D/lock"
-# The suite's configuration (tests/vm/guest/servers_lib.sh): Debian's
-# default modules, prefork and mod_php, a fixed pool, no recycling.
-cat >"$D/apache2.conf" <<EOF
-ServerRoot /etc/apache2
-ServerName localhost
-Listen 127.0.0.1:$PORT
-PidFile $D/apache2.pid
-Mutex file:$D/lock default
-User www-data
-Group www-data
-ErrorLog $D/error.log
-LogLevel warn
-LoadModule mpm_prefork_module $MODS/mod_mpm_prefork.so
-$(for mod in access_compat alias auth_basic authn_core authn_file authz_core authz_host \
-	authz_user autoindex deflate dir env filter mime negotiation reqtimeout setenvif status; do
-	echo "LoadModule ${mod}_module $MODS/mod_$mod.so"
-done)
-LoadModule php_module $PHP
-StartServers $POOL
-MinSpareServers $POOL
-MaxSpareServers $POOL
-ServerLimit $POOL
-MaxRequestWorkers $POOL
-MaxConnectionsPerChild 0
-TypesConfig /etc/mime.types
-DocumentRoot $D/www
-DirectoryIndex index.php
-<Directory $D/www>
-	Require all granted
-</Directory>
-<FilesMatch "\.php$">
-	SetHandler application/x-httpd-php
-</FilesMatch>
-EOF
+# The suite's configuration (tests/vm/guest/apache_conf.sh).
+apache_conf "127.0.0.1:$PORT" "$D/www" "$D" "$POOL" >"$D/apache2.conf"
 echo always >"$THP/enabled"
 apache2 -f "$D/apache2.conf" -k start
 for _ in $(seq 100); do (($(pgrep -cx apache2) == POOL + 1)) && break; sleep 0.1; done
@@ -125,18 +93,5 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			"$nohuge mapping(s) set MADV_NOHUGEPAGE, AnonHugePages ${huge} kB before ab"
 	done
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-declare -A m_rps m_mean m_p99
-for mode in nohugepage keep; do
-	vr=() vm=() vp=()
-	for ((r = 1; r <= ROUNDS; r++)); do
-		vr+=("${rps[$mode.$r]}") vm+=("${mean[$mode.$r]}") vp+=("${p99[$mode.$r]}")
-	done
-	m_rps[$mode]=$(median "${vr[@]}") m_mean[$mode]=$(median "${vm[@]}") m_p99[$mode]=$(median "${vp[@]}")
-	echo "MEDIAN $mode: ${m_rps[$mode]} req/s, mean ${m_mean[$mode]} ms, p99 ${m_p99[$mode]} ms"
-done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
-echo "RATIO nohugepage/keep: req/s $(ratio "${m_rps[nohugepage]}" "${m_rps[keep]}")," \
-	"mean latency $(ratio "${m_mean[nohugepage]}" "${m_mean[keep]}")," \
-	"p99 $(ratio "${m_p99[nohugepage]}" "${m_p99[keep]}")"
+thp_price_summary "$ROUNDS"
 mm unmerge --comm apache2 --force >/dev/null 2>&1 || true

@@ -107,49 +107,19 @@ install_page() {
 }
 
 # --- apache2, prefork + mod_php -------------------------------------------
+# shellcheck source=tests/vm/guest/apache_conf.sh
+. "$G/apache_conf.sh"
 APACHE_CONF=$ST/apache2.conf
 APACHE_POOL=8
+# The pid file, mutex and error log.
+APACHE_RUN=/run/apache2
 apache_start() {
-	local m=/usr/lib/apache2/modules php
-	php=$(find "$m" -name 'libphp*.so' | sort -V | tail -n1)
-	[[ -n $php ]] || fail "no mod_php in $m (scripts/vm-deps.sh)"
+	local php
+	php=$(apache_mod_php)
+	[[ -n $php ]] || fail "no mod_php in $APACHE_MODULES (scripts/vm-deps.sh)"
 	install_page
-	mkdir -p /var/log/apache2 /run/apache2 /run/lock/apache2
-	# Debian's default module set (a2enmod's defaults), prefork and mod_php,
-	# with a fixed pool: StartServers = MinSpareServers = MaxSpareServers =
-	# MaxRequestWorkers, no recycling.
-	cat >"$APACHE_CONF" <<EOF
-ServerRoot /etc/apache2
-ServerName localhost
-Listen 127.0.0.1:80
-PidFile /run/apache2/apache2.pid
-Mutex file:/run/lock/apache2 default
-User www-data
-Group www-data
-ErrorLog /var/log/apache2/error.log
-LogLevel warn
-LoadModule mpm_prefork_module $m/mod_mpm_prefork.so
-$(for mod in access_compat alias auth_basic authn_core authn_file authz_core authz_host \
-	authz_user autoindex deflate dir env filter mime negotiation reqtimeout setenvif status; do
-	echo "LoadModule ${mod}_module $m/mod_$mod.so"
-done)
-LoadModule php_module $php
-StartServers $APACHE_POOL
-MinSpareServers $APACHE_POOL
-MaxSpareServers $APACHE_POOL
-ServerLimit $APACHE_POOL
-MaxRequestWorkers $APACHE_POOL
-MaxConnectionsPerChild 0
-TypesConfig /etc/mime.types
-DocumentRoot /var/www/html
-DirectoryIndex index.php index.html
-<Directory /var/www/html>
-	Require all granted
-</Directory>
-<FilesMatch "\.php$">
-	SetHandler application/x-httpd-php
-</FilesMatch>
-EOF
+	mkdir -p "$APACHE_RUN"
+	apache_conf 127.0.0.1:80 /var/www/html "$APACHE_RUN" "$APACHE_POOL" >"$APACHE_CONF"
 	apache2 -f "$APACHE_CONF" -t >/dev/null 2>&1 || apache2 -f "$APACHE_CONF" -t
 	apache2 -f "$APACHE_CONF" -k start
 	STOPS+=(apache_stop)
@@ -158,7 +128,7 @@ EOF
 }
 apache_stop() {
 	local pid
-	pid=$(cat /run/apache2/apache2.pid 2>/dev/null) || return 0
+	pid=$(cat "$APACHE_RUN/apache2.pid" 2>/dev/null) || return 0
 	apache2 -f "$APACHE_CONF" -k stop 2>/dev/null || kill "$pid" 2>/dev/null || true
 	wait_gone "$pid"
 }

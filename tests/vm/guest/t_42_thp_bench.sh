@@ -21,7 +21,7 @@ echo "THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
 apache_start
 ab_run 500 "$ST/ab.warm"
 mm() { "$DENO" run -A "$REPO/main.ts" "$@"; }
-declare -A rps mean p99 m_rps m_mean m_p99
+declare -A rps mean p99
 for ((r = 1; r <= ROUNDS; r++)); do
 	for mode in nohugepage keep; do
 		mm unmerge --comm apache2 --force >/dev/null 2>&1 || true
@@ -39,16 +39,5 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			"thp_nohugepage mappings: $(grep -o '"start"' "$ST/merge.$mode.$r.json" | wc -l)"
 	done
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-for mode in nohugepage keep; do
-	vr=() vm=() vp=()
-	for ((r = 1; r <= ROUNDS; r++)); do
-		vr+=("${rps[$mode.$r]}") vm+=("${mean[$mode.$r]}") vp+=("${p99[$mode.$r]}")
-	done
-	m_rps[$mode]=$(median "${vr[@]}") m_mean[$mode]=$(median "${vm[@]}") m_p99[$mode]=$(median "${vp[@]}")
-	echo "MEDIAN $mode: ${m_rps[$mode]} req/s, mean ${m_mean[$mode]} ms, p99 ${m_p99[$mode]} ms"
-done
-echo "RATIO nohugepage/keep: req/s $(awk -v a="${m_rps[nohugepage]}" -v b="${m_rps[keep]}" 'BEGIN {printf "%.3f", a / b}')," \
-	"mean latency $(awk -v a="${m_mean[nohugepage]}" -v b="${m_mean[keep]}" 'BEGIN {printf "%.3f", a / b}')," \
-	"p99 $(awk -v a="${m_p99[nohugepage]}" -v b="${m_p99[keep]}" 'BEGIN {printf "%.3f", a / b}')"
+thp_price_summary "$ROUNDS"
 mm unmerge --comm apache2 --force >/dev/null 2>&1 || true

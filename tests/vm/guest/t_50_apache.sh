@@ -25,5 +25,5 @@ cmp "$ST/body.before" "$ST/body.after" || fail "the page body changed after the 
 [[ $(grep '^Document Length' "$ST/ab.warm") == "$(grep '^Document Length' "$ST/ab.after")" ]] ||
 	fail "ab: document length changed"
 ok "the same page body ($(wc -c <"$ST/body.after") bytes, sha1 $(sha1sum <"$ST/body.after" | cut -c1-12))"
-grep -E 'AH[0-9]+: .*(segfault|Segmentation|exit signal)' /var/log/apache2/error.log && fail "a worker crashed"
+grep -E 'AH[0-9]+: .*(segfault|Segmentation|exit signal)' "$APACHE_RUN/error.log" && fail "a worker crashed"
 ok "no worker crashed"
