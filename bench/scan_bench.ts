@@ -42,7 +42,8 @@
  * cancel out; with the spread (min and max over the runs), and the peak
  * RSS of the whole tool for both. --sample N measures sampled scans,
  * --max-memory MIB exact scans with that budget (a huge one: one pass);
- * the default budget's passes are printed.
+ * the default budget's passes are printed, and the median scan's seconds
+ * and rate (for comparing one pass, K passes and a sampled scan).
  *
  * @module
  */
@@ -219,6 +220,11 @@ async function memory(
     peak_rss_mib_max: +(Math.max(...all.map((r) => r.peak_rss)) / 2 ** 20)
       .toFixed(1),
     passes: all[0].passes,
+    // Speed beside memory: passes and the heavy-content pass read every
+    // page again; compare rows of one run, not across runs.
+    seconds: med(all.map((r) => r.elapsed)),
+    scan_gb_s: +(all[0].present * PS / med(all.map((r) => r.elapsed)) / 1e9)
+      .toFixed(2),
     ...extra,
     runs,
     kernel: Deno.osRelease(),
