@@ -16,9 +16,9 @@
  *   its default settings (pages_to_scan 100, sleep_millisecs 20);
  * - "ksm-max": the same with pages_to_scan 10000, sleep_millisecs 0.
  *
- * `--configs` runs a subset (ksm-default needs about 17 minutes per GiB of
- * workers: leave it out at big sizes). For each: seconds from the start until 95% of the achievable saving,
- * measured on the workers themselves (the sum of their ksm_merging_pages
+ * `--configs` runs a subset (ksm-default needs about 2 minutes per GiB of
+ * workers: leave it out at big sizes). For each: seconds from the start
+ * until 95% of the achievable saving, measured on the workers themselves (the sum of their ksm_merging_pages
  * reaching 95% of workers × pages, so other KSM users on the host do not
  * count), ksmd's CPU seconds until then, the tool's own CPU seconds, and
  * ksmd's CPU seconds in the --after seconds that follow (the ongoing cost).
