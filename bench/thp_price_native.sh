@@ -4,7 +4,8 @@
 # pages nearly free or nearly useless): apache2 + mod_php of Debian's
 # packages on this host, merged with the default (the chosen mappings get
 # MADV_NOHUGEPAGE) and with --keep-thp, alternately, ROUNDS times each;
-# after each merge, ab -n REQUESTS -c 8 on tests/vm/guest/www/index.php.
+# after each merge, ab -n REQUESTS -c 8 on tests/vm/guest/www/index.php;
+# each merge on a freshly started and warmed-up server.
 # Prints the request rate, the mean and 99th-percentile latency per round,
 # the medians and their ratios (bench/README.md, "Huge pages").
 #
@@ -53,9 +54,19 @@ install -m 644 "$REPO/tests/vm/guest/www/index.php" "$D/www/index.php"
 # The suite's configuration (tests/vm/guest/apache_conf.sh).
 apache_conf "127.0.0.1:$PORT" "$D/www" "$D" "$POOL" >"$D/apache2.conf"
 echo always >"$THP/enabled"
-apache2 -f "$D/apache2.conf" -k start
-for _ in $(seq 100); do (($(pgrep -cx apache2) == POOL + 1)) && break; sleep 0.1; done
-(($(pgrep -cx apache2) == POOL + 1)) || die "apache2 did not start $POOL workers ($D/error.log)"
+# Fresh servers for every merge: the ptrace engine (the engine here unless
+# the module is loaded) cannot clear a MADV_NOHUGEPAGE on unmerge, so an
+# unmerge between two merges would leave the flag for the next one.
+apache_up() {
+	apache2 -f "$D/apache2.conf" -k start
+	for _ in $(seq 100); do (($(pgrep -cx apache2) == POOL + 1)) && break; sleep 0.1; done
+	(($(pgrep -cx apache2) == POOL + 1)) || die "apache2 did not start $POOL workers ($D/error.log)"
+}
+apache_down() {
+	apache2 -f "$D/apache2.conf" -k stop
+	for _ in $(seq 100); do pgrep -x apache2 >/dev/null || return 0; sleep 0.1; done
+	die "apache2 did not stop"
+}
 URL=http://127.0.0.1:$PORT/index.php
 mm() { "$DENO" run -A "$REPO/main.ts" "$@"; }
 # anon_huge_kb: AnonHugePages of all apache2 processes, in kB.
@@ -68,11 +79,11 @@ anon_huge_kb() {
 	echo "$t"
 }
 echo "kernel $(uname -r), $(nproc) CPUs, THP always, apache2 prefork $POOL workers, $PHP"
-ab -n 2000 -c "$POOL" "$URL" >"$D/ab.warm" 2>&1 || die "ab warm-up: $(tail -n 3 "$D/ab.warm")"
 declare -A rps mean p99
 for ((r = 1; r <= ROUNDS; r++)); do
 	for mode in nohugepage keep; do
-		mm unmerge --comm apache2 --force >/dev/null 2>&1 || true
+		apache_up
+		ab -n 2000 -c "$POOL" "$URL" >"$D/ab.warm" 2>&1 || die "ab warm-up: $(tail -n 3 "$D/ab.warm")"
 		flag=()
 		[[ $mode == keep ]] && flag=(--keep-thp)
 		mm merge --comm apache2 "${flag[@]}" --json >"$D/merge.json" 2>"$D/merge.err" ||
@@ -91,7 +102,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		echo "round $r $mode: ${rps[$mode.$r]} req/s, mean ${mean[$mode.$r]} ms," \
 			"p99 ${p99[$mode.$r]} ms; achieved $achieved pages," \
 			"$nohuge mapping(s) set MADV_NOHUGEPAGE, AnonHugePages ${huge} kB before ab"
+		apache_down
 	done
 done
 thp_price_summary "$ROUNDS"
-mm unmerge --comm apache2 --force >/dev/null 2>&1 || true
