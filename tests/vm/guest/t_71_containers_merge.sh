@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # vm-timeout: 1800
-# vm-skip-kernel: ^7\. sid's kernel: the podman of the host (Debian 12) is used here too, but the 7.x guests were not tried yet
 # A multi-tenant container host (real podman containers, containers_lib.sh):
 # two tenants, pods tenant-a and tenant-b, each 3 php-fpm replicas whose
 # workers all run as uid 33, with the same code and data. Checks:
@@ -16,6 +15,16 @@
 #   and every replica still answers;
 # - bad input: an unknown container (exit 3, the containers there are).
 set -euo pipefail
+# On sid's 7.x (the host's Debian 12 podman in the guest) it passed on 7
+# December (7.2.13, 188 s alone), but the 7.x guest runs last, alone, on the
+# suite's critical path: left out of the default suite for CI's time, like
+# the 7.x server tests' scan rounds. Run it there with
+#   touch .vm-work/run-containers-7x
+#   tests/vm/run.sh --only t_71 --kernel 7.2.13+deb14-amd64
+if [[ $KVER == 7.* && ! -e $REPO/.vm-work/run-containers-7x ]]; then
+	echo "skip: on 7.x only on request (touch .vm-work/run-containers-7x): CI time"
+	exit 77
+fi
 # shellcheck source=mergemem_vm_lib.sh
 . "$(dirname "$0")/mergemem_vm_lib.sh"
 # shellcheck source=containers_lib.sh
