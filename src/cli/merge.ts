@@ -101,15 +101,15 @@ itself calls madvise, as under a debugger). Needs root (or ptrace rights).
 
 Merged pages leak through copy-on-write timing, so mergemem merges within
 one trust domain: a tenant (a Kubernetes namespace, else a pod or compose
-project, else a container, else the host) and, within it, one uid. KSM has one stable tree
-per host and marks stay until unmerged, so while one domain holds mergeable
-memory on the host (marked by any run, or by systemd's MemoryKSM=, QEMU...)
-no other domain is marked: merge refuses (exit 9) and names it. A selection
-by name, user, cgroup, unit or container spanning domains (a root master and
-www-data workers) merges the domain already holding KSM, else the one with
-the most saveable memory, and names the others it skipped; explicit --pid
-lists spanning domains are refused (exit 9). --cross-user and --trust-domain
-widen the domain.
+project, else a container, else the host) and, within it, one uid. KSM has
+one stable tree per host and marks stay until unmerged, so while one domain
+holds mergeable memory on the host (marked by any run, or by systemd's
+MemoryKSM=, QEMU...) no other domain is marked: merge refuses (exit 9) and
+names it. A selection by name, user, cgroup, unit or container spanning
+domains (a root master and www-data workers) merges the domain already
+holding KSM, else the one with the most saveable memory, and names the
+others it skipped; explicit --pid lists spanning domains are refused
+(exit 9). --cross-user and --trust-domain widen the domain.
 
 ${SELECTOR_HELP}
 
