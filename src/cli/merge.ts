@@ -181,6 +181,13 @@ export async function run(args: string[]): Promise<number> {
     DEFAULT_BURST_TIMEOUT_SECONDS,
   );
   const lock = lockOptions(values["lock-timeout"]);
+  const trustLevel = parseChoice(
+    "trust-domain",
+    values["trust-domain"],
+    TRUST_LEVELS,
+    DEFAULT_TRUST_LEVEL,
+  );
+  // Options first: a bad flag is a usage error whatever the selection finds.
   const { pids, warnings, onlyPids } = selectPids("merge", sel);
   const progress = createProgress({
     unit: "pages",
@@ -195,12 +202,7 @@ export async function run(args: string[]): Promise<number> {
       dryRun: values["dry-run"],
       noWait: values["no-wait"],
       crossUser: values["cross-user"],
-      trustLevel: parseChoice(
-        "trust-domain",
-        values["trust-domain"],
-        TRUST_LEVELS,
-        DEFAULT_TRUST_LEVEL,
-      ),
+      trustLevel,
       domainPolicy: onlyPids ? "refuse" : "largest",
       engine: values["whole-process"] && engine === "auto" ? "ptrace" : engine,
       wholeProcess: values["whole-process"],

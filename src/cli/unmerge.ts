@@ -79,19 +79,17 @@ export async function run(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { pids, warnings } = selectPids("unmerge", parseSelectors(values));
+  const sel = parseSelectors(values);
   const engine = parseChoice(
     "engine",
     values.engine,
     ["auto", "module", "ptrace"] as const,
     "auto",
   );
-  const r = await unmerge({
-    pids,
-    force: values.force,
-    engine,
-    ...lockOptions(values["lock-timeout"]),
-  });
+  const lock = lockOptions(values["lock-timeout"]);
+  // Options first: a bad flag is a usage error whatever the selection finds.
+  const { pids, warnings } = selectPids("unmerge", sel);
+  const r = await unmerge({ pids, force: values.force, engine, ...lock });
   r.warnings.unshift(...warnings);
   console.error(`mergemem: engine: ${r.engine}`);
   for (const w of r.warnings) console.error(`mergemem: warning: ${w}`);

@@ -51,6 +51,17 @@ Deno.test("usage errors exit 2 with one line", async () => {
     2,
     /xxh64/,
   );
+  // A bad option is reported before the selection is looked at (a name
+  // that matches nothing would otherwise say exit 3).
+  for (
+    const [cmd, opt] of [["merge", "--trust-domain"], ["unmerge", "--engine"]]
+  ) {
+    assertCleanError(
+      await mergemem([cmd, opt, "bogus", "--comm", "no-such-prog"]),
+      2,
+      new RegExp(opt),
+    );
+  }
 });
 
 Deno.test("every command: an unknown flag is one error line, exit 2", async () => {
